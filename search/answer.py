@@ -1,0 +1,182 @@
+"""Splitting a path's text into reasoning and answer, incrementally, as steps are committed.
+
+The rule (documented in the README):
+
+* If an answer marker appears (``<Output>`` as Marco-o1 writes, ``</think>`` as R1-style models
+  write), text before it is reasoning and text after it is the answer.  The tags ``<Thought>``,
+  ``</Thought>``, ``<think>`` and ``</Output>`` are dropped.
+* Otherwise, for tree searches (``implicit="last_step"``), the last step of the path is the
+  answer and the steps before it the reasoning; for plain generation (``implicit="content"``),
+  everything is the answer unless the text opens with ``<think>``/``<Thought>``.
+
+Text that might be the beginning of a tag is held back until the next step decides it, and an
+incomplete UTF-8 character at the end of a step waits for the bytes that finish it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import Literal
+
+from search.engine import Tokenizer
+from search.events import AnswerDelta, ReasoningDelta
+
+OPEN_TAGS = ("<Thought>", "<think>")
+REASONING_TAGS = (*OPEN_TAGS, "</Thought>")
+ANSWER_TAGS = ("</Output>",)
+
+
+def _strip(text: str, tags: Sequence[str]) -> str:
+    for tag in tags:
+        text = text.replace(tag, "")
+    return text
+
+
+class IncrementalDecoder:
+    """Decodes a growing token list into text deltas, never emitting half a character."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._sent = 0
+
+    def feed(self, token_ids: Sequence[int], *, final: bool = False) -> str:
+        """Add tokens; return the newly decodable text."""
+        self._ids.extend(token_ids)
+        text = self._tokenizer.decode(self._ids)
+        end = len(text) if final else len(text.rstrip("\ufffd"))
+        delta = text[self._sent : end]
+        self._sent = max(self._sent, end)
+        return delta
+
+
+class AnswerSplitter:
+    """Feeds on committed text and returns ``(reasoning_delta, answer_delta)`` pairs."""
+
+    def __init__(
+        self, markers: Sequence[str], *, implicit: Literal["last_step", "content"]
+    ) -> None:
+        self._markers = tuple(markers)
+        self._implicit = implicit
+        self._tags = (*self._markers, *REASONING_TAGS, *ANSWER_TAGS)
+        self._raw = ""
+        self._reasoning_sent = 0
+        self._reasoning_end: int | None = None
+        self._content_start: int | None = None
+        self._content_sent = 0
+        self._reasoning_open = False
+        self._content_open = False
+
+    @property
+    def reasoning_chars(self) -> int:
+        """Length of the raw text that counts as reasoning (for reasoning-token usage)."""
+        return len(self._raw) if self._reasoning_end is None else self._reasoning_end
+
+    def feed(self, text: str, *, last: bool) -> tuple[str, str]:
+        """Append one committed step; ``last`` marks the end of the path."""
+        step_start = len(self._raw)
+        self._raw += text
+        if self._content_start is None:
+            self._find_marker()
+        if self._content_start is None:
+            self._apply_implicit_rule(step_start, last)
+        hold = 0 if last else self._held_back()
+        reasoning_end = (
+            len(self._raw) - hold if self._reasoning_end is None else self._reasoning_end
+        )
+        reasoning = self._emit_reasoning(max(reasoning_end, self._reasoning_sent))
+        answer = ""
+        if self._content_start is not None:
+            answer = self._emit_answer(max(len(self._raw) - hold, self._content_start))
+        return reasoning, answer
+
+    def _find_marker(self) -> None:
+        hits = [(self._raw.find(m), m) for m in self._markers if m in self._raw]
+        if hits:
+            index, marker = min(hits)
+            self._reasoning_end = index
+            self._content_start = index + len(marker)
+
+    def _apply_implicit_rule(self, step_start: int, last: bool) -> None:
+        if self._implicit == "last_step":
+            if last:
+                self._reasoning_end = self._content_start = step_start
+            return
+        head = self._raw.lstrip()
+        if any(head.startswith(tag) for tag in OPEN_TAGS):
+            return  # reasoning until an answer marker shows up
+        if last or not any(tag.startswith(head) for tag in OPEN_TAGS):
+            self._reasoning_end = self._content_start = 0
+
+    def _held_back(self) -> int:
+        longest = max(len(tag) for tag in self._tags)
+        for size in range(min(longest - 1, len(self._raw)), 0, -1):
+            suffix = self._raw[-size:]
+            if any(tag.startswith(suffix) for tag in self._tags):
+                return size
+        return 0
+
+    def _emit_reasoning(self, end: int) -> str:
+        delta = _strip(self._raw[self._reasoning_sent : end], REASONING_TAGS)
+        self._reasoning_sent = end
+        if not self._reasoning_open:
+            delta = delta.lstrip()
+            self._reasoning_open = bool(delta)
+        return delta
+
+    def _emit_answer(self, end: int) -> str:
+        assert self._content_start is not None
+        start = max(self._content_sent, self._content_start)
+        delta = _strip(self._raw[start:end], ANSWER_TAGS)
+        self._content_sent = max(end, start)
+        if not self._content_open:
+            delta = delta.lstrip()
+            self._content_open = bool(delta)
+        return delta
+
+
+def count_tokens_within(tokenizer: Tokenizer, token_ids: Sequence[int], chars: int) -> int:
+    """Smallest prefix of ``token_ids`` whose text covers ``chars`` characters."""
+    if chars <= 0:
+        return 0
+    count = bisect_left(
+        range(len(token_ids) + 1), chars, key=lambda n: len(tokenizer.decode(token_ids[:n]))
+    )
+    return min(count, len(token_ids))
+
+
+class PathWriter:
+    """Turns committed token ids into reasoning/answer events and counts reasoning tokens."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        markers: Sequence[str],
+        *,
+        implicit: Literal["last_step", "content"],
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._decoder = IncrementalDecoder(tokenizer)
+        self._splitter = AnswerSplitter(markers, implicit=implicit)
+        self.token_ids: list[int] = []
+
+    def commit(
+        self, token_ids: Sequence[int], *, last: bool, stop: str | int | None = None
+    ) -> list[ReasoningDelta | AnswerDelta]:
+        """Append one step of the chosen path; a matched stop string is cut from the text."""
+        self.token_ids.extend(token_ids)
+        text = self._decoder.feed(token_ids, final=last)
+        if last and isinstance(stop, str) and stop in text:
+            text = text[: text.index(stop)]
+        reasoning, answer = self._splitter.feed(text, last=last)
+        events: list[ReasoningDelta | AnswerDelta] = []
+        if reasoning:
+            events.append(ReasoningDelta(reasoning))
+        if answer:
+            events.append(AnswerDelta(answer))
+        return events
+
+    def reasoning_tokens(self) -> int:
+        """Tokens of the committed path that fall in the reasoning part."""
+        return count_tokens_within(self._tokenizer, self.token_ids, self._splitter.reasoning_chars)

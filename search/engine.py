@@ -1,0 +1,109 @@
+"""The engine interface: the only thing a search needs from an inference backend.
+
+One batched async call turns a list of :class:`GenerationRequest` into, for each request, ``n``
+:class:`Completion` objects that carry per-token logprobs of the chosen token and its top-k
+alternatives.  Logprobs are raw model log-probabilities (log-softmax of the logits *before*
+temperature), so rewards do not depend on the sampling temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Sample ``n`` continuations of ``prompt_token_ids``.
+
+    ``stop`` strings and ``stop_token_ids`` end a continuation (finish reason ``stop``), as does
+    any end-of-sequence token of the tokenizer; the stopping token stays in ``token_ids``.
+    ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``.
+    """
+
+    prompt_token_ids: tuple[int, ...]
+    max_tokens: int
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    logprobs: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its id, its raw logprob, and the top-k ``(token_id, logprob)``."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One sampled continuation.
+
+    ``text`` is the decoding of all of ``token_ids`` (a matched stop string included, so text and
+    token ids always describe the same state); ``stop_reason`` is the matched stop string or
+    token id, ``None`` when the token budget ran out.
+    """
+
+    token_ids: tuple[int, ...]
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+    finish_reason: FinishReason
+    stop_reason: str | int | None = None
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters an engine keeps for metrics and tests (mutable, owned by the engine).
+
+    ``decode_rows / decode_steps`` is the mean number of sequences per forward pass.
+    """
+
+    prompt_tokens_computed: int = 0
+    prompt_tokens_cached: int = 0
+    generated_tokens: int = 0
+    requests_in_flight: int = 0
+    decode_steps: int = 0
+    decode_rows: int = 0
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What a search needs of a tokenizer: text <-> ids and the end-of-sequence ids."""
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]: ...
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        ...
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids`` with special tokens removed."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A batched, cancellable generator.  Cancelling ``generate`` must free the engine's work."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """Return, for each request in order, its ``n`` completions."""
+        ...

@@ -1,0 +1,229 @@
+"""Marco-o1 Monte Carlo Tree Search over reasoning steps, as an async stream of events.
+
+Each round runs ``iterations`` simulations from the current root: UCT selection down to a
+leaf, expansion of the leaf into ``branching`` children, a simulation from every new child to
+the end of the answer, and back-propagation of the rollout's mean token confidence.  Then the
+most visited child is committed: its text is streamed and it becomes the new root (its subtree
+is kept).  Rounds repeat until the committed path ends.
+
+Expansion and simulation share one engine call: each of the ``n = branching`` samples runs
+from the leaf to the end of the answer (or ``rollout_tokens``); its first action becomes the
+child and the rest is that child's rollout.  Sampling the action and then continuing it is the
+same distribution as sampling the whole continuation at once, and it halves the engine calls.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_left
+from collections.abc import AsyncGenerator, Sequence
+
+from search.answer import PathWriter
+from search.budget import Budget
+from search.engine import Completion, Engine, FinishReason, GenerationRequest
+from search.events import Expanded, Finished, SearchEvent, Started
+from search.policies import backpropagate, best_child, select_leaf
+from search.reward import token_confidence
+from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
+
+
+async def run_mcts(
+    params: SearchParams, engine: Engine, rng: random.Random
+) -> AsyncGenerator[SearchEvent, None]:
+    """Search for the answer to ``params.prompt_token_ids`` and yield events as it goes."""
+    async for event in _MctsRun(params, engine, rng).events():
+        yield event
+
+
+class _MctsRun:
+    """The state of one search; created per request, never shared."""
+
+    def __init__(self, params: SearchParams, engine: Engine, rng: random.Random) -> None:
+        self.params = params
+        self.engine = engine
+        self.rng = rng
+        self.tree = Tree()
+        self.budget = Budget(params)
+        self.iterations = 0
+        tokenizer = engine.tokenizer
+        self.writer = PathWriter(tokenizer, params.answer_markers, implicit="last_step")
+        self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
+
+    async def events(self) -> AsyncGenerator[SearchEvent, None]:
+        """The search loop: rounds of simulations, each ending in one committed step."""
+        params = self.params
+        yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
+        root = self.tree.root
+        budget_out: StopReason | None = None
+        while self._path_end(root) is None:
+            for _ in range(params.iterations):
+                budget_out = self.budget.exhausted()
+                if budget_out is not None:
+                    break
+                leaf = select_leaf(root, params.exploration)
+                leaf_end = self._path_end(leaf)
+                if leaf_end is not None:  # nothing to expand: score the path directly
+                    finish = leaf_end[0]
+                    backpropagate(Trajectory(leaf, (), leaf.path_reward, finish, leaf.stop_reason))
+                    self.iterations += 1
+                    continue
+                expanded = await self._expand(leaf)
+                if expanded is None:
+                    budget_out = self.budget.exhausted() or "max_search_tokens"
+                    break
+                self.iterations += 1
+                yield expanded
+            if budget_out is not None or not root.children:
+                break
+            root = best_child(root)
+            for delta in self.writer.commit(
+                root.token_ids, last=self._path_end(root) is not None, stop=root.stop_reason
+            ):
+                yield delta
+        closing, result = self._finish(root, budget_out)
+        for event in closing:
+            yield event
+        yield Finished(result)
+
+    def _path_end(self, node: Node) -> tuple[FinishReason, StopReason] | None:
+        """Why the path through ``node`` cannot grow, or ``None`` while it can."""
+        if node.terminal:
+            return "stop", "completed"
+        if node.path_tokens >= self.params.max_tokens:
+            return "length", "max_tokens"
+        if node.depth >= self.params.max_depth:
+            return "length", "max_depth"
+        return None
+
+    async def _expand(self, leaf: Node) -> Expanded | None:
+        """Sample ``branching`` continuations of ``leaf``; add children, score, back-propagate.
+
+        Returns ``None`` when a budget stopped the engine call.
+        """
+        params = self.params
+        room = min(params.rollout_tokens, params.max_tokens - leaf.path_tokens)
+        max_tokens = min(room, self.budget.remaining_tokens() // params.branching)
+        if max_tokens < 1:
+            return None
+        request = GenerationRequest(
+            prompt_token_ids=(*params.prompt_token_ids, *leaf.path_token_ids()),
+            max_tokens=max_tokens,
+            n=params.branching,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=self.rng.getrandbits(31),
+            stop=params.stop,
+            logprobs=params.logprobs,
+        )
+        outputs = await self.budget.generate(self.engine, [request])
+        if outputs is None:
+            return None
+        action_tokens = rollout_tokens = 0
+        for completion in outputs[0]:
+            cut = self._action_length(completion.token_ids)
+            trajectory = self._add_child(leaf, completion, cut)
+            backpropagate(trajectory)
+            action_tokens += cut
+            rollout_tokens += len(completion.token_ids) - cut
+        best = leaf.best.reward if leaf.best is not None else 0.0
+        return Expanded(
+            leaf.id, leaf.depth, len(leaf.children), action_tokens, rollout_tokens, best
+        )
+
+    def _action_length(self, token_ids: Sequence[int]) -> int:
+        """How many of ``token_ids`` form the first action under the request's granularity."""
+        params = self.params
+        limit = min(len(token_ids), params.action_tokens)
+        if params.granularity != "step":
+            return limit
+        decode = self.engine.tokenizer.decode
+        separator = params.step_separator
+
+        def ends_step(count: int) -> bool:
+            return separator in decode(token_ids[:count]).lstrip()
+
+        if not ends_step(limit):
+            return limit
+        return bisect_left(range(limit + 1), True, key=ends_step)
+
+    def _add_child(self, leaf: Node, completion: Completion, cut: int) -> Trajectory:
+        """Make (or reuse) the child for the first action and return its scored rollout."""
+        token_ids = tuple(completion.token_ids[:cut])
+        confidences = [token_confidence(t) for t in completion.logprobs]
+        terminal = cut == len(completion.token_ids) and completion.finish_reason == "stop"
+        child = next((c for c in leaf.children if c.token_ids == token_ids), None)
+        is_new = child is None
+        if child is None:
+            child = self.tree.add_child(
+                leaf,
+                token_ids,
+                tuple(confidences[:cut]),
+                terminal=terminal,
+                stop_reason=completion.stop_reason if terminal else None,
+            )
+        tail = confidences[cut:]
+        reward = (child.path_conf_sum + sum(tail)) / max(child.path_conf_count + len(tail), 1)
+        if is_new and terminal:
+            self._maybe_reflect(leaf, child, reward)
+        return Trajectory(
+            child,
+            tuple(completion.token_ids[cut:]),
+            reward,
+            completion.finish_reason,
+            completion.stop_reason,
+        )
+
+    def _maybe_reflect(self, leaf: Node, child: Node, reward: float) -> None:
+        """Give a low-confidence finished path a sibling that asks the model to rethink."""
+        params = self.params
+        ended_on_eos = isinstance(child.stop_reason, int)
+        if not (params.reflection and ended_on_eos and reward < params.reflection_threshold):
+            return
+        if child.reflections >= params.max_reflections:
+            return
+        eos = self.engine.tokenizer.eos_token_ids
+        keep = len(child.token_ids)
+        while keep and child.token_ids[keep - 1] in eos:
+            keep -= 1
+        self.tree.add_child(
+            leaf,
+            child.token_ids[:keep] + self.reflection_ids,
+            child.confidences[:keep],
+            terminal=False,
+            reflections=1,
+        )
+
+    def _finish(
+        self, root: Node, budget_out: StopReason | None
+    ) -> tuple[list[SearchEvent], SearchResult]:
+        """Close the path: after a budget ran out, the best rollout found so far completes it."""
+        events: list[SearchEvent] = []
+        end = self._path_end(root)
+        if end is not None:
+            finish_reason, stop_reason = end
+            reward = root.path_reward
+        elif root.best is not None:
+            best = root.best
+            below = best.node.path()[root.depth :]
+            for node in below:
+                events += self.writer.commit(node.token_ids, last=False)
+            events += self.writer.commit(best.tail_token_ids, last=True, stop=best.stop_reason)
+            finish_reason, reward = best.finish_reason, best.reward
+            stop_reason = budget_out or "completed"
+        else:
+            events += self.writer.commit((), last=True)
+            finish_reason, reward = "length", root.path_reward
+            stop_reason = budget_out or "completed"
+        result = SearchResult(
+            method=self.params.method,
+            token_ids=tuple(self.writer.token_ids),
+            finish_reason=finish_reason,
+            stop_reason=stop_reason,
+            prompt_tokens=len(self.params.prompt_token_ids),
+            reasoning_tokens=self.writer.reasoning_tokens(),
+            iterations=self.iterations,
+            nodes=self.tree.size,
+            generated_tokens=self.budget.generated,
+            reward=reward,
+        )
+        return events, result

@@ -1,0 +1,76 @@
+"""Method ``none``: plain sampling, no search; the baseline every search is measured against.
+
+When the caller wants incremental output, generation runs in chunks of ``step_tokens`` so the
+answer streams as it is produced.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncGenerator
+
+from search.answer import PathWriter
+from search.budget import Budget
+from search.engine import Engine, FinishReason, GenerationRequest
+from search.events import Finished, SearchEvent, Started
+from search.reward import mean_confidence, token_confidence
+from search.types import SearchParams, SearchResult, StopReason
+
+
+async def run_plain(
+    params: SearchParams, engine: Engine, rng: random.Random
+) -> AsyncGenerator[SearchEvent, None]:
+    """Generate one answer and yield it as reasoning/answer deltas."""
+    yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
+    budget = Budget(params)
+    writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="content")
+    chunk = params.step_tokens if params.incremental else params.max_tokens
+    confidences: list[float] = []
+    finish_reason: FinishReason = "length"
+    stop_reason: StopReason = "max_tokens"
+    while True:
+        generated = len(writer.token_ids)
+        max_tokens = min(chunk, params.max_tokens - generated, budget.remaining_tokens())
+        if max_tokens < 1:
+            stop_reason = budget.exhausted() or "max_tokens"
+            break
+        request = GenerationRequest(
+            prompt_token_ids=(*params.prompt_token_ids, *writer.token_ids),
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=rng.getrandbits(31),
+            stop=params.stop,
+            logprobs=params.logprobs,
+        )
+        outputs = await budget.generate(engine, [request])
+        if outputs is None:
+            stop_reason = "max_seconds"
+            break
+        completion = outputs[0][0]
+        confidences += [token_confidence(t) for t in completion.logprobs]
+        done = completion.finish_reason == "stop"
+        last = done or generated + len(completion.token_ids) >= params.max_tokens
+        for event in writer.commit(completion.token_ids, last=last, stop=completion.stop_reason):
+            yield event
+        if done:
+            finish_reason, stop_reason = "stop", "completed"
+        if last:
+            break
+    if stop_reason in ("max_seconds", "max_search_tokens"):
+        for event in writer.commit((), last=True):
+            yield event
+    yield Finished(
+        SearchResult(
+            method=params.method,
+            token_ids=tuple(writer.token_ids),
+            finish_reason=finish_reason,
+            stop_reason=stop_reason,
+            prompt_tokens=len(params.prompt_token_ids),
+            reasoning_tokens=writer.reasoning_tokens(),
+            iterations=0,
+            nodes=0,
+            generated_tokens=budget.generated,
+            reward=mean_confidence(confidences),
+        )
+    )

@@ -1,0 +1,40 @@
+"""Pure tree policies: UCT selection, the commit choice, and back-propagation."""
+
+from __future__ import annotations
+
+import math
+
+from search.types import Node, Trajectory
+
+
+def uct_score(child: Node, parent_visits: int, exploration: float) -> float:
+    """``Q/N + c * sqrt(ln N_parent / N)``; unvisited children score +inf (tried first)."""
+    if child.visits == 0:
+        return math.inf
+    explore = math.sqrt(math.log(max(parent_visits, 1)) / child.visits)
+    return child.mean_value + exploration * explore
+
+
+def select_leaf(root: Node, exploration: float) -> Node:
+    """Apply UCT at every level from ``root`` down to a node without children."""
+    node = root
+    while node.children:
+        parent_visits = node.visits
+        node = max(node.children, key=lambda c: uct_score(c, parent_visits, exploration))
+    return node
+
+
+def best_child(node: Node) -> Node:
+    """The child to commit: most visits, ties broken by the higher mean reward."""
+    return max(node.children, key=lambda c: (c.visits, c.mean_value))
+
+
+def backpropagate(trajectory: Trajectory) -> None:
+    """Add the trajectory's reward to every node on its path and remember the best rollout."""
+    node: Node | None = trajectory.node
+    while node is not None:
+        node.visits += 1
+        node.value_sum += trajectory.reward
+        if node.best is None or trajectory.reward > node.best.reward:
+            node.best = trajectory
+        node = node.parent

@@ -1,0 +1,233 @@
+"""Per-request search state: the frozen parameters, the tree and its nodes, and the result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from search.engine import FinishReason
+
+Granularity = Literal["step", "mini_step", "token"]
+StopReason = Literal["completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds"]
+
+REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
+
+
+class SearchConfigError(ValueError):
+    """A search parameter is out of range; ``param`` names the offending field."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Everything one search needs, fixed for its lifetime (never shared between requests).
+
+    :param prompt_token_ids: the chat prompt, template applied, generation prompt added.
+    :param method: search method name, looked up in :data:`search.methods.METHODS`.
+    :param granularity: an action is a ``step`` (up to ``step_separator``), a ``mini_step`` of
+        ``step_tokens`` tokens, or a single ``token``.
+    :param step_tokens: mini-step size; in ``step`` granularity the cap on one step's length.
+    :param iterations: simulations per commit round.
+    :param branching: children per expansion (the ``n`` of one engine call).
+    :param exploration: UCT constant ``c``.
+    :param max_depth: most actions on the answer path.
+    :param rollout_tokens: most tokens one simulation generates from its leaf.
+    :param max_tokens: most tokens on the answer path (OpenAI's ``max_tokens``).
+    :param max_search_tokens: most tokens the whole search may generate.
+    :param max_seconds: wall-time budget; ``None`` for none.
+    :param reflection_threshold: a finished path whose reward is below this gets the
+        reflection prompt appended and competes with the unreflected one.
+    """
+
+    prompt_token_ids: tuple[int, ...]
+    method: str = "mcts"
+    granularity: Granularity = "step"
+    step_tokens: int = 64
+    step_separator: str = "\n\n"
+    iterations: int = 4
+    branching: int = 2
+    exploration: float = math.sqrt(2)
+    max_depth: int = 32
+    rollout_tokens: int = 256
+    max_tokens: int = 512
+    max_search_tokens: int = 16384
+    max_seconds: float | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int = 5
+    reflection: bool = False
+    reflection_threshold: float = 0.6
+    reflection_text: str = REFLECTION_TEXT
+    max_reflections: int = 1
+    answer_markers: tuple[str, ...] = ("<Output>", "</think>")
+    incremental: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {
+            "step_tokens": self.step_tokens,
+            "iterations": self.iterations,
+            "branching": self.branching,
+            "max_depth": self.max_depth,
+            "rollout_tokens": self.rollout_tokens,
+            "max_tokens": self.max_tokens,
+            "max_search_tokens": self.max_search_tokens,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise SearchConfigError(name, f"{name} must be at least 1, got {value}")
+        if not self.prompt_token_ids:
+            raise SearchConfigError("messages", "the prompt is empty")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise SearchConfigError("max_seconds", "max_seconds must be positive")
+        if self.exploration < 0:
+            raise SearchConfigError("exploration", "exploration must be non-negative")
+        if not 0 < self.top_p <= 1:
+            raise SearchConfigError("top_p", "top_p must be in (0, 1]")
+        if self.temperature < 0:
+            raise SearchConfigError("temperature", "temperature must be non-negative")
+        if self.granularity == "step" and not self.step_separator:
+            raise SearchConfigError("step_separator", "step granularity needs a separator")
+        if self.rollout_tokens < self.action_tokens:
+            raise SearchConfigError(
+                "rollout_tokens",
+                f"rollout_tokens ({self.rollout_tokens}) must cover one action "
+                f"({self.action_tokens} tokens)",
+            )
+
+    @property
+    def action_tokens(self) -> int:
+        """Most tokens in one action."""
+        return 1 if self.granularity == "token" else self.step_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    """A finished rollout: the tree path to ``node`` plus the ``tail`` sampled after it."""
+
+    node: Node
+    tail_token_ids: tuple[int, ...]
+    reward: float
+    finish_reason: FinishReason
+    stop_reason: str | int | None
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """A partial reasoning path: its parent's path plus one action (``token_ids``).
+
+    ``confidences`` holds one value per *generated* token of the action (forced tokens such as
+    the reflection prompt have none); ``path_conf_sum``/``path_conf_count`` accumulate them from
+    the tree root so a path's mean confidence costs O(1).
+    """
+
+    id: int
+    parent: Node | None
+    token_ids: tuple[int, ...]
+    confidences: tuple[float, ...]
+    terminal: bool
+    depth: int
+    path_tokens: int
+    path_conf_sum: float
+    path_conf_count: int
+    reflections: int = 0
+    stop_reason: str | int | None = None
+    children: list[Node] = field(default_factory=list)
+    visits: int = 0
+    value_sum: float = 0.0
+    best: Trajectory | None = None
+
+    @property
+    def mean_value(self) -> float:
+        """Mean back-propagated reward, 0.0 before the first visit."""
+        return self.value_sum / self.visits if self.visits else 0.0
+
+    @property
+    def path_reward(self) -> float:
+        """Mean confidence of every generated token from the tree root to this node."""
+        return self.path_conf_sum / self.path_conf_count if self.path_conf_count else 0.0
+
+    def path(self) -> list[Node]:
+        """Nodes from the tree root's first child down to this node."""
+        nodes: list[Node] = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            nodes.append(node)
+            node = node.parent
+        return nodes[::-1]
+
+    def path_token_ids(self) -> list[int]:
+        """All action tokens from the tree root to this node."""
+        return [tid for node in self.path() for tid in node.token_ids]
+
+
+class Tree:
+    """Owns the nodes of one search and their id counter."""
+
+    def __init__(self) -> None:
+        self.root = Node(
+            id=0,
+            parent=None,
+            token_ids=(),
+            confidences=(),
+            terminal=False,
+            depth=0,
+            path_tokens=0,
+            path_conf_sum=0.0,
+            path_conf_count=0,
+        )
+        self.size = 1
+
+    def add_child(
+        self,
+        parent: Node,
+        token_ids: tuple[int, ...],
+        confidences: tuple[float, ...],
+        *,
+        terminal: bool,
+        stop_reason: str | int | None = None,
+        reflections: int = 0,
+    ) -> Node:
+        """Attach a new node for ``parent``'s path plus ``token_ids``."""
+        child = Node(
+            id=self.size,
+            parent=parent,
+            token_ids=token_ids,
+            confidences=confidences,
+            terminal=terminal,
+            depth=parent.depth + 1,
+            path_tokens=parent.path_tokens + len(token_ids),
+            path_conf_sum=parent.path_conf_sum + sum(confidences),
+            path_conf_count=parent.path_conf_count + len(confidences),
+            reflections=parent.reflections + reflections,
+            stop_reason=stop_reason,
+        )
+        parent.children.append(child)
+        self.size += 1
+        return child
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What a finished search reports: the chosen path and what it cost."""
+
+    method: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    stop_reason: StopReason
+    prompt_tokens: int
+    reasoning_tokens: int
+    iterations: int
+    nodes: int
+    generated_tokens: int
+    reward: float
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens of the returned path (what the client is billed for)."""
+        return len(self.token_ids)

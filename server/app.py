@@ -1,0 +1,29 @@
+"""build_app(args, engine): the FastAPI application around one engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from server.args import ServerArgs
+from server.engines import ServingEngine
+from server.errors import install_error_handlers
+from server.metrics import Metrics
+from server.routes import router
+from server.serving import ChatService
+
+
+def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
+    """Wire routes, error handlers and metrics to ``engine``; the caller owns the engine."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
+    app.state.service = ChatService(engine, args.search_defaults, Metrics(engine.stats))
+    app.include_router(router)
+    install_error_handlers(app)
+    return app

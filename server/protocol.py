@@ -1,0 +1,231 @@
+"""OpenAI wire models for chat completions, models and errors, plus ponder's ``search`` object.
+
+Request fields follow the order of OpenAI's docs; unknown OpenAI fields are tolerated (as vLLM
+does), while the ``search`` extension is strict so a typo is a 400 that names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MethodName = Literal["mcts", "none", "best_of_n", "self_consistency", "beam"]
+
+
+class OpenAIBaseModel(BaseModel):
+    """Base of every wire model: extra fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class SearchOptions(BaseModel):
+    """Per-request search knobs (``extra_body={"search": {...}}``); unset fields take the
+    server's defaults.  Bounds reject absurd values; server caps come on top."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: MethodName = Field("mcts", description="search method")
+    granularity: Literal["step", "mini_step", "token"] = Field(
+        "step", description="an action is a step (to step_separator), a mini-step, or a token"
+    )
+    step_tokens: int = Field(
+        64, ge=1, le=4096, description="mini-step size; cap on one step in step granularity"
+    )
+    step_separator: str = Field("\n\n", min_length=1, description="step boundary")
+    iterations: int = Field(4, ge=1, le=10_000, description="simulations per committed step")
+    branching: int = Field(2, ge=1, le=64, description="children per expansion")
+    exploration: float = Field(math.sqrt(2), ge=0, le=100, description="UCT constant c")
+    max_depth: int = Field(32, ge=1, le=10_000, description="most steps on the answer path")
+    rollout_tokens: int = Field(
+        256, ge=1, le=1_000_000, description="most tokens one simulation generates"
+    )
+    max_search_tokens: int = Field(
+        16384, ge=1, le=100_000_000, description="most tokens the whole search generates"
+    )
+    max_seconds: float | None = Field(
+        None, gt=0, le=86_400, description="wall-time budget of the search"
+    )
+    reflection: bool = Field(False, description="append the reflection prompt to weak paths")
+    reflection_threshold: float = Field(
+        0.6, ge=0, le=1, description="reward below which a finished path is reflected on"
+    )
+    max_reflections: int = Field(1, ge=0, le=16, description="reflections per path")
+    answer_markers: list[str] = Field(
+        ["<Output>", "</think>"], description="text after the first marker is the answer"
+    )
+
+
+class TextPart(OpenAIBaseModel):
+    """A text content part of a message."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(OpenAIBaseModel):
+    """One input message; content may be a string or text parts."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        """The message's content as one string."""
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class StreamOptions(OpenAIBaseModel):
+    """``stream_options``: whether a final chunk carries the usage."""
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(OpenAIBaseModel):
+    """``POST /v1/chat/completions`` body."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str
+    logprobs: bool | None = None
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    n: int = Field(1, ge=1, le=1, description="one choice per request")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    user: str | None = None
+    # ponder extensions
+    search: SearchOptions | None = None
+
+
+class SearchInfo(OpenAIBaseModel):
+    """ponder's ``search`` object: what the search did and what the answer scored."""
+
+    method: str
+    iterations: int
+    nodes: int
+    generated_tokens: int
+    reward: float
+    stop_reason: str
+
+
+class CompletionTokensDetails(OpenAIBaseModel):
+    """Breakdown of completion tokens."""
+
+    reasoning_tokens: int = 0
+
+
+class Usage(OpenAIBaseModel):
+    """Token counts of one completion."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    completion_tokens_details: CompletionTokensDetails
+
+
+class ResponseMessage(OpenAIBaseModel):
+    """The assistant's message; reasoning under both vLLM's and DeepSeek's names."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+
+
+class Choice(OpenAIBaseModel):
+    """One choice of a non-streaming response."""
+
+    index: int = 0
+    message: ResponseMessage
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class ChatCompletionResponse(OpenAIBaseModel):
+    """A ``chat.completion`` object."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    # ponder extensions
+    search: SearchInfo
+
+
+class DeltaMessage(OpenAIBaseModel):
+    """The increment a stream chunk carries."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+
+
+class ChunkChoice(OpenAIBaseModel):
+    """One choice of a stream chunk."""
+
+    index: int = 0
+    delta: DeltaMessage
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(OpenAIBaseModel):
+    """A ``chat.completion.chunk`` object."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    # ponder extensions
+    search: SearchInfo | None = None
+
+
+class ModelCard(OpenAIBaseModel):
+    """One entry of ``GET /v1/models``."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    owned_by: str = "ponder"
+    root: str
+    max_model_len: int
+
+
+class ModelList(OpenAIBaseModel):
+    """``GET /v1/models`` body."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorInfo(OpenAIBaseModel):
+    """The inside of an OpenAI error body."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class ErrorResponse(OpenAIBaseModel):
+    """``{"error": {...}}``, the one error shape."""
+
+    error: ErrorInfo
+
+    @classmethod
+    def of(cls, message: str, type_: str, param: str | None, code: Any = None) -> ErrorResponse:
+        """Build an error body."""
+        return cls(error=ErrorInfo(message=message, type=type_, param=param, code=code))

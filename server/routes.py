@@ -1,0 +1,74 @@
+"""Thin HTTP handlers: chat completions, models, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sse_starlette import EventSourceResponse
+
+from server.protocol import ChatCompletionRequest, ModelList
+from server.serving import CLIENT_CLOSED, ChatService
+from server.streaming import chat_chunks, sse_frames
+
+router = APIRouter()
+T = TypeVar("T")
+DISCONNECT_POLL_SECONDS = 0.25
+
+
+def _service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.service
+    return service
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Await ``work``, cancelling it (and so its engine calls) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return None
+    finally:
+        task.cancel()
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
+    """OpenAI chat completions, answered by a search over the model's reasoning."""
+    service = _service(request)
+    prepared = service.prepare(body)
+    if body.stream:
+        frames = sse_frames(chat_chunks(prepared, service.events(prepared)))
+        return EventSourceResponse(frames, sep="\n", ping=15)
+    response = await _unless_disconnected(request, service.complete(prepared))
+    if response is None:
+        return Response(status_code=CLIENT_CLOSED)
+    return JSONResponse(response.model_dump())
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> ModelList:
+    """The served model and its method aliases."""
+    return _service(request).models()
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process is up and the engine loaded."""
+    return {"status": "ok"}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of ponder's instruments."""
+    registry = _service(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

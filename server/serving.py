@@ -1,0 +1,215 @@
+"""ChatService: an OpenAI chat request -> SearchParams -> a search -> events or one response."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import get_args
+
+from search import (
+    PLANNED_METHODS,
+    AnswerDelta,
+    Finished,
+    ReasoningDelta,
+    SearchConfigError,
+    SearchEvent,
+    SearchParams,
+    SearchResult,
+    run_search,
+)
+from server.engines import ServingEngine
+from server.errors import InvalidRequest, ModelNotFound, PonderError
+from server.metrics import Metrics
+from server.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    Choice,
+    CompletionTokensDetails,
+    MethodName,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    SearchInfo,
+    SearchOptions,
+    Usage,
+)
+
+ALIASES: tuple[str, ...] = get_args(MethodName)
+CLIENT_CLOSED = 499  # nginx's status for a client that went away; used in metrics only
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    """A validated request, ready to search."""
+
+    request_id: str
+    created: int
+    model: str
+    params: SearchParams
+    include_usage: bool
+
+
+def usage_of(result: SearchResult) -> Usage:
+    """OpenAI usage of a finished search."""
+    return Usage(
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        total_tokens=result.prompt_tokens + result.completion_tokens,
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=result.reasoning_tokens),
+    )
+
+
+def search_info(result: SearchResult) -> SearchInfo:
+    """ponder's ``search`` object for a finished search."""
+    return SearchInfo(
+        method=result.method,
+        iterations=result.iterations,
+        nodes=result.nodes,
+        generated_tokens=result.generated_tokens,
+        reward=result.reward,
+        stop_reason=result.stop_reason,
+    )
+
+
+class ChatService:
+    """Validates chat requests and runs their searches on one engine."""
+
+    def __init__(self, engine: ServingEngine, defaults: SearchOptions, metrics: Metrics) -> None:
+        self.engine = engine
+        self.defaults = defaults
+        self.metrics = metrics
+
+    def models(self) -> ModelList:
+        """The served model and its ``<name>:<method>`` aliases."""
+        name, limit = self.engine.model_name, self.engine.max_model_len
+        ids = [name, *(f"{name}:{m}" for m in ALIASES if m not in PLANNED_METHODS)]
+        return ModelList(data=[ModelCard(id=i, root=name, max_model_len=limit) for i in ids])
+
+    def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
+        """Check the request against the model and build its frozen search parameters."""
+        options = self._options(request)
+        if options.method in PLANNED_METHODS:
+            raise InvalidRequest(
+                f"search method '{options.method}' is not available yet; use one of: mcts, none",
+                param="search.method",
+            )
+        if request.logprobs:
+            raise InvalidRequest("logprobs are not supported", param="logprobs")
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in request.messages
+        ]
+        prompt = tuple(self.engine.tokenizer.apply_chat_template(messages))
+        max_tokens = self._max_tokens(request, len(prompt))
+        stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        try:
+            params = SearchParams(
+                prompt_token_ids=prompt,
+                method=options.method,
+                granularity=options.granularity,
+                step_tokens=options.step_tokens,
+                step_separator=options.step_separator,
+                iterations=options.iterations,
+                branching=options.branching,
+                exploration=options.exploration,
+                max_depth=options.max_depth,
+                rollout_tokens=options.rollout_tokens,
+                max_tokens=max_tokens,
+                max_search_tokens=options.max_search_tokens,
+                max_seconds=options.max_seconds,
+                temperature=1.0 if request.temperature is None else request.temperature,
+                top_p=1.0 if request.top_p is None else request.top_p,
+                seed=request.seed,
+                stop=stop,
+                reflection=options.reflection,
+                reflection_threshold=options.reflection_threshold,
+                max_reflections=options.max_reflections,
+                answer_markers=tuple(options.answer_markers),
+                incremental=request.stream,
+            )
+        except SearchConfigError as exc:
+            param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param
+            raise InvalidRequest(str(exc), param=param) from exc
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return PreparedChat(
+            f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, params, include_usage
+        )
+
+    def _options(self, request: ChatCompletionRequest) -> SearchOptions:
+        """Server defaults, then the model alias's method, then the request's ``search``."""
+        name = self.engine.model_name
+        update = request.search.model_dump(exclude_unset=True) if request.search else {}
+        if request.model != name:
+            base, _, alias = request.model.rpartition(":")
+            if base != name or alias not in ALIASES:
+                raise ModelNotFound(request.model)
+            if update.get("method", alias) != alias:
+                raise InvalidRequest(
+                    f"search.method '{update['method']}' contradicts the model alias "
+                    f"'{request.model}'",
+                    param="search.method",
+                )
+            update["method"] = alias
+        return self.defaults.model_copy(update=update)
+
+    def _max_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
+        limit = self.engine.max_model_len
+        asked = request.max_completion_tokens or request.max_tokens
+        if prompt_tokens + (asked or 1) > limit:
+            raise InvalidRequest(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {prompt_tokens + (asked or 0)} tokens ({prompt_tokens} in the "
+                f"messages, {asked or 0} in the completion). Please reduce the length of the "
+                "messages or completion.",
+                param="messages" if asked is None else "max_tokens",
+            )
+        return asked or limit - prompt_tokens
+
+    async def events(self, prepared: PreparedChat) -> AsyncIterator[SearchEvent]:
+        """Run the search, observing every event in metrics and counting the outcome."""
+        tracker = self.metrics.track(prepared.params.method)
+        status = CLIENT_CLOSED
+        try:
+            async with contextlib.aclosing(run_search(prepared.params, self.engine)) as events:
+                async for event in events:
+                    tracker.observe(event)
+                    yield event
+            status = 200
+        except PonderError as exc:
+            status = exc.status_code
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            tracker.close(status)
+
+    async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
+        """Run the search to the end and build one ``chat.completion``."""
+        reasoning: list[str] = []
+        content: list[str] = []
+        result: SearchResult | None = None
+        async for event in self.events(prepared):
+            if isinstance(event, ReasoningDelta):
+                reasoning.append(event.text)
+            elif isinstance(event, AnswerDelta):
+                content.append(event.text)
+            elif isinstance(event, Finished):
+                result = event.result
+        if result is None:
+            raise PonderError("the search ended without a result")
+        thought = "".join(reasoning) or None
+        message = ResponseMessage(
+            content="".join(content), reasoning=thought, reasoning_content=thought
+        )
+        return ChatCompletionResponse(
+            id=prepared.request_id,
+            created=prepared.created,
+            model=prepared.model,
+            choices=[Choice(message=message, finish_reason=result.finish_reason)],
+            usage=usage_of(result),
+            search=search_info(result),
+        )

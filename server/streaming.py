@@ -1,0 +1,72 @@
+"""Search events -> ``chat.completion.chunk`` objects -> server-sent events, ``[DONE]`` last.
+
+An error after the first byte cannot change the HTTP status any more, so it goes out as one
+``{"error": ...}`` frame before ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from sse_starlette import ServerSentEvent
+
+from search import AnswerDelta, Finished, ReasoningDelta, SearchEvent
+from server.errors import PonderError
+from server.protocol import ChatCompletionChunk, ChunkChoice, DeltaMessage
+from server.serving import PreparedChat, search_info, usage_of
+
+logger = logging.getLogger(__name__)
+
+DONE = "[DONE]"
+
+
+async def chat_chunks(
+    prepared: PreparedChat, events: AsyncIterator[SearchEvent]
+) -> AsyncIterator[ChatCompletionChunk]:
+    """Map a search's events to stream chunks: role first, deltas, finish, then usage."""
+
+    def chunk(delta: DeltaMessage, **extra: object) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=prepared.request_id,
+            created=prepared.created,
+            model=prepared.model,
+            choices=[ChunkChoice(delta=delta, **extra)],
+        )
+
+    yield chunk(DeltaMessage(role="assistant", content=""))
+    async for event in events:
+        if isinstance(event, ReasoningDelta):
+            yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
+        elif isinstance(event, AnswerDelta):
+            yield chunk(DeltaMessage(content=event.text))
+        elif isinstance(event, Finished):
+            final = chunk(DeltaMessage(), finish_reason=event.result.finish_reason)
+            final.search = search_info(event.result)
+            yield final
+            if prepared.include_usage:
+                yield ChatCompletionChunk(
+                    id=prepared.request_id,
+                    created=prepared.created,
+                    model=prepared.model,
+                    choices=[],
+                    usage=usage_of(event.result),
+                )
+
+
+async def sse_frames(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[ServerSentEvent]:
+    """Serialise chunks as SSE ``data:`` frames, turning a failure into an error frame."""
+    try:
+        async for item in chunks:
+            yield ServerSentEvent(item.model_dump_json(exclude_none=True))
+    except asyncio.CancelledError:
+        raise
+    except PonderError as exc:
+        yield ServerSentEvent(exc.body().model_dump_json())
+    except Exception as exc:
+        logger.exception("stream failed")
+        yield ServerSentEvent(
+            PonderError(f"Internal error: {type(exc).__name__}").body().model_dump_json()
+        )
+    yield ServerSentEvent(DONE)
