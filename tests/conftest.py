@@ -1,0 +1,91 @@
+"""Shared fixtures: the real default model (loaded once per session), a live uvicorn server on
+a free loopback port, and the official ``openai`` client pointed at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from a package, never a hub
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from server.app import build_app
+from server.args import ServerArgs
+from server.engines import load_engine
+from server.engines.transformers_engine import TransformersEngine
+
+# Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
+TINY_SEARCH = {
+    "method": "mcts", "granularity": "mini_step", "step_tokens": 8, "iterations": 2,
+    "branching": 2, "rollout_tokens": 16,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[TransformersEngine]:
+    loaded = load_engine(ServerArgs())
+    assert isinstance(loaded, TransformersEngine)
+    yield loaded
+    loaded.close()
+
+
+class LiveServer:
+    """uvicorn serving the app in a background thread."""
+
+    def __init__(self, engine: TransformersEngine) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = build_app(ServerArgs(), engine)
+        self.app = app
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(engine: TransformersEngine) -> Iterator[LiveServer]:
+    with LiveServer(engine) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def model_name(engine: TransformersEngine) -> str:
+    return engine.model_name
+
+
+@pytest.fixture()
+def client(server: LiveServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture()
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c

@@ -1,0 +1,75 @@
+"""ScriptedEngine: a deterministic engine for unit tests of search arithmetic only.
+
+Tokens are characters (id = code point, 0 = end of sequence).  Each call pops the next
+continuations from a script; every token's confidence is set by giving the chosen token a
+logprob and four alternatives so that ``token_confidence`` returns exactly the scripted value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+
+EOS = 0
+
+
+class CharTokenizer:
+    """One token per character; id 0 ends a sequence."""
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        return frozenset({EOS})
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return "".join(chr(t) for t in token_ids if t != EOS)
+
+
+def scored(text: str, confidence: float, *, eos: bool = True) -> list[tuple[int, float]]:
+    """Tokens of ``text`` (plus EOS) each with the given confidence."""
+    ids = [ord(c) for c in text] + ([EOS] if eos else [])
+    return [(i, confidence) for i in ids]
+
+
+def _logprob(token: int, confidence: float) -> TokenLogprob:
+    # chosen p = c, four alternatives share the rest equally: c / (c + 4 * (1-c)/4) = c
+    rest = max((1 - confidence) / 4, 1e-12)
+    alternatives = tuple((100_000 + j, math.log(rest)) for j in range(4))
+    return TokenLogprob(token, math.log(confidence), ((token, math.log(confidence)), *alternatives))
+
+
+@dataclass
+class ScriptedEngine:
+    """Returns scripted continuations, one per sample, in order; records every request."""
+
+    script: list[list[tuple[int, float]]]
+    delay: float = 0.0
+    model_name: str = "scripted"
+    tokenizer: CharTokenizer = field(default_factory=CharTokenizer)
+    stats: EngineStats = field(default_factory=EngineStats)
+    requests: list[GenerationRequest] = field(default_factory=list)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        self.requests.extend(requests)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return [[self._next(r) for _ in range(r.n)] for r in requests]
+
+    def _next(self, request: GenerationRequest) -> Completion:
+        tokens = self.script.pop(0) if self.script else [(EOS, 1.0)]
+        tokens = tokens[: request.max_tokens]
+        ids = tuple(t for t, _ in tokens)
+        finished = ids[-1] == EOS
+        return Completion(
+            token_ids=ids,
+            text=self.tokenizer.decode(ids),
+            logprobs=tuple(_logprob(t, c) for t, c in tokens),
+            finish_reason="stop" if finished else "length",
+            stop_reason=EOS if finished else None,
+        )

@@ -1,0 +1,38 @@
+from search.answer import AnswerSplitter
+
+
+def feed_all(splitter: AnswerSplitter, steps: list[str]) -> tuple[str, str]:
+    reasoning = answer = ""
+    for i, step in enumerate(steps):
+        r, a = splitter.feed(step, last=i == len(steps) - 1)
+        reasoning, answer = reasoning + r, answer + a
+    return reasoning, answer
+
+
+def test_marco_markers_split_thought_from_output() -> None:
+    splitter = AnswerSplitter(("<Output>",), implicit="last_step")
+    steps = ["<Thought>17*23 is 17*20 + 17*3.", " That is 391.</Thought><Out", "put>391</Output>"]
+    assert feed_all(splitter, steps) == ("17*23 is 17*20 + 17*3. That is 391.", "391")
+
+
+def test_think_tags_split_reasoning_from_answer() -> None:
+    splitter = AnswerSplitter(("</think>",), implicit="content")
+    assert feed_all(splitter, ["<think>add them", "</think>\n\n19"]) == ("add them", "19")
+
+
+def test_without_markers_the_last_step_is_the_answer() -> None:
+    splitter = AnswerSplitter(("<Output>",), implicit="last_step")
+    assert splitter.feed("First, 17*20=340.\n\n", last=False) == ("First, 17*20=340.\n\n", "")
+    assert splitter.feed("So 391.", last=True) == ("", "So 391.")
+    assert splitter.reasoning_chars == len("First, 17*20=340.\n\n")
+
+
+def test_plain_generation_without_markers_is_all_answer() -> None:
+    splitter = AnswerSplitter(("</think>",), implicit="content")
+    assert feed_all(splitter, ["Paris ", "is the capital."]) == ("", "Paris is the capital.")
+
+
+def test_a_possible_tag_start_is_held_back() -> None:
+    splitter = AnswerSplitter(("<Output>",), implicit="last_step")
+    assert splitter.feed("so the answer <Ou", last=False) == ("so the answer ", "")
+    assert splitter.feed("tput>42", last=True) == ("", "42")

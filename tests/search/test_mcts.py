@@ -1,0 +1,138 @@
+"""MCTS arithmetic on a scripted engine (a real model cannot force a tree shape)."""
+
+import asyncio
+import random
+
+import pytest
+
+from search import AnswerDelta, Expanded, Finished, ReasoningDelta, SearchParams, Started
+from search.events import SearchEvent
+from search.mcts import run_mcts
+from search.types import REFLECTION_TEXT, SearchResult
+from tests.scripted import CharTokenizer, ScriptedEngine, scored
+
+PROMPT = tuple(CharTokenizer().encode("Q? "))
+
+
+def run(engine: ScriptedEngine, **overrides: object) -> list[SearchEvent]:
+    options: dict[str, object] = {
+        "prompt_token_ids": PROMPT, "granularity": "mini_step", "step_tokens": 2,
+        "iterations": 1, "branching": 2, "rollout_tokens": 64, "seed": 7,
+    }
+    options.update(overrides)
+
+    async def collect() -> list[SearchEvent]:
+        params = SearchParams(**options)  # type: ignore[arg-type]
+        return [e async for e in run_mcts(params, engine, random.Random(params.seed))]
+
+    return asyncio.run(collect())
+
+
+def text_of(events: list[SearchEvent]) -> tuple[str, str, SearchResult]:
+    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    answer = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    return reasoning, answer, finished.result
+
+
+def test_commits_the_more_confident_branch_step_by_step() -> None:
+    engine = ScriptedEngine([
+        scored("abcd", 0.9), scored("xyzw", 0.3),  # expand root
+        scored("cd", 0.8), scored("ce", 0.4),  # expand "ab"
+    ])
+    events = run(engine)
+    reasoning, answer, result = text_of(events)
+    assert isinstance(events[0], Started)
+    assert (reasoning, answer) == ("ab", "cd")
+    assert result.finish_reason == "stop" and result.stop_reason == "completed"
+    assert result.token_ids == tuple(CharTokenizer().encode("abcd")) + (0,)
+    assert result.iterations == 2 and result.nodes == 5
+    assert result.reward == pytest.approx((0.9 * 2 + 0.8 * 3) / 5)
+    # every reasoning delta precedes every answer delta
+    kinds = [type(e) for e in events if isinstance(e, ReasoningDelta | AnswerDelta)]
+    assert kinds == sorted(kinds, key=lambda k: k is AnswerDelta)
+    # expansion asked the engine for `branching` samples of the leaf's path in one call
+    assert [r.n for r in engine.requests] == [2, 2]
+    assert engine.requests[1].prompt_token_ids == PROMPT + tuple(CharTokenizer().encode("ab"))
+
+
+def test_deeper_evidence_overturns_a_lucky_first_rollout() -> None:
+    engine = ScriptedEngine([
+        scored("abcd", 0.6), scored("xyzw", 0.7),  # root: "xy" looks better at first
+        scored("zw", 0.2), scored("zq", 0.2),  # expanding "xy" reveals weak rollouts
+        scored("cd", 0.9), scored("ce", 0.9),  # expanding "ab" reveals strong ones
+    ])
+    events = run(engine, iterations=3)
+    reasoning, answer, result = text_of(events)
+    root_children = [e for e in events if isinstance(e, Expanded) and e.depth == 0]
+    assert len(root_children) == 1
+    assert reasoning.startswith("ab")
+
+
+def test_step_granularity_cuts_at_the_separator() -> None:
+    engine = ScriptedEngine([
+        scored("One.\n\nTwo.", 0.9), scored("Uno.\n\nDos.", 0.5),
+        scored("Two.", 0.9), scored("Two!", 0.5),
+    ])
+    events = run(engine, granularity="step", step_tokens=64, iterations=1)
+    reasoning, answer, result = text_of(events)
+    assert reasoning == "One.\n\n"
+    assert answer == "Two."
+
+
+def test_search_token_budget_returns_the_best_rollout_so_far() -> None:
+    engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)])
+    events = run(engine, iterations=4, max_search_tokens=18)
+    reasoning, answer, result = text_of(events)
+    assert result.stop_reason == "max_search_tokens"
+    assert reasoning + answer == "abcdefgh"
+    assert result.generated_tokens <= 18
+    assert result.finish_reason == "stop"
+
+
+def test_wall_time_budget_stops_a_slow_search() -> None:
+    engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10, delay=0.3)
+    events = run(engine, iterations=10, max_seconds=0.5)
+    reasoning, answer, result = text_of(events)
+    assert result.stop_reason == "max_seconds"
+    assert reasoning + answer == "abcdefgh"
+
+
+def test_max_tokens_ends_the_path_with_length() -> None:
+    engine = ScriptedEngine([scored("abcdefgh", 0.9, eos=False), scored("abcdefgh", 0.9, eos=False)] * 4)
+    events = run(engine, max_tokens=4)
+    reasoning, answer, result = text_of(events)
+    assert result.finish_reason == "length" and result.stop_reason == "max_tokens"
+    assert len(result.token_ids) == 4
+    assert all(r.max_tokens <= 4 for r in engine.requests)
+
+
+def test_reflection_gives_a_weak_answer_a_rethinking_sibling() -> None:
+    engine = ScriptedEngine([scored("no", 0.2), scored("no", 0.2), scored("ok", 0.95), scored("ok", 0.95)])
+    events = run(engine, iterations=2, reflection=True, reflection_threshold=0.5, step_tokens=4)
+    reasoning, answer, result = text_of(events)
+    assert REFLECTION_TEXT in reasoning
+    assert answer == "ok"
+    reflected = engine.requests[1].prompt_token_ids
+    assert CharTokenizer().decode(reflected).endswith(f"no\n\n{REFLECTION_TEXT}\n\n")
+
+
+def test_seeded_searches_send_the_same_engine_seeds() -> None:
+    seeds = []
+    for _ in range(2):
+        engine = ScriptedEngine([scored("abcd", 0.9), scored("xyzw", 0.3)])
+        run(engine)
+        seeds.append([r.seed for r in engine.requests])
+    assert seeds[0] == seeds[1]
+
+
+def test_invalid_parameters_name_the_field() -> None:
+    from search import SearchConfigError
+
+    with pytest.raises(SearchConfigError) as excinfo:
+        SearchParams(prompt_token_ids=PROMPT, iterations=0)
+    assert excinfo.value.param == "iterations"
+    with pytest.raises(SearchConfigError) as excinfo:
+        SearchParams(prompt_token_ids=PROMPT, granularity="mini_step", step_tokens=64, rollout_tokens=8)
+    assert excinfo.value.param == "rollout_tokens"
