@@ -1,0 +1,144 @@
+"""Chat completions through the official openai client against a live server."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+
+from server.engines.transformers_engine import TransformersEngine
+from tests.conftest import TINY_SEARCH
+
+QUESTION = [{"role": "user", "content": "What is 17*23?"}]
+
+
+def test_mcts_answer_with_reasoning_and_search_object(
+    client: openai.OpenAI, model_name: str, engine: TransformersEngine
+) -> None:
+    r = client.chat.completions.create(
+        model=model_name, messages=QUESTION, seed=5, max_tokens=24, extra_body={"search": TINY_SEARCH}
+    )
+    message = r.choices[0].message
+    assert r.object == "chat.completion" and r.model == model_name
+    assert message.content
+    extra = message.model_extra or {}
+    assert extra["reasoning_content"] == extra["reasoning"]
+    search = (r.model_extra or {})["search"]
+    assert search["method"] == "mcts"
+    assert search["iterations"] >= TINY_SEARCH["iterations"]
+    assert search["nodes"] > 1 + TINY_SEARCH["branching"]
+    assert search["generated_tokens"] >= r.usage.completion_tokens
+    assert 0 < search["reward"] <= 1
+    # usage counts are the real token counts
+    prompt = engine.tokenizer.apply_chat_template(QUESTION)
+    assert r.usage.prompt_tokens == len(prompt)
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    assert 0 < r.usage.completion_tokens <= 24
+    reasoning_tokens = r.usage.completion_tokens_details.reasoning_tokens
+    assert 0 < reasoning_tokens < r.usage.completion_tokens
+    answer_ids = engine.tokenizer.encode(message.content)
+    assert abs(r.usage.completion_tokens - reasoning_tokens - len(answer_ids)) <= 2
+
+
+def test_streaming_sends_reasoning_before_content_and_usage_last(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    started = time.monotonic()
+    stream = client.chat.completions.create(
+        model=f"{model_name}:mcts", messages=QUESTION, seed=5, max_tokens=24, stream=True,
+        stream_options={"include_usage": True}, extra_body={"search": TINY_SEARCH},
+    )
+    kinds: list[str] = []
+    arrivals: list[float] = []
+    reasoning = content = ""
+    finish = usage = search = None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+            assert chunk.choices == []
+            continue
+        delta = chunk.choices[0].delta
+        extra = delta.model_extra or {}
+        if extra.get("reasoning_content"):
+            assert extra["reasoning"] == extra["reasoning_content"]
+            kinds.append("reasoning")
+            arrivals.append(time.monotonic() - started)
+            reasoning += extra["reasoning_content"]
+        if delta.content:
+            kinds.append("content")
+            arrivals.append(time.monotonic() - started)
+            content += delta.content
+        if chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+            search = (chunk.model_extra or {}).get("search")
+    assert "reasoning" in kinds and "content" in kinds
+    assert kinds.index("content") > max(i for i, k in enumerate(kinds) if k == "reasoning")
+    assert arrivals[0] < arrivals[-1]  # the first step went out before the search ended
+    assert finish in ("stop", "length") and search is not None
+    assert usage is not None and usage.completion_tokens <= 24
+    # streaming and non-streaming runs of the same seeded search give the same answer
+    r = client.chat.completions.create(
+        model=model_name, messages=QUESTION, seed=5, max_tokens=24, extra_body={"search": TINY_SEARCH}
+    )
+    assert r.choices[0].message.content == content
+    assert (r.choices[0].message.model_extra or {})["reasoning_content"] == reasoning
+    assert r.usage.completion_tokens == usage.completion_tokens
+
+
+def test_method_none_is_plain_generation(client: openai.OpenAI, model_name: str) -> None:
+    r = client.chat.completions.create(
+        model=f"{model_name}:none", messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0, max_tokens=30,
+    )
+    assert "Paris" in (r.choices[0].message.content or "")
+    assert (r.model_extra or {})["search"]["method"] == "none"
+    assert (r.model_extra or {})["search"]["nodes"] == 0
+    assert r.usage.completion_tokens_details.reasoning_tokens == 0
+
+
+def test_stop_strings_are_cut_from_the_answer(client: openai.OpenAI, model_name: str) -> None:
+    r = client.chat.completions.create(
+        model=model_name, messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0, max_tokens=30, stop=["Paris"], extra_body={"search": {"method": "none"}},
+    )
+    assert r.choices[0].finish_reason == "stop"
+    assert "Paris" not in (r.choices[0].message.content or "")
+
+
+def test_models_lists_the_served_name_and_aliases(client: openai.OpenAI, model_name: str) -> None:
+    ids = [m.id for m in client.models.list().data]
+    assert ids[0] == model_name
+    assert f"{model_name}:mcts" in ids and f"{model_name}:none" in ids
+
+
+def test_health(http: httpx.Client) -> None:
+    assert http.get("/health").json() == {"status": "ok"}
+
+
+def metric(text: str, name: str) -> float:
+    """Value of one sample line of a Prometheus exposition; 0.0 before it first appears."""
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move_after_a_request(
+    http: httpx.Client, client: openai.OpenAI, model_name: str
+) -> None:
+    requests_ok = 'ponder_requests_total{method="mcts",status="200"}'
+    rollout_tokens = 'ponder_generated_tokens_total{phase="rollout"}'
+    before = http.get("/metrics").text
+    client.chat.completions.create(
+        model=model_name, messages=QUESTION, seed=1, max_tokens=16, extra_body={"search": TINY_SEARCH}
+    )
+    after = http.get("/metrics").text
+    for name in (
+        "ponder_search_duration_seconds_count", "ponder_search_iterations_count",
+        "ponder_tree_nodes_count", "ponder_reward_count", "ponder_time_to_first_token_seconds_count",
+    ):
+        assert metric(after, f'{name}{{method="mcts"}}') == metric(before, f'{name}{{method="mcts"}}') + 1
+    assert metric(after, requests_ok) == metric(before, requests_ok) + 1
+    assert metric(after, rollout_tokens) > metric(before, rollout_tokens)
+    assert "ponder_requests_in_flight 0.0" in after
