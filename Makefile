@@ -32,8 +32,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench:
-	@echo "no benchmarks yet"
+bench: $(STAMP)
+	$(BIN)/python -m bench.latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

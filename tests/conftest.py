@@ -23,8 +23,12 @@ from server.engines.transformers_engine import TransformersEngine
 
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
 TINY_SEARCH = {
-    "method": "mcts", "granularity": "mini_step", "step_tokens": 8, "iterations": 2,
-    "branching": 2, "rollout_tokens": 16,
+    "method": "mcts",
+    "granularity": "mini_step",
+    "step_tokens": 8,
+    "iterations": 2,
+    "branching": 2,
+    "rollout_tokens": 16,
 }
 
 

@@ -16,8 +16,13 @@ PROMPT = tuple(CharTokenizer().encode("Q? "))
 
 def run(engine: ScriptedEngine, **overrides: object) -> list[SearchEvent]:
     options: dict[str, object] = {
-        "prompt_token_ids": PROMPT, "granularity": "mini_step", "step_tokens": 2,
-        "iterations": 1, "branching": 2, "rollout_tokens": 64, "seed": 7,
+        "prompt_token_ids": PROMPT,
+        "granularity": "mini_step",
+        "step_tokens": 2,
+        "iterations": 1,
+        "branching": 2,
+        "rollout_tokens": 64,
+        "seed": 7,
     }
     options.update(overrides)
 
@@ -37,16 +42,20 @@ def text_of(events: list[SearchEvent]) -> tuple[str, str, SearchResult]:
 
 
 def test_commits_the_more_confident_branch_step_by_step() -> None:
-    engine = ScriptedEngine([
-        scored("abcd", 0.9), scored("xyzw", 0.3),  # expand root
-        scored("cd", 0.8), scored("ce", 0.4),  # expand "ab"
-    ])
+    engine = ScriptedEngine(
+        [
+            scored("abcd", 0.9),
+            scored("xyzw", 0.3),  # expand root
+            scored("cd", 0.8),
+            scored("ce", 0.4),  # expand "ab"
+        ]
+    )
     events = run(engine)
     reasoning, answer, result = text_of(events)
     assert isinstance(events[0], Started)
     assert (reasoning, answer) == ("ab", "cd")
     assert result.finish_reason == "stop" and result.stop_reason == "completed"
-    assert result.token_ids == tuple(CharTokenizer().encode("abcd")) + (0,)
+    assert result.token_ids == (*tuple(CharTokenizer().encode("abcd")), 0)
     assert result.iterations == 2 and result.nodes == 5
     assert result.reward == pytest.approx((0.9 * 2 + 0.8 * 3) / 5)
     # every reasoning delta precedes every answer delta
@@ -58,25 +67,35 @@ def test_commits_the_more_confident_branch_step_by_step() -> None:
 
 
 def test_deeper_evidence_overturns_a_lucky_first_rollout() -> None:
-    engine = ScriptedEngine([
-        scored("abcd", 0.6), scored("xyzw", 0.7),  # root: "xy" looks better at first
-        scored("zw", 0.2), scored("zq", 0.2),  # expanding "xy" reveals weak rollouts
-        scored("cd", 0.9), scored("ce", 0.9),  # expanding "ab" reveals strong ones
-    ])
+    engine = ScriptedEngine(
+        [
+            scored("abcd", 0.6),
+            scored("xyzw", 0.7),  # root: "xy" looks better at first
+            scored("zw", 0.2),
+            scored("zq", 0.2),  # expanding "xy" reveals weak rollouts
+            scored("cd", 0.9),
+            scored("ce", 0.9),  # expanding "ab" reveals strong ones
+        ]
+    )
     events = run(engine, iterations=3)
     reasoning, answer, result = text_of(events)
-    root_children = [e for e in events if isinstance(e, Expanded) and e.depth == 0]
-    assert len(root_children) == 1
-    assert reasoning.startswith("ab")
+    root_expansions = [e for e in events if isinstance(e, Expanded) and e.depth == 0]
+    assert len(root_expansions) == 1  # later iterations went deeper, not wider
+    assert (reasoning, answer) == ("ab", "cd")
+    assert result.iterations == 6
 
 
 def test_step_granularity_cuts_at_the_separator() -> None:
-    engine = ScriptedEngine([
-        scored("One.\n\nTwo.", 0.9), scored("Uno.\n\nDos.", 0.5),
-        scored("Two.", 0.9), scored("Two!", 0.5),
-    ])
+    engine = ScriptedEngine(
+        [
+            scored("One.\n\nTwo.", 0.9),
+            scored("Uno.\n\nDos.", 0.5),
+            scored("Two.", 0.9),
+            scored("Two!", 0.5),
+        ]
+    )
     events = run(engine, granularity="step", step_tokens=64, iterations=1)
-    reasoning, answer, result = text_of(events)
+    reasoning, answer, _ = text_of(events)
     assert reasoning == "One.\n\n"
     assert answer == "Two."
 
@@ -100,18 +119,23 @@ def test_wall_time_budget_stops_a_slow_search() -> None:
 
 
 def test_max_tokens_ends_the_path_with_length() -> None:
-    engine = ScriptedEngine([scored("abcdefgh", 0.9, eos=False), scored("abcdefgh", 0.9, eos=False)] * 4)
+    engine = ScriptedEngine(
+        [scored("abcdefgh", 0.9, eos=False), scored("abcdefgh", 0.9, eos=False)] * 4
+    )
     events = run(engine, max_tokens=4)
-    reasoning, answer, result = text_of(events)
+    *_, result = text_of(events)
     assert result.finish_reason == "length" and result.stop_reason == "max_tokens"
     assert len(result.token_ids) == 4
     assert all(r.max_tokens <= 4 for r in engine.requests)
 
 
 def test_reflection_gives_a_weak_answer_a_rethinking_sibling() -> None:
-    engine = ScriptedEngine([scored("no", 0.2), scored("no", 0.2), scored("ok", 0.95), scored("ok", 0.95)])
+    engine = ScriptedEngine(
+        [scored("no", 0.2), scored("no", 0.2), scored("ok", 0.95), scored("ok", 0.95)]
+    )
     events = run(engine, iterations=2, reflection=True, reflection_threshold=0.5, step_tokens=4)
     reasoning, answer, result = text_of(events)
+    assert result.finish_reason == "stop"
     assert REFLECTION_TEXT in reasoning
     assert answer == "ok"
     reflected = engine.requests[1].prompt_token_ids
@@ -134,5 +158,7 @@ def test_invalid_parameters_name_the_field() -> None:
         SearchParams(prompt_token_ids=PROMPT, iterations=0)
     assert excinfo.value.param == "iterations"
     with pytest.raises(SearchConfigError) as excinfo:
-        SearchParams(prompt_token_ids=PROMPT, granularity="mini_step", step_tokens=64, rollout_tokens=8)
+        SearchParams(
+            prompt_token_ids=PROMPT, granularity="mini_step", step_tokens=64, rollout_tokens=8
+        )
     assert excinfo.value.param == "rollout_tokens"

@@ -5,7 +5,13 @@ import pytest
 from search.engine import TokenLogprob
 from search.reward import mean_confidence, token_confidence
 
-TOP5 = ((1, math.log(0.5)), (2, math.log(0.2)), (3, math.log(0.1)), (4, math.log(0.1)), (5, math.log(0.05)))
+TOP5 = (
+    (1, math.log(0.5)),
+    (2, math.log(0.2)),
+    (3, math.log(0.1)),
+    (4, math.log(0.1)),
+    (5, math.log(0.05)),
+)
 
 
 def test_confidence_is_softmax_over_top_k() -> None:

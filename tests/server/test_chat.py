@@ -17,7 +17,11 @@ def test_mcts_answer_with_reasoning_and_search_object(
     client: openai.OpenAI, model_name: str, engine: TransformersEngine
 ) -> None:
     r = client.chat.completions.create(
-        model=model_name, messages=QUESTION, seed=5, max_tokens=24, extra_body={"search": TINY_SEARCH}
+        model=model_name,
+        messages=QUESTION,
+        seed=5,
+        max_tokens=24,
+        extra_body={"search": TINY_SEARCH},
     )
     message = r.choices[0].message
     assert r.object == "chat.completion" and r.model == model_name
@@ -46,8 +50,13 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
 ) -> None:
     started = time.monotonic()
     stream = client.chat.completions.create(
-        model=f"{model_name}:mcts", messages=QUESTION, seed=5, max_tokens=24, stream=True,
-        stream_options={"include_usage": True}, extra_body={"search": TINY_SEARCH},
+        model=f"{model_name}:mcts",
+        messages=QUESTION,
+        seed=5,
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"search": TINY_SEARCH},
     )
     kinds: list[str] = []
     arrivals: list[float] = []
@@ -79,7 +88,11 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
     assert usage is not None and usage.completion_tokens <= 24
     # streaming and non-streaming runs of the same seeded search give the same answer
     r = client.chat.completions.create(
-        model=model_name, messages=QUESTION, seed=5, max_tokens=24, extra_body={"search": TINY_SEARCH}
+        model=model_name,
+        messages=QUESTION,
+        seed=5,
+        max_tokens=24,
+        extra_body={"search": TINY_SEARCH},
     )
     assert r.choices[0].message.content == content
     assert (r.choices[0].message.model_extra or {})["reasoning_content"] == reasoning
@@ -88,8 +101,10 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
 
 def test_method_none_is_plain_generation(client: openai.OpenAI, model_name: str) -> None:
     r = client.chat.completions.create(
-        model=f"{model_name}:none", messages=[{"role": "user", "content": "What is the capital of France?"}],
-        temperature=0, max_tokens=30,
+        model=f"{model_name}:none",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0,
+        max_tokens=30,
     )
     assert "Paris" in (r.choices[0].message.content or "")
     assert (r.model_extra or {})["search"]["method"] == "none"
@@ -99,8 +114,12 @@ def test_method_none_is_plain_generation(client: openai.OpenAI, model_name: str)
 
 def test_stop_strings_are_cut_from_the_answer(client: openai.OpenAI, model_name: str) -> None:
     r = client.chat.completions.create(
-        model=model_name, messages=[{"role": "user", "content": "What is the capital of France?"}],
-        temperature=0, max_tokens=30, stop=["Paris"], extra_body={"search": {"method": "none"}},
+        model=model_name,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0,
+        max_tokens=30,
+        stop=["Paris"],
+        extra_body={"search": {"method": "none"}},
     )
     assert r.choices[0].finish_reason == "stop"
     assert "Paris" not in (r.choices[0].message.content or "")
@@ -131,14 +150,24 @@ def test_metrics_move_after_a_request(
     rollout_tokens = 'ponder_generated_tokens_total{phase="rollout"}'
     before = http.get("/metrics").text
     client.chat.completions.create(
-        model=model_name, messages=QUESTION, seed=1, max_tokens=16, extra_body={"search": TINY_SEARCH}
+        model=model_name,
+        messages=QUESTION,
+        seed=1,
+        max_tokens=16,
+        extra_body={"search": TINY_SEARCH},
     )
     after = http.get("/metrics").text
     for name in (
-        "ponder_search_duration_seconds_count", "ponder_search_iterations_count",
-        "ponder_tree_nodes_count", "ponder_reward_count", "ponder_time_to_first_token_seconds_count",
+        "ponder_search_duration_seconds_count",
+        "ponder_search_iterations_count",
+        "ponder_tree_nodes_count",
+        "ponder_reward_count",
+        "ponder_time_to_first_token_seconds_count",
     ):
-        assert metric(after, f'{name}{{method="mcts"}}') == metric(before, f'{name}{{method="mcts"}}') + 1
+        assert (
+            metric(after, f'{name}{{method="mcts"}}')
+            == metric(before, f'{name}{{method="mcts"}}') + 1
+        )
     assert metric(after, requests_ok) == metric(before, requests_ok) + 1
     assert metric(after, rollout_tokens) > metric(before, rollout_tokens)
     assert "ponder_requests_in_flight 0.0" in after

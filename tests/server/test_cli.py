@@ -17,12 +17,32 @@ from tests.conftest import free_port
 
 
 def test_flags_are_named_like_vllm_serve() -> None:
-    args = parse_args([
-        "serve", "some/model", "--host", "0.0.0.0", "--port", "8123",
-        "--served-model-name", "m", "--engine", "transformers", "--dtype", "float32",
-        "--max-model-len", "2048", "--search-defaults", '{"iterations": 8, "granularity": "token"}',
-    ])
-    assert (args.model, args.host, args.port, args.served_model_name) == ("some/model", "0.0.0.0", 8123, "m")
+    args = parse_args(
+        [
+            "serve",
+            "some/model",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8123",
+            "--served-model-name",
+            "m",
+            "--engine",
+            "transformers",
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "2048",
+            "--search-defaults",
+            '{"iterations": 8, "granularity": "token"}',
+        ]
+    )
+    assert (args.model, args.host, args.port, args.served_model_name) == (
+        "some/model",
+        "0.0.0.0",
+        8123,
+        "m",
+    )
     assert args.max_model_len == 2048
     assert args.search_defaults.iterations == 8 and args.search_defaults.granularity == "token"
 
@@ -40,9 +60,21 @@ def test_ponder_serve_runs_a_real_server(tmp_path: Path) -> None:
     env = {**os.environ, "PONDER_SEARCH_DEFAULTS__METHOD": "none"}
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port),
-         "--served-model-name", "smol", "--uvicorn-log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--served-model-name",
+            "smol",
+            "--uvicorn-log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -57,9 +89,15 @@ def test_ponder_serve_runs_a_real_server(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.25)
         assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "smol"
-        r = httpx.post(f"{base}/v1/chat/completions", timeout=60, json={
-            "model": "smol", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}],
-        })
+        r = httpx.post(
+            f"{base}/v1/chat/completions",
+            timeout=60,
+            json={
+                "model": "smol",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
+        )
         assert r.status_code == 200
         assert r.json()["search"]["method"] == "none"  # the server default from PONDER_*
     finally:

@@ -9,8 +9,12 @@ import httpx
 from server.engines.transformers_engine import TransformersEngine
 
 LONG_SEARCH = {
-    "method": "mcts", "granularity": "mini_step", "step_tokens": 32, "iterations": 50,
-    "branching": 4, "rollout_tokens": 512,
+    "method": "mcts",
+    "granularity": "mini_step",
+    "step_tokens": 32,
+    "iterations": 50,
+    "branching": 4,
+    "rollout_tokens": 512,
 }
 BODY = {"messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]}
 

@@ -22,8 +22,11 @@ def assert_error(response: httpx.Response, status: int, param: str | None) -> di
 
 
 def test_malformed_json(http: httpx.Client) -> None:
-    r = http.post("/v1/chat/completions", content=b'{"model": "x", "messages": [',
-                  headers={"content-type": "application/json"})
+    r = http.post(
+        "/v1/chat/completions",
+        content=b'{"model": "x", "messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert_error(r, 400, None)
 
 
@@ -38,7 +41,9 @@ def test_unknown_model_is_404(http: httpx.Client) -> None:
 
 
 def test_unknown_alias_is_404(http: httpx.Client, model_name: str) -> None:
-    r = http.post("/v1/chat/completions", json={"model": f"{model_name}:magic", "messages": MESSAGES})
+    r = http.post(
+        "/v1/chat/completions", json={"model": f"{model_name}:magic", "messages": MESSAGES}
+    )
     assert_error(r, 404, "model")
 
 
@@ -53,34 +58,50 @@ def test_unknown_alias_is_404(http: httpx.Client, model_name: str) -> None:
         ({"max_search_tokens": 10**12}, "search.max_search_tokens"),
         ({"granularity": "paragraph"}, "search.granularity"),
         ({"max_seconds": -5}, "search.max_seconds"),
-        ({"granularity": "mini_step", "step_tokens": 64, "rollout_tokens": 8}, "search.rollout_tokens"),
+        (
+            {"granularity": "mini_step", "step_tokens": 64, "rollout_tokens": 8},
+            "search.rollout_tokens",
+        ),
         ({"iterationz": 3}, "search.iterationz"),
     ],
 )
 def test_bad_search_options_name_the_field(
     http: httpx.Client, model_name: str, search: dict[str, Any], param: str
 ) -> None:
-    r = http.post("/v1/chat/completions", json={"model": model_name, "messages": MESSAGES, "search": search})
+    r = http.post(
+        "/v1/chat/completions", json={"model": model_name, "messages": MESSAGES, "search": search}
+    )
     assert_error(r, 400, param)
 
 
 def test_reserved_method_alias_is_a_clear_400(http: httpx.Client, model_name: str) -> None:
-    r = http.post("/v1/chat/completions", json={"model": f"{model_name}:best_of_n", "messages": MESSAGES})
+    r = http.post(
+        "/v1/chat/completions", json={"model": f"{model_name}:best_of_n", "messages": MESSAGES}
+    )
     error = assert_error(r, 400, "search.method")
     assert "not available yet" in error["message"]
 
 
 def test_alias_and_body_must_agree(http: httpx.Client, model_name: str) -> None:
-    r = http.post("/v1/chat/completions", json={
-        "model": f"{model_name}:none", "messages": MESSAGES, "search": {"method": "mcts"},
-    })
+    r = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": f"{model_name}:none",
+            "messages": MESSAGES,
+            "search": {"method": "mcts"},
+        },
+    )
     assert_error(r, 400, "search.method")
 
 
 def test_negative_max_tokens_and_bad_temperature(http: httpx.Client, model_name: str) -> None:
     base = {"model": model_name, "messages": MESSAGES}
-    assert_error(http.post("/v1/chat/completions", json={**base, "max_tokens": -1}), 400, "max_tokens")
-    assert_error(http.post("/v1/chat/completions", json={**base, "temperature": 9}), 400, "temperature")
+    assert_error(
+        http.post("/v1/chat/completions", json={**base, "max_tokens": -1}), 400, "max_tokens"
+    )
+    assert_error(
+        http.post("/v1/chat/completions", json={**base, "temperature": 9}), 400, "temperature"
+    )
 
 
 def test_prompt_longer_than_the_context(http: httpx.Client, model_name: str) -> None:
@@ -95,9 +116,17 @@ def test_unknown_route_is_openai_shaped(http: httpx.Client) -> None:
 
 
 def test_server_keeps_serving_after_errors(http: httpx.Client, model_name: str) -> None:
-    http.post("/v1/chat/completions", content=b"garbage", headers={"content-type": "application/json"})
-    r = http.post("/v1/chat/completions", json={
-        "model": model_name, "messages": MESSAGES, "max_tokens": 8, "search": TINY_SEARCH,
-    })
+    http.post(
+        "/v1/chat/completions", content=b"garbage", headers={"content-type": "application/json"}
+    )
+    r = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": model_name,
+            "messages": MESSAGES,
+            "max_tokens": 8,
+            "search": TINY_SEARCH,
+        },
+    )
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"] is not None
