@@ -64,14 +64,7 @@ def usage_of(result: SearchResult) -> Usage:
 
 def search_info(result: SearchResult) -> SearchInfo:
     """ponder's ``search`` object for a finished search."""
-    return SearchInfo(
-        method=result.method,
-        iterations=result.iterations,
-        nodes=result.nodes,
-        generated_tokens=result.generated_tokens,
-        reward=result.reward,
-        stop_reason=result.stop_reason,
-    )
+    return SearchInfo(**{name: getattr(result, name) for name in SearchInfo.model_fields})
 
 
 class ChatService:
@@ -108,26 +101,13 @@ class ChatService:
         try:
             params = SearchParams(
                 prompt_token_ids=prompt,
-                method=options.method,
-                granularity=options.granularity,
-                step_tokens=options.step_tokens,
-                step_separator=options.step_separator,
-                iterations=options.iterations,
-                branching=options.branching,
-                exploration=options.exploration,
-                max_depth=options.max_depth,
-                rollout_tokens=options.rollout_tokens,
+                **options.model_dump(exclude={"answer_markers"}),
+                answer_markers=tuple(options.answer_markers),
                 max_tokens=max_tokens,
-                max_search_tokens=options.max_search_tokens,
-                max_seconds=options.max_seconds,
                 temperature=1.0 if request.temperature is None else request.temperature,
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,
-                reflection=options.reflection,
-                reflection_threshold=options.reflection_threshold,
-                max_reflections=options.max_reflections,
-                answer_markers=tuple(options.answer_markers),
                 incremental=request.stream,
             )
         except SearchConfigError as exc:
