@@ -15,15 +15,15 @@ same distribution as sampling the whole continuation at once, and it halves the 
 from __future__ import annotations
 
 import random
-from bisect import bisect_left
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine, FinishReason, GenerationRequest
 from search.events import Expanded, Finished, SearchEvent, Started
 from search.policies import backpropagate, best_child, select_leaf
-from search.reward import token_confidence
+from search.reward import REWARDS, Step
+from search.steps import StepCutter
 from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
 
 
@@ -46,6 +46,8 @@ class _MctsRun:
         self.budget = Budget(params)
         self.iterations = 0
         tokenizer = engine.tokenizer
+        self.reward = REWARDS[params.reward]
+        self.cutter = StepCutter(params, tokenizer)
         self.writer = PathWriter(tokenizer, params.answer_markers, implicit="last_step")
         self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
 
@@ -63,8 +65,8 @@ class _MctsRun:
                 leaf = select_leaf(root, params.exploration)
                 leaf_end = self._path_end(leaf)
                 if leaf_end is not None:  # nothing to expand: score the path directly
-                    finish = leaf_end[0]
-                    backpropagate(Trajectory(leaf, (), leaf.path_reward, finish, leaf.stop_reason))
+                    reward = self.reward(leaf.path_steps())
+                    backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))
                     self.iterations += 1
                     continue
                 expanded = await self._expand(leaf)
@@ -120,68 +122,30 @@ class _MctsRun:
             return None
         action_tokens = rollout_tokens = 0
         for completion in outputs[0]:
-            cut = self._action_length(completion.token_ids)
-            trajectory = self._add_child(leaf, completion, cut)
+            trajectory = self._add_child(leaf, completion)
             backpropagate(trajectory)
-            action_tokens += cut
-            rollout_tokens += len(completion.token_ids) - cut
+            rollout = len(trajectory.tail_token_ids)
+            action_tokens += len(completion.token_ids) - rollout
+            rollout_tokens += rollout
         best = leaf.best.reward if leaf.best is not None else 0.0
         return Expanded(
             leaf.id, leaf.depth, len(leaf.children), action_tokens, rollout_tokens, best
         )
 
-    def _action_length(self, token_ids: Sequence[int]) -> int:
-        """How many of ``token_ids`` form the first action under the request's granularity.
-
-        An end-of-sequence token right after the action joins it, so the answer's last step
-        is never an empty one.
-        """
-        cut = self._step_end(token_ids)
-        eos = self.engine.tokenizer.eos_token_ids
-        if all(t in eos for t in token_ids[cut:]):
-            return len(token_ids)
-        return cut
-
-    def _step_end(self, token_ids: Sequence[int]) -> int:
-        params = self.params
-        limit = min(len(token_ids), params.action_tokens)
-        if params.granularity != "step":
-            return limit
-        decode = self.engine.tokenizer.decode
-        separator = params.step_separator
-
-        def ends_step(count: int) -> bool:
-            return separator in decode(token_ids[:count]).lstrip()
-
-        if not ends_step(limit):
-            return limit
-        return bisect_left(range(limit + 1), True, key=ends_step)
-
-    def _add_child(self, leaf: Node, completion: Completion, cut: int) -> Trajectory:
+    def _add_child(self, leaf: Node, completion: Completion) -> Trajectory:
         """Make (or reuse) the child for the first action and return its scored rollout."""
-        token_ids = tuple(completion.token_ids[:cut])
-        confidences = [token_confidence(t) for t in completion.logprobs]
-        terminal = cut == len(completion.token_ids) and completion.finish_reason == "stop"
-        child = next((c for c in leaf.children if c.token_ids == token_ids), None)
+        action, *tail = self.cutter.split(completion.token_ids, completion.logprobs)
+        terminal = not tail and completion.finish_reason == "stop"
+        child = next((c for c in leaf.children if c.token_ids == action.token_ids), None)
         is_new = child is None
         if child is None:
-            child = self.tree.add_child(
-                leaf,
-                token_ids,
-                tuple(confidences[:cut]),
-                terminal=terminal,
-                stop_reason=completion.stop_reason if terminal else None,
-            )
-        tail = confidences[cut:]
-        reward = (child.path_conf_sum + sum(tail)) / max(child.path_conf_count + len(tail), 1)
+            stop_reason = completion.stop_reason if terminal else None
+            child = self.tree.add_child(leaf, action, terminal=terminal, stop_reason=stop_reason)
+        reward = self.reward([*child.path_steps(), *tail])
         if is_new and terminal:
             self._maybe_reflect(leaf, child, reward)
         return Trajectory(
-            child,
-            tuple(completion.token_ids[cut:]),
-            reward,
-            completion.finish_reason,
-            completion.stop_reason,
+            child, tuple(tail), reward, completion.finish_reason, completion.stop_reason
         )
 
     def _maybe_reflect(self, leaf: Node, child: Node, reward: float) -> None:
@@ -193,16 +157,16 @@ class _MctsRun:
         if child.reflections >= params.max_reflections:
             return
         eos = self.engine.tokenizer.eos_token_ids
-        keep = len(child.token_ids)
-        while keep and child.token_ids[keep - 1] in eos:
+        step = child.step
+        keep = len(step.token_ids)
+        while keep and step.token_ids[keep - 1] in eos:
             keep -= 1
-        self.tree.add_child(
-            leaf,
-            child.token_ids[:keep] + self.reflection_ids,
-            child.confidences[:keep],
-            terminal=False,
-            reflections=1,
+        reflected = Step(
+            step.token_ids[:keep] + self.reflection_ids,
+            step.logprobs[:keep],
+            step.confidences[:keep],
         )
+        self.tree.add_child(leaf, reflected, terminal=False, reflections=1)
 
     def _finish(
         self, root: Node, budget_out: StopReason | None
@@ -212,7 +176,7 @@ class _MctsRun:
         end = self._path_end(root)
         if end is not None:
             finish_reason, stop_reason = end
-            reward = root.path_reward
+            reward = self.reward(root.path_steps())
         elif root.best is not None:
             best = root.best
             below = best.node.path()[root.depth :]
@@ -223,7 +187,7 @@ class _MctsRun:
             stop_reason = budget_out or "completed"
         else:
             events += self.writer.commit((), last=True)
-            finish_reason, reward = "length", root.path_reward
+            finish_reason, reward = "length", self.reward(root.path_steps())
             stop_reason = budget_out or "completed"
         result = SearchResult(
             method=self.params.method,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from search.engine import FinishReason
+from search.reward import REWARDS, Step
 
 Granularity = Literal["step", "mini_step", "token"]
 StopReason = Literal["completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds"]
@@ -41,6 +42,9 @@ class SearchParams:
     :param max_seconds: wall-time budget; ``None`` for none.
     :param reflection_threshold: a finished path whose reward is below this gets the
         reflection prompt appended and competes with the unreflected one.
+    :param reward: name of the path reward in :data:`search.reward.REWARDS`.
+    :param samples: full answers sampled by ``best_of_n`` and ``self_consistency``.
+    :param beam_width: partial paths ``beam`` keeps after each step.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -66,6 +70,9 @@ class SearchParams:
     reflection_text: str = REFLECTION_TEXT
     max_reflections: int = 1
     answer_markers: tuple[str, ...] = ("<Output>", "</think>")
+    reward: str = "confidence"
+    samples: int = 4
+    beam_width: int = 2
     incremental: bool = True
 
     def __post_init__(self) -> None:
@@ -77,10 +84,14 @@ class SearchParams:
             "rollout_tokens": self.rollout_tokens,
             "max_tokens": self.max_tokens,
             "max_search_tokens": self.max_search_tokens,
+            "samples": self.samples,
+            "beam_width": self.beam_width,
         }
         for name, value in positive.items():
             if value < 1:
                 raise SearchConfigError(name, f"{name} must be at least 1, got {value}")
+        if self.reward not in REWARDS:
+            raise SearchConfigError("reward", f"unknown reward {self.reward!r}")
         if not self.prompt_token_ids:
             raise SearchConfigError("messages", "the prompt is empty")
         if self.max_seconds is not None and self.max_seconds <= 0:
@@ -108,33 +119,30 @@ class SearchParams:
 
 @dataclass(frozen=True, slots=True)
 class Trajectory:
-    """A finished rollout: the tree path to ``node`` plus the ``tail`` sampled after it."""
+    """A finished rollout: the tree path to ``node`` plus the ``tail`` steps sampled after it."""
 
     node: Node
-    tail_token_ids: tuple[int, ...]
+    tail: tuple[Step, ...]
     reward: float
     finish_reason: FinishReason
     stop_reason: str | int | None
 
+    @property
+    def tail_token_ids(self) -> tuple[int, ...]:
+        """Token ids sampled after ``node``."""
+        return tuple(t for step in self.tail for t in step.token_ids)
+
 
 @dataclass(eq=False, slots=True)
 class Node:
-    """A partial reasoning path: its parent's path plus one action (``token_ids``).
-
-    ``confidences`` holds one value per *generated* token of the action (forced tokens such as
-    the reflection prompt have none); ``path_conf_sum``/``path_conf_count`` accumulate them from
-    the tree root so a path's mean confidence costs O(1).
-    """
+    """A partial reasoning path: its parent's path plus one action, ``step``."""
 
     id: int
     parent: Node | None
-    token_ids: tuple[int, ...]
-    confidences: tuple[float, ...]
+    step: Step
     terminal: bool
     depth: int
     path_tokens: int
-    path_conf_sum: float
-    path_conf_count: int
     reflections: int = 0
     stop_reason: str | int | None = None
     children: list[Node] = field(default_factory=list)
@@ -143,14 +151,14 @@ class Node:
     best: Trajectory | None = None
 
     @property
+    def token_ids(self) -> tuple[int, ...]:
+        """The action's token ids."""
+        return self.step.token_ids
+
+    @property
     def mean_value(self) -> float:
         """Mean back-propagated reward, 0.0 before the first visit."""
         return self.value_sum / self.visits if self.visits else 0.0
-
-    @property
-    def path_reward(self) -> float:
-        """Mean confidence of every generated token from the tree root to this node."""
-        return self.path_conf_sum / self.path_conf_count if self.path_conf_count else 0.0
 
     def path(self) -> list[Node]:
         """Nodes from the tree root's first child down to this node."""
@@ -160,6 +168,10 @@ class Node:
             nodes.append(node)
             node = node.parent
         return nodes[::-1]
+
+    def path_steps(self) -> list[Step]:
+        """The actions from the tree root to this node."""
+        return [node.step for node in self.path()]
 
     def path_token_ids(self) -> list[int]:
         """All action tokens from the tree root to this node."""
@@ -171,39 +183,27 @@ class Tree:
 
     def __init__(self) -> None:
         self.root = Node(
-            id=0,
-            parent=None,
-            token_ids=(),
-            confidences=(),
-            terminal=False,
-            depth=0,
-            path_tokens=0,
-            path_conf_sum=0.0,
-            path_conf_count=0,
+            id=0, parent=None, step=Step((), (), ()), terminal=False, depth=0, path_tokens=0
         )
         self.size = 1
 
     def add_child(
         self,
         parent: Node,
-        token_ids: tuple[int, ...],
-        confidences: tuple[float, ...],
+        step: Step,
         *,
         terminal: bool,
         stop_reason: str | int | None = None,
         reflections: int = 0,
     ) -> Node:
-        """Attach a new node for ``parent``'s path plus ``token_ids``."""
+        """Attach a new node for ``parent``'s path plus ``step``."""
         child = Node(
             id=self.size,
             parent=parent,
-            token_ids=token_ids,
-            confidences=confidences,
+            step=step,
             terminal=terminal,
             depth=parent.depth + 1,
-            path_tokens=parent.path_tokens + len(token_ids),
-            path_conf_sum=parent.path_conf_sum + sum(confidences),
-            path_conf_count=parent.path_conf_count + len(confidences),
+            path_tokens=parent.path_tokens + len(step.token_ids),
             reflections=parent.reflections + reflections,
             stop_reason=stop_reason,
         )

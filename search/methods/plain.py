@@ -11,9 +11,10 @@ from collections.abc import AsyncGenerator
 
 from search.answer import PathWriter
 from search.budget import Budget
-from search.engine import Engine, FinishReason, GenerationRequest
+from search.engine import Engine, FinishReason, GenerationRequest, TokenLogprob
 from search.events import Finished, SearchEvent, Started
-from search.reward import mean_confidence, token_confidence
+from search.reward import REWARDS
+from search.steps import StepCutter
 from search.types import SearchParams, SearchResult, StopReason
 
 
@@ -25,7 +26,7 @@ async def run_plain(
     budget = Budget(params)
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="content")
     chunk = params.step_tokens if params.incremental else params.max_tokens
-    confidences: list[float] = []
+    logprobs: list[TokenLogprob] = []
     finish_reason: FinishReason = "length"
     stop_reason: StopReason = "max_tokens"
     while True:
@@ -48,7 +49,7 @@ async def run_plain(
             stop_reason = "max_seconds"
             break
         completion = outputs[0][0]
-        confidences += [token_confidence(t) for t in completion.logprobs]
+        logprobs += completion.logprobs
         done = completion.finish_reason == "stop"
         last = done or generated + len(completion.token_ids) >= params.max_tokens
         for event in writer.commit(completion.token_ids, last=last, stop=completion.stop_reason):
@@ -71,6 +72,8 @@ async def run_plain(
             iterations=0,
             nodes=0,
             generated_tokens=budget.generated,
-            reward=mean_confidence(confidences),
+            reward=REWARDS[params.reward](
+                StepCutter(params, engine.tokenizer).split(writer.token_ids, logprobs)
+            ),
         )
     )

@@ -40,7 +40,8 @@ def test_streaming_disconnect_cancels_the_search(
     body = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
     with httpx.Client(timeout=60) as c, c.stream("POST", url, json=body) as r:
         assert r.status_code == 200
-        next(r.iter_lines())  # the role chunk: the search is running
+        lines = r.iter_lines()  # kept alive: dropping the iterator closes the response
+        assert next(lines).startswith("data: ")  # the role chunk: the search is running
         wait_until_busy(engine)
     assert wait_until_idle(engine, 5) < 1.5
     assert engine.stats.requests_in_flight == 0
