@@ -25,18 +25,19 @@ from search.events import (
     SearchEvent,
     Started,
 )
-from search.methods import METHODS, PLANNED_METHODS
+from search.methods import METHODS
 from search.types import SearchConfigError, SearchParams, SearchResult
 
 
 def run_search(params: SearchParams, engine: Engine) -> AsyncGenerator[SearchEvent, None]:
     """Run ``params.method`` on ``engine``; seeded runs are reproducible end to end."""
+    if params.method not in METHODS:
+        raise SearchConfigError("method", f"unknown search method {params.method!r}")
     return METHODS[params.method](params, engine, random.Random(params.seed))
 
 
 __all__ = [
     "METHODS",
-    "PLANNED_METHODS",
     "AnswerDelta",
     "Completion",
     "Engine",

@@ -177,6 +177,16 @@ class PathWriter:
             events.append(AnswerDelta(answer))
         return events
 
+    def commit_path(
+        self, steps: Sequence[Sequence[int]], *, stop: str | int | None = None
+    ) -> list[ReasoningDelta | AnswerDelta]:
+        """Append the final steps of the path; the last of them ends it (even if none)."""
+        events: list[ReasoningDelta | AnswerDelta] = []
+        for step in steps[:-1]:
+            events += self.commit(step, last=False)
+        events += self.commit(steps[-1] if steps else (), last=True, stop=stop)
+        return events
+
     def reasoning_tokens(self) -> int:
         """Tokens of the committed path that fall in the reasoning part."""
         return count_tokens_within(self._tokenizer, self.token_ids, self._splitter.reasoning_chars)

@@ -19,9 +19,9 @@ from collections.abc import AsyncGenerator
 
 from search.answer import PathWriter
 from search.budget import Budget
-from search.engine import Completion, Engine, FinishReason, GenerationRequest
+from search.engine import Completion, Engine
 from search.events import Expanded, Finished, SearchEvent, Started
-from search.policies import backpropagate, best_child, select_leaf
+from search.policies import backpropagate, best_child, path_end, select_leaf
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
 from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
@@ -57,13 +57,13 @@ class _MctsRun:
         yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
         root = self.tree.root
         budget_out: StopReason | None = None
-        while self._path_end(root) is None:
+        while path_end(root, self.params) is None:
             for _ in range(params.iterations):
                 budget_out = self.budget.exhausted()
                 if budget_out is not None:
                     break
                 leaf = select_leaf(root, params.exploration)
-                leaf_end = self._path_end(leaf)
+                leaf_end = path_end(leaf, self.params)
                 if leaf_end is not None:  # nothing to expand: score the path directly
                     reward = self.reward(leaf.path_steps())
                     backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))
@@ -79,23 +79,13 @@ class _MctsRun:
                 break
             root = best_child(root)
             for delta in self.writer.commit(
-                root.token_ids, last=self._path_end(root) is not None, stop=root.stop_reason
+                root.token_ids, last=path_end(root, self.params) is not None, stop=root.stop_reason
             ):
                 yield delta
         closing, result = self._finish(root, budget_out)
         for event in closing:
             yield event
         yield Finished(result)
-
-    def _path_end(self, node: Node) -> tuple[FinishReason, StopReason] | None:
-        """Why the path through ``node`` cannot grow, or ``None`` while it can."""
-        if node.terminal:
-            return "stop", "completed"
-        if node.path_tokens >= self.params.max_tokens:
-            return "length", "max_tokens"
-        if node.depth >= self.params.max_depth:
-            return "length", "max_depth"
-        return None
 
     async def _expand(self, leaf: Node) -> Expanded | None:
         """Sample ``branching`` continuations of ``leaf``; add children, score, back-propagate.
@@ -107,15 +97,8 @@ class _MctsRun:
         max_tokens = min(room, self.budget.remaining_tokens() // params.branching)
         if max_tokens < 1:
             return None
-        request = GenerationRequest(
-            prompt_token_ids=(*params.prompt_token_ids, *leaf.path_token_ids()),
-            max_tokens=max_tokens,
-            n=params.branching,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=self.rng.getrandbits(31),
-            stop=params.stop,
-            logprobs=params.logprobs,
+        request = params.generation(
+            leaf.path_token_ids(), max_tokens, self.rng.getrandbits(31), n=params.branching
         )
         outputs = await self.budget.generate(self.engine, [request])
         if outputs is None:
@@ -173,16 +156,15 @@ class _MctsRun:
     ) -> tuple[list[SearchEvent], SearchResult]:
         """Close the path: after a budget ran out, the best rollout found so far completes it."""
         events: list[SearchEvent] = []
-        end = self._path_end(root)
+        end = path_end(root, self.params)
         if end is not None:
             finish_reason, stop_reason = end
             reward = self.reward(root.path_steps())
         elif root.best is not None:
             best = root.best
-            below = best.node.path()[root.depth :]
-            for node in below:
-                events += self.writer.commit(node.token_ids, last=False)
-            events += self.writer.commit(best.tail_token_ids, last=True, stop=best.stop_reason)
+            steps = [node.token_ids for node in best.node.path()[root.depth :]]
+            steps += [best.tail_token_ids] if best.tail else []
+            events += self.writer.commit_path(steps, stop=best.stop_reason)
             finish_reason, reward = best.finish_reason, best.reward
             stop_reason = budget_out or "completed"
         else:

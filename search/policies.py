@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import math
 
-from search.types import Node, Trajectory
+from search.engine import FinishReason
+from search.types import Node, SearchParams, StopReason, Trajectory
+
+
+def path_end(node: Node, params: SearchParams) -> tuple[FinishReason, StopReason] | None:
+    """Why the path through ``node`` cannot grow, or ``None`` while it can."""
+    if node.terminal:
+        return "stop", "completed"
+    if node.path_tokens >= params.max_tokens:
+        return "length", "max_tokens"
+    if node.depth >= params.max_depth:
+        return "length", "max_depth"
+    return None
 
 
 def uct_score(child: Node, parent_visits: int, exploration: float) -> float:

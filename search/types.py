@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from search.engine import FinishReason
+from search.engine import FinishReason, GenerationRequest
 from search.reward import REWARDS, Step
 
 Granularity = Literal["step", "mini_step", "token"]
@@ -115,6 +116,21 @@ class SearchParams:
     def action_tokens(self) -> int:
         """Most tokens in one action."""
         return 1 if self.granularity == "token" else self.step_tokens
+
+    def generation(
+        self, path: Sequence[int], max_tokens: int, seed: int, n: int = 1
+    ) -> GenerationRequest:
+        """An engine request continuing the prompt plus ``path`` with this search's sampling."""
+        return GenerationRequest(
+            prompt_token_ids=(*self.prompt_token_ids, *path),
+            max_tokens=max_tokens,
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=seed,
+            stop=self.stop,
+            logprobs=self.logprobs,
+        )
 
 
 @dataclass(frozen=True, slots=True)

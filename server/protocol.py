@@ -56,6 +56,11 @@ class SearchOptions(BaseModel):
     answer_markers: list[str] = Field(
         ["<Output>", "</think>"], description="text after the first marker is the answer"
     )
+    reward: Literal["confidence", "min_step"] = Field(
+        "confidence", description="path score: mean token confidence, or the weakest step's"
+    )
+    samples: int = Field(4, ge=1, le=256, description="answers best_of_n/self_consistency sample")
+    beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
 
 
 class TextPart(OpenAIBaseModel):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import get_args
 
 from search import (
-    PLANNED_METHODS,
     AnswerDelta,
     Finished,
     ReasoningDelta,
@@ -78,17 +77,12 @@ class ChatService:
     def models(self) -> ModelList:
         """The served model and its ``<name>:<method>`` aliases."""
         name, limit = self.engine.model_name, self.engine.max_model_len
-        ids = [name, *(f"{name}:{m}" for m in ALIASES if m not in PLANNED_METHODS)]
+        ids = [name, *(f"{name}:{m}" for m in ALIASES)]
         return ModelList(data=[ModelCard(id=i, root=name, max_model_len=limit) for i in ids])
 
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         """Check the request against the model and build its frozen search parameters."""
         options = self._options(request)
-        if options.method in PLANNED_METHODS:
-            raise InvalidRequest(
-                f"search method '{options.method}' is not available yet; use one of: mcts, none",
-                param="search.method",
-            )
         if request.logprobs:
             raise InvalidRequest("logprobs are not supported", param="logprobs")
         messages = [

@@ -8,14 +8,19 @@ from collections.abc import AsyncGenerator, Callable
 from search.engine import Engine
 from search.events import SearchEvent
 from search.mcts import run_mcts
+from search.methods.beam import run_beam
 from search.methods.plain import run_plain
+from search.methods.sampling import run_best_of_n, run_self_consistency
 from search.types import SearchParams
 
 SearchMethod = Callable[[SearchParams, Engine, random.Random], AsyncGenerator[SearchEvent, None]]
 
-METHODS: dict[str, SearchMethod] = {"mcts": run_mcts, "none": run_plain}
+METHODS: dict[str, SearchMethod] = {
+    "mcts": run_mcts,
+    "none": run_plain,
+    "best_of_n": run_best_of_n,
+    "self_consistency": run_self_consistency,
+    "beam": run_beam,
+}
 
-# Names the request surface already accepts; each answers a clear 400 until it is implemented.
-PLANNED_METHODS = ("best_of_n", "self_consistency", "beam")
-
-__all__ = ["METHODS", "PLANNED_METHODS", "SearchMethod"]
+__all__ = ["METHODS", "SearchMethod"]

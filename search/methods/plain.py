@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 
 from search.answer import PathWriter
 from search.budget import Budget
-from search.engine import Engine, FinishReason, GenerationRequest, TokenLogprob
+from search.engine import Engine, FinishReason, TokenLogprob
 from search.events import Finished, SearchEvent, Started
 from search.reward import REWARDS
 from search.steps import StepCutter
@@ -35,15 +35,7 @@ async def run_plain(
         if max_tokens < 1:
             stop_reason = budget.exhausted() or "max_tokens"
             break
-        request = GenerationRequest(
-            prompt_token_ids=(*params.prompt_token_ids, *writer.token_ids),
-            max_tokens=max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=rng.getrandbits(31),
-            stop=params.stop,
-            logprobs=params.logprobs,
-        )
+        request = params.generation(writer.token_ids, max_tokens, rng.getrandbits(31))
         outputs = await budget.generate(engine, [request])
         if outputs is None:
             stop_reason = "max_seconds"

@@ -6,6 +6,7 @@ import time
 
 import httpx
 import openai
+import pytest
 
 from server.engines.transformers_engine import TransformersEngine
 from tests.conftest import TINY_SEARCH
@@ -171,3 +172,29 @@ def test_metrics_move_after_a_request(
     assert metric(after, requests_ok) == metric(before, requests_ok) + 1
     assert metric(after, rollout_tokens) > metric(before, rollout_tokens)
     assert "ponder_requests_in_flight 0.0" in after
+
+
+@pytest.mark.parametrize(
+    ("alias", "search"),
+    [
+        ("best_of_n", {"samples": 2}),
+        ("self_consistency", {"samples": 3, "reward": "min_step"}),
+        ("beam", {"beam_width": 2, "branching": 2, "granularity": "mini_step", "step_tokens": 8}),
+    ],
+)
+def test_every_method_answers_through_its_alias(
+    client: openai.OpenAI, model_name: str, alias: str, search: dict[str, object]
+) -> None:
+    r = client.chat.completions.create(
+        model=f"{model_name}:{alias}",
+        messages=QUESTION,
+        seed=2,
+        max_tokens=16,
+        extra_body={"search": search},
+    )
+    info = (r.model_extra or {})["search"]
+    assert info["method"] == alias
+    assert r.choices[0].message.content
+    assert 0 < info["reward"] <= 1
+    assert 0 < r.usage.completion_tokens <= 16
+    assert info["generated_tokens"] >= r.usage.completion_tokens

@@ -1,0 +1,118 @@
+"""Method ``beam``: step-level beam search scored by the path reward.
+
+Each round expands every live beam by ``branching`` one-action continuations (all beams in one
+engine call), scores each new partial path, and keeps the ``beam_width`` best among the new
+paths and the beams that have already ended.  Steps that every surviving beam shares can no
+longer change, so they stream as reasoning at once; the rest of the best beam follows at the
+end.  In ``step`` granularity a continuation may run past the separator (up to
+``step_tokens``); what follows the first step is dropped, so steps mean the same as in MCTS.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncGenerator
+
+from search.answer import PathWriter
+from search.budget import Budget
+from search.engine import Engine
+from search.events import Expanded, Finished, SearchEvent, Started
+from search.policies import path_end
+from search.reward import REWARDS, Step
+from search.steps import StepCutter
+from search.types import Node, SearchParams, SearchResult, StopReason, Tree
+
+
+def _shared_ancestor(root: Node, beams: list[Node]) -> Node:
+    """The deepest node on every beam's path."""
+    shared = root
+    for nodes in zip(*(b.path() for b in beams), strict=False):
+        if any(n is not nodes[0] for n in nodes):
+            break
+        shared = nodes[0]
+    return shared
+
+
+async def run_beam(
+    params: SearchParams, engine: Engine, rng: random.Random
+) -> AsyncGenerator[SearchEvent, None]:
+    """Beam search over steps; yields shared steps as they settle."""
+    yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
+    tree = Tree()
+    budget = Budget(params)
+    cutter = StepCutter(params, engine.tokenizer)
+    reward = REWARDS[params.reward]
+    writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")
+    scores: dict[int, float] = {tree.root.id: 0.0}
+    beams, committed = [tree.root], tree.root
+    budget_out: StopReason | None = None
+    expansions = 0
+    while live := [b for b in beams if path_end(b, params) is None]:
+        budget_out = budget.exhausted()
+        per_sample = budget.remaining_tokens() // (len(live) * params.branching)
+        if budget_out is not None or per_sample < 1:
+            budget_out = budget_out or "max_search_tokens"
+            break
+        requests = [
+            params.generation(
+                beam.path_token_ids(),
+                min(params.action_tokens, params.max_tokens - beam.path_tokens, per_sample),
+                rng.getrandbits(31),
+                n=params.branching,
+            )
+            for beam in live
+        ]
+        outputs = await budget.generate(engine, requests)
+        if outputs is None:
+            budget_out = "max_seconds"
+            break
+        children: list[Node] = []
+        for beam, completions in zip(live, outputs, strict=True):
+            generated = 0
+            for completion in completions:
+                cut = cutter.first_action(completion.token_ids)
+                generated += len(completion.token_ids)
+                step = Step.of(completion.token_ids[:cut], completion.logprobs[:cut])
+                child = next((c for c in beam.children if c.token_ids == step.token_ids), None)
+                if child is None:
+                    terminal = (
+                        cut == len(completion.token_ids) and completion.finish_reason == "stop"
+                    )
+                    stop = completion.stop_reason if terminal else None
+                    child = tree.add_child(beam, step, terminal=terminal, stop_reason=stop)
+                    scores[child.id] = reward(child.path_steps())
+                    children.append(child)
+            expansions += 1
+            best_score = max(scores[c.id] for c in beam.children)
+            yield Expanded(beam.id, beam.depth, len(beam.children), generated, 0, best_score)
+        pool = [b for b in beams if path_end(b, params) is not None] + children
+        beams = sorted(pool, key=lambda n: scores[n.id], reverse=True)[: params.beam_width]
+        settled = _shared_ancestor(tree.root, beams)
+        if path_end(settled, params) is not None:  # the answer's last step waits for the end
+            settled = settled.parent or settled
+        for node in settled.path()[committed.depth :]:
+            for event in writer.commit(node.token_ids, last=False):
+                yield event
+        committed = settled
+    best = max(beams, key=lambda n: scores[n.id])
+    end = path_end(best, params)
+    finish_reason, stop_reason = end if end is not None else ("length", budget_out or "completed")
+    if budget_out is not None:
+        stop_reason = budget_out
+    steps = [node.token_ids for node in best.path()[committed.depth :]]
+    for event in writer.commit_path(steps, stop=best.stop_reason):
+        yield event
+    yield Finished(
+        SearchResult(
+            method=params.method,
+            token_ids=tuple(writer.token_ids),
+            finish_reason=finish_reason,
+            stop_reason=stop_reason,
+            prompt_tokens=len(params.prompt_token_ids),
+            reasoning_tokens=writer.reasoning_tokens(),
+            iterations=expansions,
+            nodes=tree.size,
+            generated_tokens=budget.generated,
+            reward=reward(best.path_steps()),
+        )
+    )

@@ -1,0 +1,116 @@
+"""best_of_n, self_consistency and beam on a scripted engine (choice arithmetic only)."""
+
+import asyncio
+
+import pytest
+
+from search import AnswerDelta, Finished, ReasoningDelta, SearchParams, run_search
+from search.events import SearchEvent
+from search.types import SearchConfigError, SearchResult
+from tests.scripted import CharTokenizer, ScriptedEngine, scored
+
+PROMPT = tuple(CharTokenizer().encode("Q? "))
+
+
+def run(
+    engine: ScriptedEngine, **overrides: object
+) -> tuple[list[SearchEvent], str, str, SearchResult]:
+    options: dict[str, object] = {"prompt_token_ids": PROMPT, "seed": 3, "rollout_tokens": 64}
+    options.update(overrides)
+
+    async def collect() -> list[SearchEvent]:
+        return [e async for e in run_search(SearchParams(**options), engine)]  # type: ignore[arg-type]
+
+    events = asyncio.run(collect())
+    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    answer = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    assert isinstance(events[-1], Finished)
+    return events, reasoning, answer, events[-1].result
+
+
+def test_best_of_n_keeps_the_most_confident_answer_in_one_call() -> None:
+    engine = ScriptedEngine([scored("abcd", 0.5), scored("wxyz", 0.9), scored("pq", 0.7)])
+    _, reasoning, answer, result = run(
+        engine, method="best_of_n", samples=3, granularity="mini_step", step_tokens=2
+    )
+    assert (reasoning, answer) == ("wx", "yz")
+    assert result.reward == pytest.approx(0.9)
+    assert [r.n for r in engine.requests] == [3]
+    assert (result.iterations, result.nodes, result.finish_reason) == (3, 4, "stop")
+
+
+def test_self_consistency_follows_the_majority_answer() -> None:
+    engine = ScriptedEngine([scored("so 12", 0.9), scored("so 7", 0.6), scored("it is 7", 0.5)])
+    _, _, answer, result = run(engine, method="self_consistency", samples=3)
+    assert answer == "so 7"
+    assert result.reward == pytest.approx(0.6)
+
+
+def test_self_consistency_breaks_ties_by_reward() -> None:
+    engine = ScriptedEngine([scored("so 7", 0.6), scored("so 12", 0.9)])
+    _, _, answer, _ = run(engine, method="self_consistency", samples=2)
+    assert answer == "so 12"
+
+
+def test_min_step_reward_changes_the_choice() -> None:
+    # fluent on average but with one shaky step, against steadily middling
+    shaky = [(ord(c), 0.99) for c in "abcdef"] + [(ord("g"), 0.1), (ord("h"), 0.1), (0, 0.99)]
+    steady = scored("stuvwxyz", 0.7)
+    mean_choice = run(
+        ScriptedEngine([shaky, steady]),
+        method="best_of_n",
+        samples=2,
+        granularity="mini_step",
+        step_tokens=2,
+    )
+    min_choice = run(
+        ScriptedEngine([shaky, steady]),
+        method="best_of_n",
+        samples=2,
+        granularity="mini_step",
+        step_tokens=2,
+        reward="min_step",
+    )
+    assert mean_choice[1] + mean_choice[2] == "abcdefgh"
+    assert min_choice[1] + min_choice[2] == "stuvwxyz"
+    assert min_choice[3].reward == pytest.approx(0.7)
+
+
+def test_beam_keeps_the_best_paths_and_streams_what_they_share() -> None:
+    engine = ScriptedEngine(
+        [
+            scored("ab", 0.9, eos=False),
+            scored("xy", 0.5, eos=False),  # expand the root
+            scored("c", 0.9),
+            scored("e", 0.2),  # expand "ab"
+            scored("z", 0.3),
+            scored("w", 0.3),  # expand "xy"
+        ]
+    )
+    events, reasoning, answer, result = run(
+        engine, method="beam", beam_width=2, branching=2, granularity="mini_step", step_tokens=2
+    )
+    assert (reasoning, answer) == ("ab", "c")
+    assert [len(r.prompt_token_ids) - len(PROMPT) for r in engine.requests] == [0, 2, 2]
+    assert (result.iterations, result.nodes, result.finish_reason) == (3, 7, "stop")
+    assert result.reward == pytest.approx(0.9)
+    deltas = [e for e in events if isinstance(e, ReasoningDelta | AnswerDelta)]
+    assert isinstance(deltas[0], ReasoningDelta) and isinstance(deltas[-1], AnswerDelta)
+
+
+def test_beam_respects_the_search_token_budget() -> None:
+    engine = ScriptedEngine([scored("ab", 0.9, eos=False)] * 50)
+    *_, result = run(
+        engine, method="beam", granularity="mini_step", step_tokens=2, max_search_tokens=12
+    )
+    assert result.stop_reason == "max_search_tokens"
+    assert result.generated_tokens <= 12
+    assert result.token_ids  # the best partial path is still returned
+
+
+def test_unknown_method_and_reward_are_rejected() -> None:
+    with pytest.raises(SearchConfigError) as excinfo:
+        SearchParams(prompt_token_ids=PROMPT, reward="vibes")
+    assert excinfo.value.param == "reward"
+    with pytest.raises(SearchConfigError):
+        run_search(SearchParams(prompt_token_ids=PROMPT, method="magic"), ScriptedEngine([]))
