@@ -10,7 +10,7 @@ ENGINE ?= auto
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/ponder serve --host $(HOST) --port $(PORT) --engine $(ENGINE) $(if $(MODEL),--model $(MODEL))
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest
+
+# Debian's headless Chromium draws the trace page in the tests (installed once, as root).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,6 +24,7 @@ from search.events import Expanded, Finished, SearchEvent, Started
 from search.policies import backpropagate, best_child, path_end, select_leaf
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
+from search.trace import trace_tree
 from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
 
 
@@ -157,11 +158,13 @@ class _MctsRun:
         """Close the path: after a budget ran out, the best rollout found so far completes it."""
         events: list[SearchEvent] = []
         end = path_end(root, self.params)
+        chosen = root
         if end is not None:
             finish_reason, stop_reason = end
             reward = self.reward(root.path_steps())
         elif root.best is not None:
             best = root.best
+            chosen = best.node
             steps = [node.token_ids for node in best.node.path()[root.depth :]]
             steps += [best.tail_token_ids] if best.tail else []
             events += self.writer.commit_path(steps, stop=best.stop_reason)
@@ -182,5 +185,6 @@ class _MctsRun:
             nodes=self.tree.size,
             generated_tokens=self.budget.generated,
             reward=reward,
+            tree=trace_tree(self.tree, chosen, self.engine.tokenizer),
         )
         return events, result

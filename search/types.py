@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from search.engine import FinishReason, GenerationRequest
 from search.reward import REWARDS, Step
+
+if TYPE_CHECKING:
+    from search.trace import TraceNode
 
 Granularity = Literal["step", "mini_step", "token"]
 StopReason = Literal["completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds"]
@@ -242,6 +245,7 @@ class SearchResult:
     nodes: int
     generated_tokens: int
     reward: float
+    tree: tuple[TraceNode, ...] = ()
 
     @property
     def completion_tokens(self) -> int:

@@ -4,6 +4,7 @@
 
     PonderError (500 internal_error)
      ├── InvalidRequest (400 invalid_request_error)
+ ├── NotFound       (404 not_found_error)
      └── ModelNotFound  (404 invalid_request_error, code model_not_found)
 """
 
@@ -43,6 +44,13 @@ class InvalidRequest(PonderError):
 
     status_code = 400
     error_type = "invalid_request_error"
+
+
+class NotFound(PonderError):
+    """The request names something this server does not have."""
+
+    status_code = 404
+    error_type = "not_found_error"
 
 
 class ModelNotFound(PonderError):

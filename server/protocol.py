@@ -61,6 +61,7 @@ class SearchOptions(BaseModel):
     )
     samples: int = Field(4, ge=1, le=256, description="answers best_of_n/self_consistency sample")
     beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
+    return_tree: bool = Field(False, description="include the whole search tree in the response")
 
 
 class TextPart(OpenAIBaseModel):
@@ -110,6 +111,21 @@ class ChatCompletionRequest(OpenAIBaseModel):
     search: SearchOptions | None = None
 
 
+class TraceNodeInfo(OpenAIBaseModel):
+    """One node of a returned search tree."""
+
+    id: int
+    parent: int | None
+    depth: int
+    text: str
+    tokens: int
+    visits: int
+    value: float
+    reward: float
+    terminal: bool
+    chosen: bool
+
+
 class SearchInfo(OpenAIBaseModel):
     """ponder's ``search`` object: what the search did and what the answer scored."""
 
@@ -119,6 +135,7 @@ class SearchInfo(OpenAIBaseModel):
     generated_tokens: int
     reward: float
     stop_reason: str
+    tree: list[TraceNodeInfo] | None = None
 
 
 class CompletionTokensDetails(OpenAIBaseModel):

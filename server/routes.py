@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 
+from server.errors import NotFound
 from server.protocol import ChatCompletionRequest, ModelList
 from server.serving import CLIENT_CLOSED, ChatService
 from server.streaming import chat_chunks, sse_frames
 
 router = APIRouter()
+TRACE_PAGE = (Path(__file__).parent / "static" / "trace.html").read_text(encoding="utf-8")
 T = TypeVar("T")
 DISCONNECT_POLL_SECONDS = 0.25
 
@@ -59,6 +62,21 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
 async def list_models(request: Request) -> ModelList:
     """The served model and its method aliases."""
     return _service(request).models()
+
+
+@router.get("/v1/traces/{trace_id}")
+async def get_trace(trace_id: str, request: Request) -> dict[str, Any]:
+    """A finished search's tree (kept for a while, newest first)."""
+    trace = _service(request).traces.get(trace_id)
+    if trace is None:
+        raise NotFound(f"No trace `{trace_id}`: unknown, or no longer kept.", param="trace_id")
+    return trace
+
+
+@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+async def show_trace(trace_id: str) -> HTMLResponse:
+    """The tree viewer: a static page that draws ``/v1/traces/{trace_id}`` as SVG."""
+    return HTMLResponse(TRACE_PAGE)
 
 
 @router.get("/health")

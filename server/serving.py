@@ -6,7 +6,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import get_args
 
 from search import (
@@ -33,8 +33,10 @@ from server.protocol import (
     ResponseMessage,
     SearchInfo,
     SearchOptions,
+    TraceNodeInfo,
     Usage,
 )
+from server.traces import TraceStore
 
 ALIASES: tuple[str, ...] = get_args(MethodName)
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; used in metrics only
@@ -49,6 +51,8 @@ class PreparedChat:
     model: str
     params: SearchParams
     include_usage: bool
+    return_tree: bool
+    question: str
 
 
 def usage_of(result: SearchResult) -> Usage:
@@ -61,9 +65,11 @@ def usage_of(result: SearchResult) -> Usage:
     )
 
 
-def search_info(result: SearchResult) -> SearchInfo:
-    """ponder's ``search`` object for a finished search."""
-    return SearchInfo(**{name: getattr(result, name) for name in SearchInfo.model_fields})
+def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
+    """ponder's ``search`` object for a finished search, with the tree when asked for."""
+    fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
+    tree = [TraceNodeInfo(**asdict(node)) for node in result.tree] if with_tree else None
+    return SearchInfo(**fields, tree=tree)
 
 
 class ChatService:
@@ -73,6 +79,7 @@ class ChatService:
         self.engine = engine
         self.defaults = defaults
         self.metrics = metrics
+        self.traces = TraceStore()
 
     def models(self) -> ModelList:
         """The served model and its ``<name>:<method>`` aliases."""
@@ -95,7 +102,7 @@ class ChatService:
         try:
             params = SearchParams(
                 prompt_token_ids=prompt,
-                **options.model_dump(exclude={"answer_markers"}),
+                **options.model_dump(exclude={"answer_markers", "return_tree"}),
                 answer_markers=tuple(options.answer_markers),
                 max_tokens=max_tokens,
                 temperature=1.0 if request.temperature is None else request.temperature,
@@ -109,7 +116,13 @@ class ChatService:
             raise InvalidRequest(str(exc), param=param) from exc
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return PreparedChat(
-            f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), request.model, params, include_usage
+            request_id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=request.model,
+            params=params,
+            include_usage=include_usage,
+            return_tree=options.return_tree,
+            question=request.messages[-1].text(),
         )
 
     def _options(self, request: ChatCompletionRequest) -> SearchOptions:
@@ -150,6 +163,8 @@ class ChatService:
             async with contextlib.aclosing(run_search(prepared.params, self.engine)) as events:
                 async for event in events:
                     tracker.observe(event)
+                    if isinstance(event, Finished):
+                        self._keep_trace(prepared, event.result)
                     yield event
             status = 200
         except PonderError as exc:
@@ -160,6 +175,20 @@ class ChatService:
             raise
         finally:
             tracker.close(status)
+
+    def _keep_trace(self, prepared: PreparedChat, result: SearchResult) -> None:
+        info = search_info(result, with_tree=True)
+        self.traces.put(
+            prepared.request_id,
+            {
+                "id": prepared.request_id,
+                "model": prepared.model,
+                "created": prepared.created,
+                "question": prepared.question,
+                "answer": self.engine.tokenizer.decode(result.token_ids),
+                "search": info.model_dump(),
+            },
+        )
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the search to the end and build one ``chat.completion``."""
@@ -185,5 +214,5 @@ class ChatService:
             model=prepared.model,
             choices=[Choice(message=message, finish_reason=result.finish_reason)],
             usage=usage_of(result),
-            search=search_info(result),
+            search=search_info(result, with_tree=prepared.return_tree),
         )

@@ -43,7 +43,7 @@ async def chat_chunks(
             yield chunk(DeltaMessage(content=event.text))
         elif isinstance(event, Finished):
             final = chunk(DeltaMessage(), finish_reason=event.result.finish_reason)
-            final.search = search_info(event.result)
+            final.search = search_info(event.result, with_tree=prepared.return_tree)
             yield final
             if prepared.include_usage:
                 yield ChatCompletionChunk(

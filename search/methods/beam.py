@@ -20,6 +20,7 @@ from search.events import Expanded, Finished, SearchEvent, Started
 from search.policies import path_end
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
+from search.trace import trace_tree
 from search.types import Node, SearchParams, SearchResult, StopReason, Tree
 
 
@@ -43,7 +44,6 @@ async def run_beam(
     cutter = StepCutter(params, engine.tokenizer)
     reward = REWARDS[params.reward]
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")
-    scores: dict[int, float] = {tree.root.id: 0.0}
     beams, committed = [tree.root], tree.root
     budget_out: StopReason | None = None
     expansions = 0
@@ -80,13 +80,13 @@ async def run_beam(
                     )
                     stop = completion.stop_reason if terminal else None
                     child = tree.add_child(beam, step, terminal=terminal, stop_reason=stop)
-                    scores[child.id] = reward(child.path_steps())
+                    child.visits, child.value_sum = 1, reward(child.path_steps())
                     children.append(child)
             expansions += 1
-            best_score = max(scores[c.id] for c in beam.children)
+            best_score = max(c.mean_value for c in beam.children)
             yield Expanded(beam.id, beam.depth, len(beam.children), generated, 0, best_score)
         pool = [b for b in beams if path_end(b, params) is not None] + children
-        beams = sorted(pool, key=lambda n: scores[n.id], reverse=True)[: params.beam_width]
+        beams = sorted(pool, key=lambda n: n.mean_value, reverse=True)[: params.beam_width]
         settled = _shared_ancestor(tree.root, beams)
         if path_end(settled, params) is not None:  # the answer's last step waits for the end
             settled = settled.parent or settled
@@ -94,7 +94,7 @@ async def run_beam(
             for event in writer.commit(node.token_ids, last=False):
                 yield event
         committed = settled
-    best = max(beams, key=lambda n: scores[n.id])
+    best = max(beams, key=lambda n: n.mean_value)
     end = path_end(best, params)
     finish_reason, stop_reason = end if end is not None else ("length", budget_out or "completed")
     if budget_out is not None:
@@ -114,5 +114,6 @@ async def run_beam(
             nodes=tree.size,
             generated_tokens=budget.generated,
             reward=reward(best.path_steps()),
+            tree=trace_tree(tree, best, engine.tokenizer),
         )
     )

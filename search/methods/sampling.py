@@ -20,7 +20,8 @@ from search.events import Finished, SearchEvent, Started
 from search.extract import extract_answer
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
-from search.types import SearchParams, SearchResult, StopReason
+from search.trace import trace_tree
+from search.types import SearchParams, SearchResult, StopReason, Tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +84,25 @@ async def _run_sampled(
         request = params.generation((), max_tokens, rng.getrandbits(31), n=params.samples)
         outputs = await budget.generate(engine, [request])
     finish_reason: FinishReason = "length"
+    tree = Tree()
+    chosen_node = tree.root
     if outputs is None:
         stop_reason: StopReason = budget.exhausted() or "max_search_tokens"
         chosen_reward = 0.0
         for event in writer.commit((), last=True):
             yield event
     else:
-        candidates = []
+        candidates, nodes = [], []
         for completion in outputs[0]:
             steps = cutter.split(completion.token_ids, completion.logprobs)
-            candidates.append(Candidate(completion, steps, reward(steps)))
+            candidate = Candidate(completion, steps, reward(steps))
+            whole = Step.of(completion.token_ids, completion.logprobs)
+            node = tree.add_child(tree.root, whole, terminal=completion.finish_reason == "stop")
+            node.visits, node.value_sum = 1, candidate.reward
+            candidates.append(candidate)
+            nodes.append(node)
         chosen = choose(candidates)
+        chosen_node = nodes[candidates.index(chosen)]
         chosen_ids = [step.token_ids for step in chosen.steps]
         for event in writer.commit_path(chosen_ids, stop=chosen.completion.stop_reason):
             yield event
@@ -113,9 +122,10 @@ async def _run_sampled(
             stop_reason=stop_reason,
             prompt_tokens=len(params.prompt_token_ids),
             reasoning_tokens=writer.reasoning_tokens(),
-            iterations=params.samples if outputs is not None else 0,
-            nodes=1 + params.samples if outputs is not None else 1,
+            iterations=tree.size - 1,
+            nodes=tree.size,
             generated_tokens=budget.generated,
             reward=chosen_reward,
+            tree=trace_tree(tree, chosen_node, engine.tokenizer),
         )
     )

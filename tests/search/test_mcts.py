@@ -57,6 +57,16 @@ def test_commits_the_more_confident_branch_step_by_step() -> None:
     assert result.finish_reason == "stop" and result.stop_reason == "completed"
     assert result.token_ids == (*tuple(CharTokenizer().encode("abcd")), 0)
     assert result.iterations == 2 and result.nodes == 5
+    # the trace is the tree: ids, parents, visits, and the chosen path
+    tree = {n.id: n for n in result.tree}
+    assert {i: (n.parent, n.visits, n.text) for i, n in tree.items()} == {
+        0: (None, 4, ""),
+        1: (0, 3, "ab"),
+        2: (0, 1, "xy"),
+        3: (1, 1, "cd"),
+        4: (1, 1, "ce"),
+    }
+    assert [i for i, n in tree.items() if n.chosen] == [0, 1, 3]
     assert result.reward == pytest.approx((0.9 * 2 + 0.8 * 3) / 5)
     # every reasoning delta precedes every answer delta
     kinds = [type(e) for e in events if isinstance(e, ReasoningDelta | AnswerDelta)]
