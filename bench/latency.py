@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
+
+from bench.server import live_server
 
 SNIPPET_SEARCH = {
     "method": "mcts",
@@ -31,41 +27,6 @@ SNIPPET_SEARCH = {
     "branching": 2,
 }
 MESSAGES: Any = [{"role": "user", "content": "What is 17*23?"}]
-
-
-@contextmanager
-def live_server(url: str | None) -> Iterator[str]:
-    """Yield the URL of a running server, starting one if none was given."""
-    if url:
-        yield url
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--uvicorn-log-level",
-            "warning",
-        ],
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def measure(client: openai.OpenAI, model: str, search: dict[str, Any], seed: int) -> dict[str, Any]:
