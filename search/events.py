@@ -19,9 +19,11 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class Expanded:
-    """One expansion (with its simulations) finished.
+    """One expansion (with its simulations) finished: where, what it cost, and the progress.
 
-    ``action_tokens`` were generated for the new children, ``rollout_tokens`` beyond them.
+    ``action_tokens`` were generated for the new children, ``rollout_tokens`` beyond them;
+    ``round`` counts committed steps plus one, ``iterations`` and ``nodes`` are totals so far,
+    and ``best_reward`` is the best path reward found so far.
     """
 
     node_id: int
@@ -30,6 +32,9 @@ class Expanded:
     action_tokens: int
     rollout_tokens: int
     best_reward: float
+    round: int
+    iterations: int
+    nodes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,11 +70,10 @@ class _MctsRun:
                     backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))
                     self.iterations += 1
                     continue
-                expanded = await self._expand(leaf)
+                expanded = await self._expand(leaf, root.depth + 1)
                 if expanded is None:
                     budget_out = self.budget.exhausted() or "max_search_tokens"
                     break
-                self.iterations += 1
                 yield expanded
             if budget_out is not None or not root.children:
                 break
@@ -88,7 +87,7 @@ class _MctsRun:
             yield event
         yield Finished(result)
 
-    async def _expand(self, leaf: Node) -> Expanded | None:
+    async def _expand(self, leaf: Node, round_: int) -> Expanded | None:
         """Sample ``branching`` continuations of ``leaf``; add children, score, back-propagate.
 
         Returns ``None`` when a budget stopped the engine call.
@@ -111,9 +110,18 @@ class _MctsRun:
             rollout = len(trajectory.tail_token_ids)
             action_tokens += len(completion.token_ids) - rollout
             rollout_tokens += rollout
-        best = leaf.best.reward if leaf.best is not None else 0.0
+        self.iterations += 1
+        best = self.tree.root.best
         return Expanded(
-            leaf.id, leaf.depth, len(leaf.children), action_tokens, rollout_tokens, best
+            node_id=leaf.id,
+            depth=leaf.depth,
+            children=len(leaf.children),
+            action_tokens=action_tokens,
+            rollout_tokens=rollout_tokens,
+            best_reward=best.reward if best is not None else 0.0,
+            round=round_,
+            iterations=self.iterations,
+            nodes=self.tree.size,
         )
 
     def _add_child(self, leaf: Node, completion: Completion) -> Trajectory:
@@ -174,17 +182,14 @@ class _MctsRun:
             events += self.writer.commit((), last=True)
             finish_reason, reward = "length", self.reward(root.path_steps())
             stop_reason = budget_out or "completed"
-        result = SearchResult(
-            method=self.params.method,
-            token_ids=tuple(self.writer.token_ids),
+        result = self.writer.result(
+            self.params,
             finish_reason=finish_reason,
             stop_reason=stop_reason,
-            prompt_tokens=len(self.params.prompt_token_ids),
-            reasoning_tokens=self.writer.reasoning_tokens(),
-            iterations=self.iterations,
-            nodes=self.tree.size,
             generated_tokens=self.budget.generated,
             reward=reward,
+            iterations=self.iterations,
+            nodes=self.tree.size,
             tree=trace_tree(self.tree, chosen, self.engine.tokenizer),
         )
         return events, result

@@ -31,12 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "search_defaults":
             kwargs["type"] = json.loads
         serve.add_argument("--" + name.replace("_", "-"), **kwargs)
+    chat = commands.add_parser("chat", help="talk to a ponder server from the terminal")
+    chat.add_argument("prompt", nargs="?", help="one question (default: a conversation)")
+    chat.add_argument("--url", default="http://127.0.0.1:8000", help="the server")
+    chat.add_argument("--model", help="model or alias (default: the server's first)")
+    chat.add_argument("--search", type=json.loads, default={}, help="search options as JSON")
+    chat.add_argument("--seed", type=int, help="make the answers reproducible")
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServerArgs:
-    """Flags, then ``PONDER_*`` environment, then defaults."""
-    namespace = vars(build_parser().parse_args(argv))
+    """``ponder serve``'s settings: flags, then ``PONDER_*`` environment, then defaults."""
+    return _server_args(vars(build_parser().parse_args(argv)))
+
+
+def _server_args(namespace: dict[str, Any]) -> ServerArgs:
     namespace.pop("command")
     model_tag = namespace.pop("model_tag")
     if model_tag is not None:
@@ -46,8 +55,20 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerArgs:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``ponder`` console script."""
+    namespace = vars(build_parser().parse_args(argv))
+    if namespace["command"] == "chat":
+        from server.chat import run_chat
+
+        run_chat(
+            namespace["url"],
+            namespace["model"],
+            namespace["search"],
+            namespace["seed"],
+            namespace["prompt"],
+        )
+        return
     try:
-        args = parse_args(argv)
+        args = _server_args(namespace)
     except ValidationError as exc:
         sys.exit(f"ponder: invalid settings:\n{exc}")
     logging.basicConfig(

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from search.trace import TraceNode
+
 MethodName = Literal["mcts", "none", "best_of_n", "self_consistency", "beam"]
 
 
@@ -62,6 +64,9 @@ class SearchOptions(BaseModel):
     samples: int = Field(4, ge=1, le=256, description="answers best_of_n/self_consistency sample")
     beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
     return_tree: bool = Field(False, description="include the whole search tree in the response")
+    progress: bool = Field(
+        False, description="streaming: send search_progress chunks as the search expands"
+    )
 
 
 class TextPart(OpenAIBaseModel):
@@ -111,21 +116,6 @@ class ChatCompletionRequest(OpenAIBaseModel):
     search: SearchOptions | None = None
 
 
-class TraceNodeInfo(OpenAIBaseModel):
-    """One node of a returned search tree."""
-
-    id: int
-    parent: int | None
-    depth: int
-    text: str
-    tokens: int
-    visits: int
-    value: float
-    reward: float
-    terminal: bool
-    chosen: bool
-
-
 class SearchInfo(OpenAIBaseModel):
     """ponder's ``search`` object: what the search did and what the answer scored."""
 
@@ -135,7 +125,16 @@ class SearchInfo(OpenAIBaseModel):
     generated_tokens: int
     reward: float
     stop_reason: str
-    tree: list[TraceNodeInfo] | None = None
+    tree: list[TraceNode] | None = None
+
+
+class SearchProgress(OpenAIBaseModel):
+    """How far a streaming search has come (sent when ``search.progress`` is set)."""
+
+    round: int
+    iterations: int
+    nodes: int
+    best_reward: float
 
 
 class CompletionTokensDetails(OpenAIBaseModel):
@@ -213,6 +212,7 @@ class ChatCompletionChunk(OpenAIBaseModel):
     usage: Usage | None = None
     # ponder extensions
     search: SearchInfo | None = None
+    search_progress: SearchProgress | None = None
 
 
 class ModelCard(OpenAIBaseModel):

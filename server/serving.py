@@ -6,7 +6,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import get_args
 
 from search import (
@@ -33,7 +33,6 @@ from server.protocol import (
     ResponseMessage,
     SearchInfo,
     SearchOptions,
-    TraceNodeInfo,
     Usage,
 )
 from server.traces import TraceStore
@@ -52,6 +51,7 @@ class PreparedChat:
     params: SearchParams
     include_usage: bool
     return_tree: bool
+    progress: bool
     question: str
 
 
@@ -68,7 +68,7 @@ def usage_of(result: SearchResult) -> Usage:
 def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
     """ponder's ``search`` object for a finished search, with the tree when asked for."""
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
-    tree = [TraceNodeInfo(**asdict(node)) for node in result.tree] if with_tree else None
+    tree = list(result.tree) if with_tree else None
     return SearchInfo(**fields, tree=tree)
 
 
@@ -102,7 +102,7 @@ class ChatService:
         try:
             params = SearchParams(
                 prompt_token_ids=prompt,
-                **options.model_dump(exclude={"answer_markers", "return_tree"}),
+                **options.model_dump(exclude={"answer_markers", "return_tree", "progress"}),
                 answer_markers=tuple(options.answer_markers),
                 max_tokens=max_tokens,
                 temperature=1.0 if request.temperature is None else request.temperature,
@@ -122,6 +122,7 @@ class ChatService:
             params=params,
             include_usage=include_usage,
             return_tree=options.return_tree,
+            progress=options.progress,
             question=request.messages[-1].text(),
         )
 

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 from sse_starlette import ServerSentEvent
 
-from search import AnswerDelta, Finished, ReasoningDelta, SearchEvent
+from search import AnswerDelta, Expanded, Finished, ReasoningDelta, SearchEvent
 from server.errors import PonderError
-from server.protocol import ChatCompletionChunk, ChunkChoice, DeltaMessage
+from server.protocol import ChatCompletionChunk, ChunkChoice, DeltaMessage, SearchProgress
 from server.serving import PreparedChat, search_info, usage_of
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ async def chat_chunks(
             yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
         elif isinstance(event, AnswerDelta):
             yield chunk(DeltaMessage(content=event.text))
+        elif isinstance(event, Expanded) and prepared.progress:
+            progress = chunk(DeltaMessage())
+            progress.search_progress = SearchProgress(
+                round=event.round,
+                iterations=event.iterations,
+                nodes=event.nodes,
+                best_reward=event.best_reward,
+            )
+            yield progress
         elif isinstance(event, Finished):
             final = chunk(DeltaMessage(), finish_reason=event.result.finish_reason)
             final.search = search_info(event.result, with_tree=prepared.return_tree)

@@ -21,7 +21,7 @@ from search.policies import path_end
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
 from search.trace import trace_tree
-from search.types import Node, SearchParams, SearchResult, StopReason, Tree
+from search.types import Node, SearchParams, StopReason, Tree
 
 
 def _shared_ancestor(root: Node, beams: list[Node]) -> Node:
@@ -47,6 +47,7 @@ async def run_beam(
     beams, committed = [tree.root], tree.root
     budget_out: StopReason | None = None
     expansions = 0
+    best_reward = 0.0
     while live := [b for b in beams if path_end(b, params) is None]:
         budget_out = budget.exhausted()
         per_sample = budget.remaining_tokens() // (len(live) * params.branching)
@@ -83,8 +84,18 @@ async def run_beam(
                     child.visits, child.value_sum = 1, reward(child.path_steps())
                     children.append(child)
             expansions += 1
-            best_score = max(c.mean_value for c in beam.children)
-            yield Expanded(beam.id, beam.depth, len(beam.children), generated, 0, best_score)
+            best_reward = max(best_reward, *(c.mean_value for c in beam.children))
+            yield Expanded(
+                node_id=beam.id,
+                depth=beam.depth,
+                children=len(beam.children),
+                action_tokens=generated,
+                rollout_tokens=0,
+                best_reward=best_reward,
+                round=beam.depth + 1,
+                iterations=expansions,
+                nodes=tree.size,
+            )
         pool = [b for b in beams if path_end(b, params) is not None] + children
         beams = sorted(pool, key=lambda n: n.mean_value, reverse=True)[: params.beam_width]
         settled = _shared_ancestor(tree.root, beams)
@@ -103,17 +114,14 @@ async def run_beam(
     for event in writer.commit_path(steps, stop=best.stop_reason):
         yield event
     yield Finished(
-        SearchResult(
-            method=params.method,
-            token_ids=tuple(writer.token_ids),
+        writer.result(
+            params,
             finish_reason=finish_reason,
             stop_reason=stop_reason,
-            prompt_tokens=len(params.prompt_token_ids),
-            reasoning_tokens=writer.reasoning_tokens(),
-            iterations=expansions,
-            nodes=tree.size,
             generated_tokens=budget.generated,
             reward=reward(best.path_steps()),
+            iterations=expansions,
+            nodes=tree.size,
             tree=trace_tree(tree, best, engine.tokenizer),
         )
     )

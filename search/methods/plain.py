@@ -15,7 +15,7 @@ from search.engine import Engine, FinishReason, TokenLogprob
 from search.events import Finished, SearchEvent, Started
 from search.reward import REWARDS
 from search.steps import StepCutter
-from search.types import SearchParams, SearchResult, StopReason
+from search.types import SearchParams, StopReason
 
 
 async def run_plain(
@@ -54,15 +54,10 @@ async def run_plain(
         for event in writer.commit((), last=True):
             yield event
     yield Finished(
-        SearchResult(
-            method=params.method,
-            token_ids=tuple(writer.token_ids),
+        writer.result(
+            params,
             finish_reason=finish_reason,
             stop_reason=stop_reason,
-            prompt_tokens=len(params.prompt_token_ids),
-            reasoning_tokens=writer.reasoning_tokens(),
-            iterations=0,
-            nodes=0,
             generated_tokens=budget.generated,
             reward=REWARDS[params.reward](
                 StepCutter(params, engine.tokenizer).split(writer.token_ids, logprobs)

@@ -21,7 +21,7 @@ from search.extract import extract_answer
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
 from search.trace import trace_tree
-from search.types import SearchParams, SearchResult, StopReason, Tree
+from search.types import SearchParams, StopReason, Tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +115,14 @@ async def _run_sampled(
         )
         chosen_reward = chosen.reward
     yield Finished(
-        SearchResult(
-            method=params.method,
-            token_ids=tuple(writer.token_ids),
+        writer.result(
+            params,
             finish_reason=finish_reason,
             stop_reason=stop_reason,
-            prompt_tokens=len(params.prompt_token_ids),
-            reasoning_tokens=writer.reasoning_tokens(),
-            iterations=tree.size - 1,
-            nodes=tree.size,
             generated_tokens=budget.generated,
             reward=chosen_reward,
+            iterations=tree.size - 1,
+            nodes=tree.size,
             tree=trace_tree(tree, chosen_node, engine.tokenizer),
         )
     )

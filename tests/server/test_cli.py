@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
+from bench.server import live_server
 from server.cli import parse_args
-from tests.conftest import free_port
 
 
 def test_flags_are_named_like_vllm_serve() -> None:
@@ -55,39 +48,9 @@ def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch)
     assert parse_args(["serve", "--port", "9002"]).port == 9002
 
 
-def test_ponder_serve_runs_a_real_server(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "PONDER_SEARCH_DEFAULTS__METHOD": "none"}
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--served-model-name",
-            "smol",
-            "--uvicorn-log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.25)
+def test_ponder_serve_runs_a_real_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_SEARCH_DEFAULTS__METHOD", "none")
+    with live_server(None, ["--served-model-name", "smol"]) as base:  # python -m server.cli serve
         assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "smol"
         r = httpx.post(
             f"{base}/v1/chat/completions",
@@ -100,7 +63,3 @@ def test_ponder_serve_runs_a_real_server(tmp_path: Path) -> None:
         )
         assert r.status_code == 200
         assert r.json()["search"]["method"] == "none"  # the server default from PONDER_*
-    finally:
-        proc.terminate()
-        # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
