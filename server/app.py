@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from server.args import ServerArgs
+from server.auth import install_auth, load_keys
 from server.engines import ServingEngine
 from server.errors import install_error_handlers
 from server.metrics import Metrics
@@ -26,4 +27,5 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
     app.state.service = ChatService(engine, args.search_defaults, Metrics(engine.stats))
     app.include_router(router)
     install_error_handlers(app)
+    install_auth(app, load_keys(args), protect_metrics=args.metrics_require_key)
     return app

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.protocol import SearchOptions
 
@@ -40,7 +40,22 @@ class ServerArgs(BaseSettings):
     uvicorn_log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="uvicorn's log level"
     )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API key clients must send as a Bearer token; repeatable "
+        "(PONDER_API_KEYS: comma-separated); none: no auth",
+    )
+    api_key_file: str | None = Field(None, description="file with one API key per line")
+    metrics_require_key: bool = Field(False, description="require an API key on /metrics too")
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",
     )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """``PONDER_API_KEYS=a,b`` is two keys."""
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value

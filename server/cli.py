@@ -28,9 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
             "default": argparse.SUPPRESS,
             "help": field.description,
         }
+        flag = "--" + name.replace("_", "-")
         if name == "search_defaults":
             kwargs["type"] = json.loads
-        serve.add_argument("--" + name.replace("_", "-"), **kwargs)
+        elif name == "api_keys":
+            flag, kwargs["action"] = "--api-key", "append"
+        elif field.annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        serve.add_argument(flag, **kwargs)
     chat = commands.add_parser("chat", help="talk to a ponder server from the terminal")
     chat.add_argument("prompt", nargs="?", help="one question (default: a conversation)")
     chat.add_argument("--url", default="http://127.0.0.1:8000", help="the server")

@@ -96,7 +96,10 @@ class ChatService:
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in request.messages
         ]
-        prompt = tuple(self.engine.tokenizer.apply_chat_template(messages))
+        try:
+            prompt = tuple(self.engine.tokenizer.apply_chat_template(messages))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="messages") from exc
         max_tokens = self._max_tokens(request, len(prompt))
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         try:

@@ -49,10 +49,10 @@ def engine() -> Iterator[TransformersEngine]:
 class LiveServer:
     """uvicorn serving the app in a background thread."""
 
-    def __init__(self, engine: TransformersEngine) -> None:
+    def __init__(self, engine: TransformersEngine, args: ServerArgs | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = build_app(ServerArgs(), engine)
+        app = build_app(args or ServerArgs(), engine)
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

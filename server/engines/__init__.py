@@ -14,7 +14,7 @@ class ChatTokenizer(Tokenizer, Protocol):
     """A tokenizer that also knows the model's chat template."""
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added."""
+        """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
         ...
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
@@ -51,10 +52,14 @@ class HFTokenizer:
         return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added."""
-        ids = self._tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=False
-        )
+        """Prompt ids for a chat, generation prompt added; ``ValueError`` if the template
+        rejects the conversation (an unsupported role, say)."""
+        try:
+            ids = self._tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        except TemplateError as exc:
+            raise ValueError(f"the chat template rejected the messages: {exc}") from exc
         return list(ids)
 
 
