@@ -11,6 +11,7 @@ from server.args import ServerArgs
 from server.auth import install_auth, load_keys
 from server.engines import ServingEngine
 from server.errors import install_error_handlers
+from server.limits import BodySizeLimit
 from server.metrics import Metrics
 from server.routes import router
 from server.serving import ChatService
@@ -24,8 +25,9 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
         yield
 
     app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
-    app.state.service = ChatService(engine, args.search_defaults, Metrics(engine.stats))
+    app.state.service = ChatService(engine, args, Metrics(engine.stats))
     app.include_router(router)
     install_error_handlers(app)
     install_auth(app, load_keys(args), protect_metrics=args.metrics_require_key)
+    app.add_middleware(BodySizeLimit, limit=args.max_request_bytes)
     return app

@@ -47,6 +47,15 @@ class ServerArgs(BaseSettings):
     )
     api_key_file: str | None = Field(None, description="file with one API key per line")
     metrics_require_key: bool = Field(False, description="require an API key on /metrics too")
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
+    )
+    max_iterations: int | None = Field(None, ge=1, description="cap on search.iterations")
+    max_branching: int | None = Field(None, ge=1, description="cap on search.branching")
+    max_search_tokens: int | None = Field(None, ge=1, description="cap on search.max_search_tokens")
+    max_search_seconds: float | None = Field(
+        None, gt=0, description="cap on search.max_seconds (and the default when unset)"
+    )
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",

@@ -19,8 +19,10 @@ from search import (
     SearchResult,
     run_search,
 )
+from server.args import ServerArgs
 from server.engines import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError
+from server.limits import capped_defaults, check_caps
 from server.metrics import Metrics
 from server.protocol import (
     ChatCompletionRequest,
@@ -75,9 +77,10 @@ def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
 class ChatService:
     """Validates chat requests and runs their searches on one engine."""
 
-    def __init__(self, engine: ServingEngine, defaults: SearchOptions, metrics: Metrics) -> None:
+    def __init__(self, engine: ServingEngine, args: ServerArgs, metrics: Metrics) -> None:
         self.engine = engine
-        self.defaults = defaults
+        self.args = args
+        self.defaults = capped_defaults(args)
         self.metrics = metrics
         self.traces = TraceStore()
 
@@ -90,6 +93,7 @@ class ChatService:
     def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         """Check the request against the model and build its frozen search parameters."""
         options = self._options(request)
+        check_caps(options, self.args)
         if request.logprobs:
             raise InvalidRequest("logprobs are not supported", param="logprobs")
         messages = [

@@ -1,0 +1,103 @@
+"""Server-side limits: request body size and caps on search budgets.
+
+A request over a cap is refused with a 400 that names the field and the cap (never silently
+clamped).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.args import ServerArgs
+from server.errors import InvalidRequest
+from server.protocol import ErrorResponse, SearchOptions
+
+
+def _caps(args: ServerArgs) -> dict[str, int | float | None]:
+    return {
+        "iterations": args.max_iterations,
+        "branching": args.max_branching,
+        "max_search_tokens": args.max_search_tokens,
+        "max_seconds": args.max_search_seconds,
+    }
+
+
+def capped_defaults(args: ServerArgs) -> SearchOptions:
+    """The server's search defaults brought within its own caps (an unset deadline takes the
+    time cap), so a request that asks for nothing always passes."""
+    defaults = args.search_defaults
+    update = {
+        field: cap
+        for field, cap in _caps(args).items()
+        if cap is not None and (getattr(defaults, field) is None or getattr(defaults, field) > cap)
+    }
+    return defaults.model_copy(update=update)
+
+
+def check_caps(options: SearchOptions, args: ServerArgs) -> None:
+    """Refuse search budgets above the server's caps, naming the field and the cap."""
+    for field, cap in _caps(args).items():
+        value = getattr(options, field)
+        if cap is not None and value is not None and value > cap:
+            raise InvalidRequest(
+                f"search.{field} is {value}, above this server's cap of {cap}",
+                param=f"search.{field}",
+                code="over_server_cap",
+            )
+
+
+class BodySizeLimit:
+    """ASGI middleware: a body past ``limit`` bytes is answered 413 before it is parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse early when Content-Length says too much, else count the bytes as they come."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        # read the body up to the limit before the app sees it, then replay it
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._refuse(send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = (
+            ErrorResponse.of(
+                f"The request body is larger than {self.limit} bytes.",
+                "invalid_request_error",
+                None,
+                "request_too_large",
+            )
+            .model_dump_json()
+            .encode()
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,111 @@
+"""Server caps on search budgets (400 naming the field and the cap) and the body size limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from server.args import ServerArgs
+from server.engines.transformers_engine import TransformersEngine
+from server.limits import capped_defaults
+from server.protocol import SearchOptions
+from tests.conftest import TINY_SEARCH, LiveServer
+
+MESSAGES = [{"role": "user", "content": "Tell me about the sea."}]
+
+
+@pytest.fixture(scope="module")
+def capped(engine: TransformersEngine) -> Iterator[str]:
+    args = ServerArgs(
+        max_iterations=2,
+        max_branching=2,
+        max_search_tokens=5000,
+        max_search_seconds=1.5,
+        max_request_bytes=4096,
+    )
+    with LiveServer(engine, args) as live:
+        yield live.url
+
+
+@pytest.mark.parametrize(
+    ("search", "param", "cap"),
+    [
+        ({"iterations": 3}, "search.iterations", "2"),
+        ({"branching": 8}, "search.branching", "2"),
+        ({"max_search_tokens": 5001}, "search.max_search_tokens", "5000"),
+        ({"max_seconds": 60}, "search.max_seconds", "1.5"),
+    ],
+)
+def test_budgets_over_a_cap_are_refused_by_name(
+    capped: str, model_name: str, search: dict[str, object], param: str, cap: str
+) -> None:
+    r = httpx.post(
+        f"{capped}/v1/chat/completions",
+        json={
+            "model": model_name,
+            "messages": MESSAGES,
+            "search": search,
+        },
+    )
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == param and error["code"] == "over_server_cap"
+    assert cap in error["message"]
+
+
+def test_the_time_cap_is_the_default_deadline(capped: str, model_name: str) -> None:
+    long = {**TINY_SEARCH, "rollout_tokens": 400, "step_tokens": 32}
+    started = time.monotonic()
+    r = httpx.post(
+        f"{capped}/v1/chat/completions",
+        timeout=60,
+        json={
+            "model": model_name,
+            "messages": MESSAGES,
+            "max_tokens": 400,
+            "search": long,
+        },
+    )
+    assert r.status_code == 200
+    assert r.json()["search"]["stop_reason"] == "max_seconds"
+    assert time.monotonic() - started < 10
+
+
+def test_a_body_over_the_limit_gets_413(capped: str, model_name: str) -> None:
+    huge = [{"role": "user", "content": "x" * 10_000}]
+    r = httpx.post(f"{capped}/v1/chat/completions", json={"model": model_name, "messages": huge})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"y" * 1000
+        yield b'"}]}'
+
+    r = httpx.post(
+        f"{capped}/v1/chat/completions",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    ok = httpx.post(
+        f"{capped}/v1/chat/completions",
+        json={
+            "model": model_name,
+            "messages": MESSAGES,
+            "max_tokens": 4,
+            "search": {"method": "none"},
+        },
+    )
+    assert ok.status_code == 200
+
+
+def test_the_server_defaults_are_brought_within_its_caps() -> None:
+    args = ServerArgs(
+        max_iterations=2, max_search_seconds=3, search_defaults=SearchOptions(iterations=9)
+    )
+    defaults = capped_defaults(args)
+    assert (defaults.iterations, defaults.max_seconds, defaults.branching) == (2, 3, 2)
