@@ -12,6 +12,7 @@ from server.auth import install_auth, load_keys
 from server.engines import ServingEngine
 from server.errors import install_error_handlers
 from server.limits import BodySizeLimit
+from server.logs import RequestIdMiddleware
 from server.metrics import Metrics
 from server.routes import router
 from server.serving import ChatService
@@ -30,4 +31,5 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
     install_error_handlers(app)
     install_auth(app, load_keys(args), protect_metrics=args.metrics_require_key)
     app.add_middleware(BodySizeLimit, limit=args.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
     return app

@@ -37,6 +37,9 @@ class ServerArgs(BaseSettings):
     max_model_len: int | None = Field(
         None, ge=1, description="context length (default: the model's)"
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="server log lines: text, or one JSON object per line"
+    )
     uvicorn_log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="uvicorn's log level"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.args import ServerArgs
+from server.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = _server_args(namespace)
     except ValidationError as exc:
         sys.exit(f"ponder: invalid settings:\n{exc}")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_format)
     import uvicorn
 
     from server.app import build_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +40,7 @@ from server.protocol import (
 )
 from server.traces import TraceStore
 
+logger = logging.getLogger(__name__)
 ALIASES: tuple[str, ...] = get_args(MethodName)
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; used in metrics only
 
@@ -72,6 +74,41 @@ def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
     tree = list(result.tree) if with_tree else None
     return SearchInfo(**fields, tree=tree)
+
+
+def _log_outcome(
+    prepared: PreparedChat, status: int, seconds: float, result: SearchResult | None
+) -> None:
+    """One line per request: what was asked (method, budgets) and how it went."""
+    p = prepared.params
+    facts: dict[str, object] = {
+        "chat_id": prepared.request_id,
+        "method": p.method,
+        "status": status,
+        "duration_s": round(seconds, 3),
+        "granularity": p.granularity,
+        "iterations": p.iterations,
+        "branching": p.branching,
+        "max_search_tokens": p.max_search_tokens,
+        "max_seconds": p.max_seconds,
+        "prompt_tokens": len(p.prompt_token_ids),
+    }
+    if result is not None:
+        facts.update(
+            completion_tokens=result.completion_tokens,
+            generated_tokens=result.generated_tokens,
+            stop_reason=result.stop_reason,
+            reward=round(result.reward, 4),
+        )
+    logger.info(
+        "%s %s: %d in %.2fs, %s tokens generated",
+        prepared.request_id,
+        p.method,
+        status,
+        seconds,
+        result.generated_tokens if result else "no",
+        extra=facts,
+    )
 
 
 class ChatService:
@@ -166,13 +203,14 @@ class ChatService:
     async def events(self, prepared: PreparedChat) -> AsyncIterator[SearchEvent]:
         """Run the search, observing every event in metrics and counting the outcome."""
         tracker = self.metrics.track(prepared.params.method)
-        status = CLIENT_CLOSED
+        status, started, result = CLIENT_CLOSED, time.monotonic(), None
         try:
             async with contextlib.aclosing(run_search(prepared.params, self.engine)) as events:
                 async for event in events:
                     tracker.observe(event)
                     if isinstance(event, Finished):
-                        self._keep_trace(prepared, event.result)
+                        result = event.result
+                        self._keep_trace(prepared, result)
                     yield event
             status = 200
         except PonderError as exc:
@@ -180,9 +218,11 @@ class ChatService:
             raise
         except Exception:
             status = 500
+            logger.exception("search %s failed", prepared.request_id)
             raise
         finally:
             tracker.close(status)
+            _log_outcome(prepared, status, time.monotonic() - started, result)
 
     def _keep_trace(self, prepared: PreparedChat, result: SearchResult) -> None:
         info = search_info(result, with_tree=True)
