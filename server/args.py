@@ -50,6 +50,10 @@ class ServerArgs(BaseSettings):
     )
     api_key_file: str | None = Field(None, description="file with one API key per line")
     metrics_require_key: bool = Field(False, description="require an API key on /metrics too")
+    max_concurrent_searches: int = Field(8, ge=1, description="searches running at once")
+    max_queued_searches: int = Field(
+        64, ge=0, description="searches waiting for a slot (429 beyond)"
+    )
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
     )

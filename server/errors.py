@@ -27,6 +27,7 @@ class PonderError(Exception):
 
     status_code = 500
     error_type = "internal_error"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -71,7 +72,9 @@ def _json(status: int, body: ErrorResponse) -> JSONResponse:
 
 async def _on_ponder_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PonderError)
-    return _json(exc.status_code, exc.body())
+    response = _json(exc.status_code, exc.body())
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,15 +1,20 @@
-"""Server-side limits: request body size and caps on search budgets.
+"""Server-side limits: request body size, caps on search budgets, and admission control.
 
 A request over a cap is refused with a 400 that names the field and the cap (never silently
-clamped).
+clamped).  At most ``--max-concurrent-searches`` searches run; ``--max-queued-searches`` more
+wait behind them; beyond that a request gets 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.args import ServerArgs
-from server.errors import InvalidRequest
+from server.errors import InvalidRequest, PonderError
+from server.metrics import Metrics
 from server.protocol import ErrorResponse, SearchOptions
 
 
@@ -101,3 +106,43 @@ class BodySizeLimit:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class TooBusy(PonderError):
+    """Every search slot and queue place is taken; try again shortly."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class constant
+
+
+class Admission:
+    """At most ``running`` searches at once and ``queued`` more waiting; 429 beyond."""
+
+    def __init__(self, running: int, queued: int, metrics: Metrics) -> None:
+        self._slots = asyncio.Semaphore(running)
+        self._capacity = running + queued
+        self._admitted = 0  # running plus waiting
+        self._metrics = metrics
+
+    async def acquire(self) -> None:
+        """Wait for a search slot, or raise :class:`TooBusy` when the queue is full."""
+        if self._admitted >= self._capacity:
+            self._metrics.rejected.labels("queue_full").inc()
+            raise TooBusy(
+                "The server is busy: every search slot and queue place is taken.",
+                code="server_busy",
+            )
+        self._admitted += 1
+        queued_at = time.monotonic()
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._admitted -= 1
+            raise
+        self._metrics.queue_seconds.observe(time.monotonic() - queued_at)
+
+    def release(self) -> None:
+        """Give a slot back (once per successful :meth:`acquire`)."""
+        self._slots.release()
+        self._admitted -= 1

@@ -67,6 +67,15 @@ class Metrics:
         self.completion_tokens = Counter(
             "ponder_completion_tokens", "Tokens of returned answers", registry=r
         )
+        self.queue_seconds = Histogram(
+            "ponder_queue_seconds", "Time a search waited for a slot", buckets=_SECONDS, registry=r
+        )
+        self.rejected = Counter(
+            "ponder_rejected",
+            "Requests refused before searching, by reason",
+            ["reason"],
+            registry=r,
+        )
         engine_in_flight = Gauge(
             "ponder_engine_requests_in_flight", "Engine calls running or queued", registry=r
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
 from server.errors import NotFound
 from server.protocol import ChatCompletionRequest, ModelList
@@ -28,8 +29,31 @@ def _service(request: Request) -> ChatService:
     return service
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
-    """Await ``work``, cancelling it (and so its engine calls) if the client goes away."""
+class _ClientGone(Exception):
+    """The client disconnected while its request was waiting or running."""
+
+
+class _Releasing(Response):
+    """Wraps a streaming response and calls ``release`` once it has ended, however it ended."""
+
+    def __init__(self, inner: Response, release: Callable[[], None]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the wrapped response, then release."""
+        try:
+            await self._inner(scope, receive, send)
+        finally:
+            self._release()
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it (and so its engine calls) if the client goes away.
+
+    Work that finished anyway in that instant is returned, so a slot it took is not lost.
+    """
     task = asyncio.ensure_future(work)
     try:
         while True:
@@ -39,22 +63,36 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
             if await request.is_disconnected():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-                return None
+                if task.cancelled():
+                    raise _ClientGone
+                return task.result()
     finally:
         task.cancel()
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI chat completions, answered by a search over the model's reasoning."""
+    """OpenAI chat completions, answered by a search over the model's reasoning.
+
+    The search waits for a slot first (429 when the queue is full); the slot is held until the
+    answer has been sent or the client has gone.
+    """
     service = _service(request)
     prepared = service.prepare(body)
+    admission = service.admission
+    try:
+        await _unless_disconnected(request, admission.acquire())
+    except _ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
     if body.stream:
         frames = sse_frames(chat_chunks(prepared, service.events(prepared)))
-        return EventSourceResponse(frames, sep="\n", ping=15)
-    response = await _unless_disconnected(request, service.complete(prepared))
-    if response is None:
+        return _Releasing(EventSourceResponse(frames, sep="\n", ping=15), admission.release)
+    try:
+        response = await _unless_disconnected(request, service.complete(prepared))
+    except _ClientGone:
         return Response(status_code=CLIENT_CLOSED)
+    finally:
+        admission.release()
     return JSONResponse(response.model_dump())
 
 

@@ -23,7 +23,7 @@ from search import (
 from server.args import ServerArgs
 from server.engines import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError
-from server.limits import capped_defaults, check_caps
+from server.limits import Admission, capped_defaults, check_caps
 from server.metrics import Metrics
 from server.protocol import (
     ChatCompletionRequest,
@@ -119,6 +119,7 @@ class ChatService:
         self.args = args
         self.defaults = capped_defaults(args)
         self.metrics = metrics
+        self.admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
         self.traces = TraceStore()
 
     def models(self) -> ModelList:
