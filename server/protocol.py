@@ -114,6 +114,13 @@ class ChatCompletionRequest(OpenAIBaseModel):
     user: str | None = None
     # ponder extensions
     search: SearchOptions | None = None
+    timeout: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="deadline in seconds; the best answer so far is "
+        "returned when it passes (finish_reason 'timeout')",
+    )
 
 
 class SearchInfo(OpenAIBaseModel):

@@ -69,6 +69,16 @@ def usage_of(result: SearchResult) -> Usage:
     )
 
 
+def finish_reason_of(result: SearchResult) -> str:
+    """The choice's ``finish_reason``: ``timeout`` when the deadline ended the search, ``length``
+    when its token budget did, else how the returned text ended (``stop`` or ``length``)."""
+    if result.stop_reason == "max_seconds":
+        return "timeout"
+    if result.stop_reason == "max_search_tokens":
+        return "length"
+    return result.finish_reason
+
+
 def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
     """ponder's ``search`` object for a finished search, with the tree when asked for."""
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
@@ -186,7 +196,18 @@ class ChatService:
                     param="search.method",
                 )
             update["method"] = alias
-        return self.defaults.model_copy(update=update)
+        options = self.defaults.model_copy(update=update)
+        if request.timeout is not None:
+            cap = self.args.max_search_seconds
+            if cap is not None and request.timeout > cap:
+                raise InvalidRequest(
+                    f"timeout is {request.timeout}, above this server's cap of {cap}",
+                    param="timeout",
+                    code="over_server_cap",
+                )
+            deadline = min(options.max_seconds or request.timeout, request.timeout)
+            options = options.model_copy(update={"max_seconds": deadline})
+        return options
 
     def _max_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
         limit = self.engine.max_model_len
@@ -261,7 +282,7 @@ class ChatService:
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model,
-            choices=[Choice(message=message, finish_reason=result.finish_reason)],
+            choices=[Choice(message=message, finish_reason=finish_reason_of(result))],
             usage=usage_of(result),
             search=search_info(result, with_tree=prepared.return_tree),
         )

@@ -15,7 +15,7 @@ from sse_starlette import ServerSentEvent
 from search import AnswerDelta, Expanded, Finished, ReasoningDelta, SearchEvent
 from server.errors import PonderError
 from server.protocol import ChatCompletionChunk, ChunkChoice, DeltaMessage, SearchProgress
-from server.serving import PreparedChat, search_info, usage_of
+from server.serving import PreparedChat, finish_reason_of, search_info, usage_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def chat_chunks(
             )
             yield progress
         elif isinstance(event, Finished):
-            final = chunk(DeltaMessage(), finish_reason=event.result.finish_reason)
+            final = chunk(DeltaMessage(), finish_reason=finish_reason_of(event.result))
             final.search = search_info(event.result, with_tree=prepared.return_tree)
             yield final
             if prepared.include_usage:

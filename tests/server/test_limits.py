@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import openai
 import pytest
 
 from server.args import ServerArgs
@@ -109,3 +110,31 @@ def test_the_server_defaults_are_brought_within_its_caps() -> None:
     )
     defaults = capped_defaults(args)
     assert (defaults.iterations, defaults.max_seconds, defaults.branching) == (2, 3, 2)
+
+
+def test_a_deadline_returns_the_best_answer_so_far(client: openai.OpenAI, model_name: str) -> None:
+    search = {"granularity": "mini_step", "step_tokens": 8, "rollout_tokens": 16, "iterations": 50}
+    started = time.monotonic()
+    r = client.chat.completions.create(
+        model=model_name,
+        messages=MESSAGES,
+        seed=1,
+        max_tokens=200,
+        extra_body={"search": search, "timeout": 6},
+    )
+    assert time.monotonic() - started < 15
+    assert r.choices[0].finish_reason == "timeout"
+    assert (r.model_extra or {})["search"]["stop_reason"] == "max_seconds"
+    assert r.choices[0].message.content  # the best rollout found before the deadline
+
+
+def test_a_timeout_over_the_cap_is_refused(capped: str, model_name: str) -> None:
+    r = httpx.post(
+        f"{capped}/v1/chat/completions",
+        json={
+            "model": model_name,
+            "messages": MESSAGES,
+            "timeout": 5,
+        },
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "timeout"
