@@ -117,9 +117,12 @@ async def show_trace(trace_id: str) -> HTMLResponse:
     return HTMLResponse(TRACE_PAGE)
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process is up and the engine loaded."""
+@router.get("/health", response_model=None)
+async def health(request: Request) -> dict[str, str] | JSONResponse:
+    """200 while the engine serves; 503 with the reason when it is down."""
+    problem = _service(request).engine.health()
+    if problem is not None:
+        return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
     return {"status": "ok"}
 
 

@@ -37,6 +37,10 @@ class ServingEngine(Protocol):
         """See :meth:`search.engine.Engine.generate`."""
         ...
 
+    def health(self) -> str | None:
+        """``None`` while the engine can serve, else the reason it cannot."""
+        ...
+
     def close(self) -> None:
         """Release the engine's resources."""
         ...

@@ -25,6 +25,7 @@ from search.engine import Completion, EngineStats, GenerationRequest, TokenLogpr
 from server.model_source import ModelSource
 
 logger = logging.getLogger(__name__)
+FAILURES_BEFORE_DOWN = 3
 
 
 class _Cancelled(Exception):
@@ -99,6 +100,7 @@ class TransformersEngine:
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._stats = EngineStats()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
+        self._failures, self._last_error, self._closed = 0, "", False
         logger.info("loaded %s on %s (%s)", source.path, device, self.model.dtype)
 
     @property
@@ -121,19 +123,33 @@ class TransformersEngine:
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
         self._stats.requests_in_flight += 1
-        future = loop.run_in_executor(self._worker, self._generate_sync, list(requests), cancel)
         try:
-            return await asyncio.shield(future)
+            future = loop.run_in_executor(self._worker, self._generate_sync, list(requests), cancel)
+            outputs = await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()
             if not future.cancel():  # already running: wait for the worker to let go
                 await asyncio.wait([future])
             raise
+        except Exception as exc:
+            self._failures, self._last_error = self._failures + 1, repr(exc)
+            raise
         finally:
             self._stats.requests_in_flight -= 1
+        self._failures = 0
+        return outputs
+
+    def health(self) -> str | None:
+        """``None`` while the engine serves; else why not (closed, or failing call after call)."""
+        if self._closed:
+            return "the engine is closed"
+        if self._failures >= FAILURES_BEFORE_DOWN:
+            return f"{self._failures} generation calls failed in a row; last: {self._last_error}"
+        return None
 
     def close(self) -> None:
         """Stop the worker thread."""
+        self._closed = True
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     @torch.inference_mode()
