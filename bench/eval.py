@@ -180,7 +180,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for row in rows:
+    for i, row in enumerate(rows):
         label = (
             row["method"]
             if row["method"] not in TREE_METHODS
@@ -191,7 +191,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             label,
             (row["generated_tokens"], 100 * row["accuracy"]),
             textcoords="offset points",
-            xytext=(6, 4),
+            xytext=(6, 4 if i % 2 else -12),  # alternate sides so close points stay legible
             fontsize=9,
         )
     axes.set_xscale("log")

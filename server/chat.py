@@ -69,18 +69,13 @@ def ask(
     console: Console,
     model: str,
     history: list[dict[str, str]],
-    search: dict[str, Any],
-    seed: int | None,
+    options: dict[str, Any],
 ) -> str:
-    """Stream one answer to the console; return its content."""
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": history,
-        "stream": True,
-        "search": {**search, "progress": True},
-    }
-    if seed is not None:
-        body["seed"] = seed
+    """Stream one answer to the console; return its content.  ``options`` are request fields
+    (``search``, ``seed``, ``max_tokens``), sent when set."""
+    body: dict[str, Any] = {"model": model, "messages": history, "stream": True}
+    body.update({key: value for key, value in options.items() if value is not None})
+    body["search"] = {**options.get("search", {}), "progress": True}
     transcript = Transcript()
     with Live(transcript.render(), console=console, refresh_per_second=8) as live:
         for chunk in stream_chunks(client, body):
@@ -90,9 +85,16 @@ def ask(
 
 
 def run_chat(
-    url: str, model: str | None, search: dict[str, Any], seed: int | None, prompt: str | None
+    url: str,
+    model: str | None,
+    prompt: str | None,
+    *,
+    search: dict[str, Any],
+    seed: int | None,
+    max_tokens: int | None,
 ) -> None:
     """One question (``prompt``) or a conversation read from the terminal until EOF."""
+    options = {"search": search, "seed": seed, "max_tokens": max_tokens}
     console = Console()
     with httpx.Client(base_url=url.rstrip("/"), timeout=None) as client:
         model = model or client.get("/v1/models").json()["data"][0]["id"]
@@ -103,7 +105,7 @@ def run_chat(
                 return
             history.append({"role": "user", "content": question})
             try:
-                answer = ask(client, console, model, history, search, seed)
+                answer = ask(client, console, model, history, options)
             except RuntimeError as exc:
                 console.print(f"[red]error:[/red] {exc}")
                 history.pop()

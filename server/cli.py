@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", help="model or alias (default: the server's first)")
     chat.add_argument("--search", type=json.loads, default={}, help="search options as JSON")
     chat.add_argument("--seed", type=int, help="make the answers reproducible")
+    chat.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
     return parser
 
 
@@ -67,9 +68,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_chat(
             namespace["url"],
             namespace["model"],
-            namespace["search"],
-            namespace["seed"],
             namespace["prompt"],
+            search=namespace["search"],
+            seed=namespace["seed"],
+            max_tokens=namespace["max_tokens"],
         )
         return
     try:
