@@ -107,9 +107,8 @@ async def run_beam(
         committed = settled
     best = max(beams, key=lambda n: n.mean_value)
     end = path_end(best, params)
-    finish_reason, stop_reason = end if end is not None else ("length", budget_out or "completed")
-    if budget_out is not None:
-        stop_reason = budget_out
+    finish_reason, stop_reason = end or ("length", "completed")
+    stop_reason = budget_out or stop_reason  # a budget that stopped the search says so
     steps = [node.token_ids for node in best.path()[committed.depth :]]
     for event in writer.commit_path(steps, stop=best.stop_reason):
         yield event
