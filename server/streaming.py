@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sse_starlette import ServerSentEvent
 
@@ -27,12 +28,17 @@ async def chat_chunks(
 ) -> AsyncIterator[ChatCompletionChunk]:
     """Map a search's events to stream chunks: role first, deltas, finish, then usage."""
 
-    def chunk(delta: DeltaMessage, **extra: object) -> ChatCompletionChunk:
+    def chunk(
+        delta: DeltaMessage | None, finish_reason: str | None = None, **extensions: Any
+    ) -> ChatCompletionChunk:
+        """A chunk of this response: one choice with ``delta``, or none (the usage chunk)."""
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
         return ChatCompletionChunk(
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model,
-            choices=[ChunkChoice(delta=delta, **extra)],
+            choices=choices,
+            **extensions,
         )
 
     yield chunk(DeltaMessage(role="assistant", content=""))
@@ -42,26 +48,22 @@ async def chat_chunks(
         elif isinstance(event, AnswerDelta):
             yield chunk(DeltaMessage(content=event.text))
         elif isinstance(event, Expanded) and prepared.progress:
-            progress = chunk(DeltaMessage())
-            progress.search_progress = SearchProgress(
+            progress = SearchProgress(
                 round=event.round,
                 iterations=event.iterations,
                 nodes=event.nodes,
                 best_reward=event.best_reward,
             )
-            yield progress
+            yield chunk(DeltaMessage(), search_progress=progress)
         elif isinstance(event, Finished):
-            final = chunk(DeltaMessage(), finish_reason=finish_reason_of(event.result))
-            final.search = search_info(event.result, with_tree=prepared.return_tree)
-            yield final
+            result = event.result
+            yield chunk(
+                DeltaMessage(),
+                finish_reason_of(result),
+                search=search_info(result, with_tree=prepared.return_tree),
+            )
             if prepared.include_usage:
-                yield ChatCompletionChunk(
-                    id=prepared.request_id,
-                    created=prepared.created,
-                    model=prepared.model,
-                    choices=[],
-                    usage=usage_of(event.result),
-                )
+                yield chunk(None, usage=usage_of(result))
 
 
 async def sse_frames(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[ServerSentEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from search.engine import Completion, EngineStats, GenerationRequest, Tokenizer
@@ -46,14 +47,11 @@ class ServingEngine(Protocol):
         ...
 
 
-ENGINES = ("transformers",)
-
-
 def load_engine(args: ServerArgs) -> ServingEngine:
     """Build the engine ``args.engine`` names (``auto`` picks the best one installed)."""
     source = resolve(args.model)
     if args.served_model_name:
-        source = type(source)(source.path, args.served_model_name)
+        source = replace(source, served_name=args.served_model_name)
     from server.engines.transformers_engine import TransformersEngine
 
     engine = TransformersEngine(source, dtype=args.dtype, device=args.device)
