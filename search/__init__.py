@@ -5,9 +5,11 @@ Nothing here imports HTTP code, pydantic, torch or any particular engine.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncGenerator
 
+from search.budget import Budget
 from search.engine import (
     Completion,
     Engine,
@@ -29,16 +31,24 @@ from search.methods import METHODS
 from search.types import SearchConfigError, SearchParams, SearchResult
 
 
-def run_search(params: SearchParams, engine: Engine) -> AsyncGenerator[SearchEvent, None]:
-    """Run ``params.method`` on ``engine``; seeded runs are reproducible end to end."""
+def run_search(
+    params: SearchParams, engine: Engine, interrupt: asyncio.Event | None = None
+) -> AsyncGenerator[SearchEvent, None]:
+    """Run ``params.method`` on ``engine``; seeded runs are reproducible end to end.
+
+    Setting ``interrupt`` ends the search early with the best answer it has (a server that is
+    shutting down), exactly as a deadline would.
+    """
     if params.method not in METHODS:
         raise SearchConfigError("method", f"unknown search method {params.method!r}")
-    return METHODS[params.method](params, engine, random.Random(params.seed))
+    budget = Budget(params, interrupt)
+    return METHODS[params.method](params, engine, random.Random(params.seed), budget)
 
 
 __all__ = [
     "METHODS",
     "AnswerDelta",
+    "Budget",
     "Completion",
     "Engine",
     "EngineStats",

@@ -1,10 +1,12 @@
-"""Search-wide budgets: tokens generated and wall time, enforced around every engine call."""
+"""Search-wide budgets: tokens generated, wall time and an outside interrupt, enforced around
+every engine call."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from search.engine import Completion, Engine, GenerationRequest
 from search.types import SearchParams, StopReason
@@ -12,15 +14,19 @@ from search.types import SearchParams, StopReason
 
 class Budget:
     """Counts what a search generates and stops it when ``max_search_tokens`` or
-    ``max_seconds`` runs out.  A call that outlives the deadline is cancelled (which frees the
-    engine) and reported as ``None``."""
+    ``max_seconds`` runs out, or when ``interrupt`` is set (a server that is shutting down).
 
-    def __init__(self, params: SearchParams) -> None:
+    A call that outlives the deadline or the interrupt is cancelled (which frees the engine) and
+    reported as ``None``; the search then returns the best it has, like any other budget.
+    """
+
+    def __init__(self, params: SearchParams, interrupt: asyncio.Event | None = None) -> None:
         self._max_tokens = params.max_search_tokens
         self._deadline = (
             None if params.max_seconds is None else time.monotonic() + params.max_seconds
         )
-        self._timed_out = False
+        self._interrupt = interrupt
+        self._cut: StopReason | None = None
         self.generated = 0
 
     def remaining_tokens(self) -> int:
@@ -29,7 +35,11 @@ class Budget:
 
     def exhausted(self) -> StopReason | None:
         """Which budget has run out, if any."""
-        if self._timed_out or (self._deadline is not None and time.monotonic() >= self._deadline):
+        if self._cut is not None:
+            return self._cut
+        if self._interrupt is not None and self._interrupt.is_set():
+            return "interrupted"
+        if self._deadline is not None and time.monotonic() >= self._deadline:
             return "max_seconds"
         if self.remaining_tokens() == 0:
             return "max_search_tokens"
@@ -38,12 +48,22 @@ class Budget:
     async def generate(
         self, engine: Engine, requests: Sequence[GenerationRequest]
     ) -> list[list[Completion]] | None:
-        """Run one engine call within the deadline; ``None`` if the deadline cut it short."""
+        """Run one engine call within the deadline and until an interrupt; ``None`` if either
+        cut it short."""
         timeout = None if self._deadline is None else max(self._deadline - time.monotonic(), 0)
+        call = asyncio.ensure_future(engine.generate(requests))
+        waiters: set[asyncio.Future[Any]] = {call}
+        if self._interrupt is not None:
+            waiters.add(asyncio.ensure_future(self._interrupt.wait()))
         try:
-            outputs = await asyncio.wait_for(engine.generate(requests), timeout)
-        except TimeoutError:
-            self._timed_out = True
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if not call.done() or call.cancelled():
+            await asyncio.gather(call, return_exceptions=True)  # the engine lets go of it
+            self._cut = self.exhausted() or "max_seconds"
             return None
+        outputs = call.result()
         self.generated += sum(len(c.token_ids) for batch in outputs for c in batch)
         return outputs

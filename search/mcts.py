@@ -29,22 +29,24 @@ from search.types import Node, SearchParams, SearchResult, StopReason, Trajector
 
 
 async def run_mcts(
-    params: SearchParams, engine: Engine, rng: random.Random
+    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Search for the answer to ``params.prompt_token_ids`` and yield events as it goes."""
-    async for event in _MctsRun(params, engine, rng).events():
+    async for event in _MctsRun(params, engine, rng, budget).events():
         yield event
 
 
 class _MctsRun:
     """The state of one search; created per request, never shared."""
 
-    def __init__(self, params: SearchParams, engine: Engine, rng: random.Random) -> None:
+    def __init__(
+        self, params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
+    ) -> None:
         self.params = params
         self.engine = engine
         self.rng = rng
         self.tree = Tree()
-        self.budget = Budget(params)
+        self.budget = budget
         self.iterations = 0
         tokenizer = engine.tokenizer
         self.reward = REWARDS[params.reward]

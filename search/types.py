@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from search.trace import TraceNode
 
 Granularity = Literal["step", "mini_step", "token"]
-StopReason = Literal["completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds"]
+StopReason = Literal[
+    "completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds", "interrupted"
+]
 
 REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 

@@ -63,6 +63,12 @@ class ServerArgs(BaseSettings):
     max_search_seconds: float | None = Field(
         None, gt=0, description="cap on search.max_seconds (and the default when unset)"
     )
+    drain_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="on SIGTERM, how long running searches may go on before they are cut "
+        "short and answered with their best path so far",
+    )
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",

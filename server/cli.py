@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -83,15 +84,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from server.app import build_app
     from server.engines import load_engine
+    from server.shutdown import BACKSTOP_SECONDS, DrainingServer
 
     engine = load_engine(args)
     try:
-        uvicorn.run(
-            build_app(args, engine),
+        app = build_app(args, engine)
+        config = uvicorn.Config(
+            app,
             host=args.host,
             port=args.port,
             log_level=args.uvicorn_log_level,
+            timeout_graceful_shutdown=math.ceil(args.drain_seconds) + BACKSTOP_SECONDS,
         )
+        DrainingServer(config, lambda: app.state.service.drain(args.drain_seconds)).run()
     finally:
         engine.close()
 

@@ -116,17 +116,30 @@ class TooBusy(PonderError):
     headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class constant
 
 
+class ShuttingDown(PonderError):
+    """The server is draining before it stops; another replica should take the request."""
+
+    status_code = 503
+    error_type = "service_unavailable_error"
+    headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class constant
+
+
 class Admission:
-    """At most ``running`` searches at once and ``queued`` more waiting; 429 beyond."""
+    """At most ``running`` searches at once and ``queued`` more waiting; 429 beyond, 503 once
+    :meth:`close` has been called (the waiting ones too)."""
 
     def __init__(self, running: int, queued: int, metrics: Metrics) -> None:
         self._slots = asyncio.Semaphore(running)
         self._capacity = running + queued
         self._admitted = 0  # running plus waiting
+        self._closed = asyncio.Event()
         self._metrics = metrics
 
     async def acquire(self) -> None:
-        """Wait for a search slot, or raise :class:`TooBusy` when the queue is full."""
+        """Wait for a search slot; :class:`TooBusy` when the queue is full,
+        :class:`ShuttingDown` when the server is draining."""
+        if self._closed.is_set():
+            self._refuse_closed()
         if self._admitted >= self._capacity:
             self._metrics.rejected.labels("queue_full").inc()
             raise TooBusy(
@@ -135,12 +148,35 @@ class Admission:
             )
         self._admitted += 1
         queued_at = time.monotonic()
+        slot = asyncio.ensure_future(self._slots.acquire())
+        closed = asyncio.ensure_future(self._closed.wait())
+        got_slot = False
+        self._metrics.queued.inc()
         try:
-            await self._slots.acquire()
-        except BaseException:
-            self._admitted -= 1
-            raise
+            await asyncio.wait({slot, closed}, return_when=asyncio.FIRST_COMPLETED)
+            got_slot = slot.done()
+        finally:
+            self._metrics.queued.dec()
+            closed.cancel()
+            if not got_slot:
+                self._admitted -= 1
+                if slot.done() and not slot.cancelled():
+                    self._slots.release()  # granted in the instant the wait was cancelled
+                slot.cancel()
+        if not got_slot:  # woken by close()
+            self._refuse_closed()
         self._metrics.queue_seconds.observe(time.monotonic() - queued_at)
+
+    def _refuse_closed(self) -> None:
+        self._metrics.rejected.labels("shutting_down").inc()
+        raise ShuttingDown(
+            "The server is shutting down and takes no new searches; retry on another replica.",
+            code="shutting_down",
+        )
+
+    def close(self) -> None:
+        """Stop admitting: new and waiting requests get 503; running ones are not touched."""
+        self._closed.set()
 
     def release(self) -> None:
         """Give a slot back (once per successful :meth:`acquire`)."""

@@ -28,6 +28,7 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("ponder_requests_in_flight", "Searches running now", registry=r)
+        self.queued = Gauge("ponder_requests_queued", "Searches waiting for a slot", registry=r)
         self.duration = Histogram(
             "ponder_search_duration_seconds",
             "Wall time of a search",

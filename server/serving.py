@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -70,9 +71,10 @@ def usage_of(result: SearchResult) -> Usage:
 
 
 def finish_reason_of(result: SearchResult) -> str:
-    """The choice's ``finish_reason``: ``timeout`` when the deadline ended the search, ``length``
+    """The choice's ``finish_reason``: ``timeout`` when the deadline (or a server shutdown)
+    ended the search, ``length``
     when its token budget did, else how the returned text ended (``stop`` or ``length``)."""
-    if result.stop_reason == "max_seconds":
+    if result.stop_reason in ("max_seconds", "interrupted"):
         return "timeout"
     if result.stop_reason == "max_search_tokens":
         return "length"
@@ -131,6 +133,14 @@ class ChatService:
         self.metrics = metrics
         self.admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
         self.traces = TraceStore()
+        self.interrupt = asyncio.Event()  # set when a drain runs out: searches end early
+
+    def drain(self, seconds: float) -> None:
+        """Begin a graceful shutdown: admit nothing more, let running searches go on for
+        ``seconds``, then cut them short so each still answers with its best path."""
+        self.admission.close()
+        logger.info("draining: no new searches; running ones are cut short in %.1fs", seconds)
+        asyncio.get_running_loop().call_later(seconds, self.interrupt.set)
 
     def models(self) -> ModelList:
         """The served model and its ``<name>:<method>`` aliases."""
@@ -227,7 +237,8 @@ class ChatService:
         tracker = self.metrics.track(prepared.params.method)
         status, started, result = CLIENT_CLOSED, time.monotonic(), None
         try:
-            async with contextlib.aclosing(run_search(prepared.params, self.engine)) as events:
+            search = run_search(prepared.params, self.engine, self.interrupt)
+            async with contextlib.aclosing(search) as events:
                 async for event in events:
                     tracker.observe(event)
                     if isinstance(event, Finished):

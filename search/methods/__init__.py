@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncGenerator, Callable
 
+from search.budget import Budget
 from search.engine import Engine
 from search.events import SearchEvent
 from search.mcts import run_mcts
@@ -13,7 +14,9 @@ from search.methods.plain import run_plain
 from search.methods.sampling import run_best_of_n, run_self_consistency
 from search.types import SearchParams
 
-SearchMethod = Callable[[SearchParams, Engine, random.Random], AsyncGenerator[SearchEvent, None]]
+SearchMethod = Callable[
+    [SearchParams, Engine, random.Random, Budget], AsyncGenerator[SearchEvent, None]
+]
 
 METHODS: dict[str, SearchMethod] = {
     "mcts": run_mcts,

@@ -35,12 +35,11 @@ def _shared_ancestor(root: Node, beams: list[Node]) -> Node:
 
 
 async def run_beam(
-    params: SearchParams, engine: Engine, rng: random.Random
+    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Beam search over steps; yields shared steps as they settle."""
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
     tree = Tree()
-    budget = Budget(params)
     cutter = StepCutter(params, engine.tokenizer)
     reward = REWARDS[params.reward]
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")
@@ -65,7 +64,7 @@ async def run_beam(
         ]
         outputs = await budget.generate(engine, requests)
         if outputs is None:
-            budget_out = "max_seconds"
+            budget_out = budget.exhausted() or "max_seconds"
             break
         children: list[Node] = []
         for beam, completions in zip(live, outputs, strict=True):

@@ -19,11 +19,10 @@ from search.types import SearchParams, StopReason
 
 
 async def run_plain(
-    params: SearchParams, engine: Engine, rng: random.Random
+    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Generate one answer and yield it as reasoning/answer deltas."""
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
-    budget = Budget(params)
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="content")
     chunk = params.step_tokens if params.incremental else params.max_tokens
     logprobs: list[TokenLogprob] = []
@@ -38,7 +37,7 @@ async def run_plain(
         request = params.generation(writer.token_ids, max_tokens, rng.getrandbits(31))
         outputs = await budget.generate(engine, [request])
         if outputs is None:
-            stop_reason = "max_seconds"
+            stop_reason = budget.exhausted() or "max_seconds"
             break
         completion = outputs[0][0]
         logprobs += completion.logprobs
@@ -50,7 +49,7 @@ async def run_plain(
             finish_reason, stop_reason = "stop", "completed"
         if last:
             break
-    if stop_reason in ("max_seconds", "max_search_tokens"):
+    if stop_reason in ("max_seconds", "max_search_tokens", "interrupted"):
         for event in writer.commit((), last=True):
             yield event
     yield Finished(

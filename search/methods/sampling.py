@@ -55,26 +55,29 @@ def majority_vote(candidates: list[Candidate]) -> Candidate:
 
 
 async def run_best_of_n(
-    params: SearchParams, engine: Engine, rng: random.Random
+    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Sample ``params.samples`` answers and return the most rewarded."""
-    async for event in _run_sampled(params, engine, rng, highest_reward):
+    async for event in _run_sampled(params, engine, rng, budget, highest_reward):
         yield event
 
 
 async def run_self_consistency(
-    params: SearchParams, engine: Engine, rng: random.Random
+    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Sample ``params.samples`` answers and return the majority's most rewarded."""
-    async for event in _run_sampled(params, engine, rng, majority_vote):
+    async for event in _run_sampled(params, engine, rng, budget, majority_vote):
         yield event
 
 
 async def _run_sampled(
-    params: SearchParams, engine: Engine, rng: random.Random, choose: Chooser
+    params: SearchParams,
+    engine: Engine,
+    rng: random.Random,
+    budget: Budget,
+    choose: Chooser,
 ) -> AsyncGenerator[SearchEvent, None]:
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
-    budget = Budget(params)
     cutter = StepCutter(params, engine.tokenizer)
     reward = REWARDS[params.reward]
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")

@@ -1,20 +1,28 @@
 """MCTS arithmetic on a scripted engine (a real model cannot force a tree shape)."""
 
 import asyncio
-import random
 
 import pytest
 
-from search import AnswerDelta, Expanded, Finished, ReasoningDelta, SearchParams, Started
+from search import (
+    AnswerDelta,
+    Expanded,
+    Finished,
+    ReasoningDelta,
+    SearchParams,
+    Started,
+    run_search,
+)
 from search.events import SearchEvent
-from search.mcts import run_mcts
 from search.types import REFLECTION_TEXT, SearchResult
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
 PROMPT = tuple(CharTokenizer().encode("Q? "))
 
 
-def run(engine: ScriptedEngine, **overrides: object) -> list[SearchEvent]:
+def run(
+    engine: ScriptedEngine, interrupt_after: float | None = None, **overrides: object
+) -> list[SearchEvent]:
     options: dict[str, object] = {
         "prompt_token_ids": PROMPT,
         "granularity": "mini_step",
@@ -28,7 +36,10 @@ def run(engine: ScriptedEngine, **overrides: object) -> list[SearchEvent]:
 
     async def collect() -> list[SearchEvent]:
         params = SearchParams(**options)  # type: ignore[arg-type]
-        return [e async for e in run_mcts(params, engine, random.Random(params.seed))]
+        interrupt = asyncio.Event()
+        if interrupt_after is not None:
+            asyncio.get_running_loop().call_later(interrupt_after, interrupt.set)
+        return [e async for e in run_search(params, engine, interrupt)]
 
     return asyncio.run(collect())
 
@@ -126,6 +137,15 @@ def test_wall_time_budget_stops_a_slow_search() -> None:
     reasoning, answer, result = text_of(events)
     assert result.stop_reason == "max_seconds"
     assert reasoning + answer == "abcdefgh"
+
+
+def test_an_interrupt_ends_the_search_with_the_best_rollout_so_far() -> None:
+    engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10, delay=0.3)
+    events = run(engine, interrupt_after=0.45, iterations=10)
+    reasoning, answer, result = text_of(events)
+    assert result.stop_reason == "interrupted"
+    assert reasoning + answer == "abcdefgh"
+    assert len(engine.requests) == 2  # the second call was cut, no third was made
 
 
 def test_max_tokens_ends_the_path_with_length() -> None:
