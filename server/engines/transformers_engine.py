@@ -14,67 +14,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+from search.engine import Completion, EngineStats, GenerationRequest
+from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.samples import Health, Sample
 from server.model_source import ModelSource
 
 logger = logging.getLogger(__name__)
-FAILURES_BEFORE_DOWN = 3
 
 
 class _Cancelled(Exception):
     """Raised inside the worker when the caller went away."""
-
-
-class HFTokenizer:
-    """Adapts a transformers tokenizer to the search's ``Tokenizer`` and adds the chat template."""
-
-    def __init__(self, tokenizer: Any, eos_token_ids: frozenset[int]) -> None:
-        self._tokenizer = tokenizer
-        self._eos = eos_token_ids
-
-    @property
-    def eos_token_ids(self) -> frozenset[int]:
-        """Ids that end a sequence (the tokenizer's and the generation config's)."""
-        return self._eos
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` without special tokens."""
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        """Text of ``token_ids`` without special tokens."""
-        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added; ``ValueError`` if the template
-        rejects the conversation (an unsupported role, say)."""
-        try:
-            ids = self._tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-        except TemplateError as exc:
-            raise ValueError(f"the chat template rejected the messages: {exc}") from exc
-        return list(ids)
-
-
-@dataclass(slots=True)
-class _Sample:
-    """One sequence being generated: the ``index``-th sample of request ``request``."""
-
-    request: int
-    index: int
-    spec: GenerationRequest
-    generator: torch.Generator | None
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish: Completion | None = None
 
 
 class TransformersEngine:
@@ -100,7 +54,7 @@ class TransformersEngine:
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._stats = EngineStats()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
-        self._failures, self._last_error, self._closed = 0, "", False
+        self._health = Health()
         logger.info("loaded %s on %s (%s)", source.path, device, self.model.dtype)
 
     @property
@@ -132,24 +86,20 @@ class TransformersEngine:
                 await asyncio.wait([future])
             raise
         except Exception as exc:
-            self._failures, self._last_error = self._failures + 1, repr(exc)
+            self._health.failed(exc)
             raise
         finally:
             self._stats.requests_in_flight -= 1
-        self._failures = 0
+        self._health.succeeded()
         return outputs
 
     def health(self) -> str | None:
         """``None`` while the engine serves; else why not (closed, or failing call after call)."""
-        if self._closed:
-            return "the engine is closed"
-        if self._failures >= FAILURES_BEFORE_DOWN:
-            return f"{self._failures} generation calls failed in a row; last: {self._last_error}"
-        return None
+        return self._health.problem()
 
     def close(self) -> None:
         """Stop the worker thread."""
-        self._closed = True
+        self._health.closed = True
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     @torch.inference_mode()
@@ -157,7 +107,7 @@ class TransformersEngine:
         self, requests: list[GenerationRequest], cancel: threading.Event
     ) -> list[list[Completion]]:
         samples = [
-            _Sample(r, i, spec, self._generator(spec, i))
+            Sample(r, i, spec, self._generator(spec, i))
             for r, spec in enumerate(requests)
             for i in range(spec.n)
         ]
@@ -185,7 +135,7 @@ class TransformersEngine:
         return generator
 
     def _run(
-        self, requests: list[GenerationRequest], samples: list[_Sample], cancel: threading.Event
+        self, requests: list[GenerationRequest], samples: list[Sample], cancel: threading.Event
     ) -> None:
         cache = DynamicCache()
         logits, mask = self._prefill(requests, cache)
@@ -246,7 +196,7 @@ class TransformersEngine:
         self._stats.prompt_tokens_computed += sum(len(r.prompt_token_ids) for r in requests)
         return out.logits[:, -1, :].float(), mask
 
-    def _step(self, samples: list[_Sample], logits: torch.Tensor) -> torch.Tensor:
+    def _step(self, samples: list[Sample], logits: torch.Tensor) -> torch.Tensor:
         """Pick one token per sample, record its logprobs, and mark finished samples."""
         logprobs = torch.log_softmax(logits, dim=-1)
         k = max(s.spec.logprobs for s in samples)
@@ -258,16 +208,14 @@ class TransformersEngine:
             token = int(chosen[row])
             k_row = sample.spec.logprobs
             top = tuple(zip(top_ids_list[row][:k_row], top_values_list[row][:k_row], strict=True))
-            sample.token_ids.append(token)
-            sample.logprobs.append(TokenLogprob(token, chosen_lp[row], top))
-            self._check_finished(sample)
+            sample.add(token, chosen_lp[row], top, self._tokenizer)
         self._stats.generated_tokens += len(samples)
         return chosen
 
     @staticmethod
-    def _sample(sample: _Sample, logits: torch.Tensor) -> torch.Tensor:
+    def _sample(sample: Sample, logits: torch.Tensor) -> torch.Tensor:
         spec = sample.spec
-        if spec.temperature == 0 or sample.generator is None:
+        if spec.temperature == 0 or sample.rng is None:
             return logits.argmax()
         probs = torch.softmax(logits / spec.temperature, dim=-1)
         if spec.top_p < 1.0:
@@ -275,23 +223,4 @@ class TransformersEngine:
             outside = sorted_probs.cumsum(0) - sorted_probs > spec.top_p
             sorted_probs[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        return torch.multinomial(probs, 1, generator=sample.generator).squeeze(0)
-
-    def _check_finished(self, sample: _Sample) -> None:
-        spec, token = sample.spec, sample.token_ids[-1]
-        stop: str | int | None = None
-        if token in self._tokenizer.eos_token_ids or token in spec.stop_token_ids:
-            stop = token
-        elif spec.stop:
-            longest = max(len(s) for s in spec.stop)
-            tail = self._tokenizer.decode(sample.token_ids[-(4 * longest + 4) :])
-            stop = next((s for s in spec.stop if s in tail), None)
-        if stop is None and len(sample.token_ids) < spec.max_tokens:
-            return
-        sample.finish = Completion(
-            token_ids=tuple(sample.token_ids),
-            text=self._tokenizer.decode(sample.token_ids),
-            logprobs=tuple(sample.logprobs),
-            finish_reason="stop" if stop is not None else "length",
-            stop_reason=stop,
-        )
+        return torch.multinomial(probs, 1, generator=sample.rng).squeeze(0)

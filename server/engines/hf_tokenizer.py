@@ -1,0 +1,44 @@
+"""A transformers tokenizer behind the search's ``Tokenizer`` interface, with the chat template.
+
+Every engine speaks in the same token ids as the HF tokenizer of its model, so prompts,
+stop checks and logprobs mean the same whichever engine runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jinja2 import TemplateError
+
+
+class HFTokenizer:
+    """Adapts a transformers tokenizer to the search's ``Tokenizer`` and adds the chat template."""
+
+    def __init__(self, tokenizer: Any, eos_token_ids: frozenset[int]) -> None:
+        self._tokenizer = tokenizer
+        self._eos = eos_token_ids
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Ids that end a sequence (the tokenizer's and the generation config's)."""
+        return self._eos
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids`` without special tokens."""
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+        """Prompt ids for a chat, generation prompt added; ``ValueError`` if the template
+        rejects the conversation (an unsupported role, say)."""
+        try:
+            ids = self._tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        except TemplateError as exc:
+            raise ValueError(f"the chat template rejected the messages: {exc}") from exc
+        return list(ids)

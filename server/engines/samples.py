@@ -1,0 +1,76 @@
+"""What the local engines track for each sequence they generate, and when one is finished."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from search.engine import Completion, GenerationRequest, Tokenizer, TokenLogprob
+
+
+@dataclass(slots=True)
+class Sample:
+    """One sequence being generated: the ``index``-th sample of request ``request``."""
+
+    request: int
+    index: int
+    spec: GenerationRequest
+    rng: Any = None  # the engine's random generator; None samples greedily
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: Completion | None = None
+
+    def add(
+        self, token: int, logprob: float, top: tuple[tuple[int, float], ...], tokenizer: Tokenizer
+    ) -> None:
+        """Record one generated token; finish the sample on a stop token or string (which stays
+        in the output) or when ``max_tokens`` is reached."""
+        self.token_ids.append(token)
+        self.logprobs.append(TokenLogprob(token, logprob, top))
+        stop = self._stop(tokenizer)
+        if stop is None and len(self.token_ids) < self.spec.max_tokens:
+            return
+        self.finish = Completion(
+            token_ids=tuple(self.token_ids),
+            text=tokenizer.decode(self.token_ids),
+            logprobs=tuple(self.logprobs),
+            finish_reason="stop" if stop is not None else "length",
+            stop_reason=stop,
+        )
+
+    def _stop(self, tokenizer: Tokenizer) -> str | int | None:
+        token = self.token_ids[-1]
+        if token in tokenizer.eos_token_ids or token in self.spec.stop_token_ids:
+            return token
+        if self.spec.stop:
+            longest = max(len(s) for s in self.spec.stop)
+            tail = tokenizer.decode(self.token_ids[-(4 * longest + 4) :])
+            return next((s for s in self.spec.stop if s in tail), None)
+        return None
+
+
+class Health:
+    """An engine's health: down once closed, or after several failed calls in a row."""
+
+    FAILURES_BEFORE_DOWN = 3
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.last_error = ""
+        self.closed = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Count a failed generation call."""
+        self.failures, self.last_error = self.failures + 1, repr(exc)
+
+    def succeeded(self) -> None:
+        """A call went through: the engine serves."""
+        self.failures = 0
+
+    def problem(self) -> str | None:
+        """``None`` while the engine serves; else why not."""
+        if self.closed:
+            return "the engine is closed"
+        if self.failures >= self.FAILURES_BEFORE_DOWN:
+            return f"{self.failures} generation calls failed in a row; last: {self.last_error}"
+        return None
