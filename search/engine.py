@@ -8,8 +8,9 @@ temperature), so rewards do not depend on the sampling temperature.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
@@ -73,6 +74,13 @@ class EngineStats:
     requests_in_flight: int = 0
     decode_steps: int = 0
     decode_rows: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)  # forward passes by rows
+
+    def record_step(self, rows: int) -> None:
+        """Count one forward pass over ``rows`` sequences."""
+        self.decode_steps += 1
+        self.decode_rows += rows
+        self.batch_sizes[rows] += 1
 
 
 @runtime_checkable

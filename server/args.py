@@ -27,7 +27,10 @@ class ServerArgs(BaseSettings):
     served_model_name: str | None = Field(
         None, description="name clients use (default: derived from --model)"
     )
-    engine: Literal["auto", "transformers"] = Field("auto", description="inference engine")
+    engine: Literal["auto", "llamacpp", "transformers"] = Field(
+        "auto",
+        description="inference engine (auto: llama.cpp for a GGUF model on CPU, else transformers)",
+    )
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -37,6 +40,15 @@ class ServerArgs(BaseSettings):
     max_model_len: int | None = Field(
         None, ge=1, description="context length (default: the model's)"
     )
+    kv_cache_tokens: int = Field(
+        8192, ge=256, description="llama.cpp: KV cache cells shared by all running sequences"
+    )
+    prefix_cache_tokens: int = Field(
+        4096,
+        ge=0,
+        description="llama.cpp: tokens of finished sequences kept for reuse by later prompts",
+    )
+    threads: int | None = Field(None, ge=1, description="llama.cpp: CPU threads (default: all)")
     log_format: Literal["text", "json"] = Field(
         "text", description="server log lines: text, or one JSON object per line"
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from search import Expanded, Finished, SearchEvent
 from search.engine import EngineStats
@@ -63,7 +66,7 @@ class Metrics:
             registry=r,
         )
         self.prompt_tokens = Counter(
-            "ponder_prompt_tokens", "Prompt tokens of finished requests", registry=r
+            "ponder_request_prompt_tokens", "Prompt tokens of finished requests", registry=r
         )
         self.completion_tokens = Counter(
             "ponder_completion_tokens", "Tokens of returned answers", registry=r
@@ -81,10 +84,43 @@ class Metrics:
             "ponder_engine_requests_in_flight", "Engine calls running or queued", registry=r
         )
         engine_in_flight.set_function(lambda: engine_stats.requests_in_flight)
+        r.register(EngineCollector(engine_stats))
 
     def track(self, method: str) -> RequestTracker:
         """Start timing one request."""
         return RequestTracker(self, method)
+
+
+class EngineCollector(Collector):
+    """The engine's own counters, read at scrape time: prompt tokens it computed versus took
+    from a cache (as vLLM reports its prefix cache), and sequences per forward pass."""
+
+    BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+    def __init__(self, stats: EngineStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the two families from the live counters."""
+        prompt = CounterMetricFamily(
+            "ponder_prompt_tokens",
+            "Prompt tokens the engine was asked for, by source (computed, or cached prefix)",
+            labels=["source"],
+        )
+        prompt.add_metric(["computed"], self._stats.prompt_tokens_computed)
+        prompt.add_metric(["cached"], self._stats.prompt_tokens_cached)
+        yield prompt
+        sizes = self._stats.batch_sizes
+        buckets = [
+            (str(bound), sum(n for rows, n in sizes.items() if rows <= bound))
+            for bound in self.BATCH_BUCKETS
+        ]
+        buckets.append(("+Inf", self._stats.decode_steps))
+        batch = HistogramMetricFamily(
+            "ponder_engine_batch_size", "Sequences in each engine forward pass"
+        )
+        batch.add_metric([], buckets, sum_value=self._stats.decode_rows)
+        yield batch
 
 
 class RequestTracker:

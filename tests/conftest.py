@@ -18,7 +18,8 @@ import uvicorn
 
 from server.app import build_app
 from server.args import ServerArgs
-from server.engines import load_engine
+from server.engines import ServingEngine, load_engine
+from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.transformers_engine import TransformersEngine
 
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
@@ -39,8 +40,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[TransformersEngine]:
+def engine() -> Iterator[LlamaCppEngine]:
+    """The server's default engine: llama.cpp on the packaged GGUF model."""
     loaded = load_engine(ServerArgs())
+    assert isinstance(loaded, LlamaCppEngine)
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="session")
+def transformers_engine() -> Iterator[TransformersEngine]:
+    """The reference engine on the same weights (loaded only when a test asks for it)."""
+    loaded = load_engine(ServerArgs(engine="transformers"))
     assert isinstance(loaded, TransformersEngine)
     yield loaded
     loaded.close()
@@ -49,7 +60,7 @@ def engine() -> Iterator[TransformersEngine]:
 class LiveServer:
     """uvicorn serving the app in a background thread."""
 
-    def __init__(self, engine: TransformersEngine, args: ServerArgs | None = None) -> None:
+    def __init__(self, engine: ServingEngine, args: ServerArgs | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = build_app(args or ServerArgs(), engine)
@@ -73,13 +84,13 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def server(engine: TransformersEngine) -> Iterator[LiveServer]:
+def server(engine: ServingEngine) -> Iterator[LiveServer]:
     with LiveServer(engine) as live:
         yield live
 
 
 @pytest.fixture(scope="session")
-def model_name(engine: TransformersEngine) -> str:
+def model_name(engine: ServingEngine) -> str:
     return engine.model_name
 
 

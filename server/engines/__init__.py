@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from search.engine import Completion, EngineStats, GenerationRequest, Tokenizer
 from server.args import ServerArgs
-from server.model_source import resolve
+from server.model_source import ModelSource, resolve
 
 
 class ChatTokenizer(Tokenizer, Protocol):
@@ -48,13 +49,37 @@ class ServingEngine(Protocol):
 
 
 def load_engine(args: ServerArgs) -> ServingEngine:
-    """Build the engine ``args.engine`` names (``auto`` picks the best one installed)."""
+    """Build the engine ``args.engine`` names (``auto``: llama.cpp for a GGUF model when
+    llama-cpp-python is installed and no GPU is asked for, else transformers)."""
     source = resolve(args.model)
     if args.served_model_name:
         source = replace(source, served_name=args.served_model_name)
-    from server.engines.transformers_engine import TransformersEngine
+    engine: ServingEngine
+    if pick_engine(args, source) == "llamacpp":
+        from server.engines.llamacpp_engine import LlamaCppEngine
 
-    engine = TransformersEngine(source, dtype=args.dtype, device=args.device)
+        engine = LlamaCppEngine(
+            source,
+            kv_cache_tokens=args.kv_cache_tokens,
+            prefix_cache_tokens=args.prefix_cache_tokens,
+            threads=args.threads,
+        )
+    else:
+        from server.engines.transformers_engine import TransformersEngine
+
+        engine = TransformersEngine(source, dtype=args.dtype, device=args.device)
     if args.max_model_len is not None:
         engine.max_model_len = min(engine.max_model_len, args.max_model_len)
     return engine
+
+
+def pick_engine(args: ServerArgs, source: ModelSource) -> str:
+    """The engine ``auto`` stands for, or the one named (llama.cpp needs a GGUF file)."""
+    if args.engine == "llamacpp" and not source.is_gguf:
+        raise ValueError("--engine llamacpp needs a .gguf model file")
+    if args.engine != "auto":
+        return args.engine
+    has_llamacpp = importlib.util.find_spec("llama_cpp") is not None
+    return (
+        "llamacpp" if source.is_gguf and has_llamacpp and args.device != "cuda" else "transformers"
+    )

@@ -38,8 +38,9 @@ class TransformersEngine:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         torch_dtype: Any = torch.float32 if dtype == "auto" and device == "cpu" else dtype
-        tokenizer = AutoTokenizer.from_pretrained(source.path)
-        self.model = AutoModelForCausalLM.from_pretrained(source.path, dtype=torch_dtype)
+        folder = source.hf_folder()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
         self.device = torch.device(device)
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()  # type: ignore[no-untyped-call]
@@ -55,7 +56,7 @@ class TransformersEngine:
         self._stats = EngineStats()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
         self._health = Health()
-        logger.info("loaded %s on %s (%s)", source.path, device, self.model.dtype)
+        logger.info("loaded %s on %s (%s)", folder, device, self.model.dtype)
 
     @property
     def model_name(self) -> str:
@@ -150,8 +151,7 @@ class TransformersEngine:
         while True:
             if cancel.is_set():
                 raise _Cancelled
-            self._stats.decode_steps += 1
-            self._stats.decode_rows += len(active)
+            self._stats.record_step(len(active))
             chosen = self._step([samples[i] for i in active], logits)
             keep = [j for j, i in enumerate(active) if samples[i].finish is None]
             if not keep:

@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from server.args import ServerArgs
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 from tests.conftest import LiveServer
 from tests.server.test_disconnect import BODY, LONG_SEARCH, wait_until_idle
 
 
 @pytest.fixture(scope="module")
-def narrow(engine: TransformersEngine) -> Iterator[str]:
+def narrow(engine: ServingEngine) -> Iterator[str]:
     args = ServerArgs(max_concurrent_searches=1, max_queued_searches=1)
     with LiveServer(engine, args) as live:
         yield live.url
@@ -27,7 +27,7 @@ def metric(text: str, name: str) -> float:
 
 
 def test_a_full_queue_answers_429_and_slots_come_back(
-    narrow: str, model_name: str, engine: TransformersEngine
+    narrow: str, model_name: str, engine: ServingEngine
 ) -> None:
     body = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
 

@@ -10,12 +10,12 @@ import pytest
 
 from server.args import ServerArgs
 from server.cli import parse_args
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 from tests.conftest import LiveServer
 
 
 @pytest.fixture(scope="module")
-def guarded(engine: TransformersEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def guarded(engine: ServingEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     key_file = tmp_path_factory.mktemp("keys") / "keys.txt"
     key_file.write_text("# ops team\nfile-key\n")
     args = ServerArgs(api_keys=["flag-key"], api_key_file=str(key_file), metrics_require_key=False)
@@ -49,7 +49,7 @@ def test_health_and_metrics_stay_open_by_default(guarded: str) -> None:
     assert httpx.get(f"{guarded}/metrics").status_code == 200
 
 
-def test_metrics_can_require_a_key(engine: TransformersEngine) -> None:
+def test_metrics_can_require_a_key(engine: ServingEngine) -> None:
     args = ServerArgs(api_keys=["k"], metrics_require_key=True)
     with LiveServer(engine, args) as live:
         assert httpx.get(f"{live.url}/metrics").status_code == 401

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 
 LONG_SEARCH = {
     "method": "mcts",
@@ -19,14 +19,14 @@ LONG_SEARCH = {
 BODY = {"messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]}
 
 
-def wait_until_idle(engine: TransformersEngine, seconds: float) -> float:
+def wait_until_idle(engine: ServingEngine, seconds: float) -> float:
     started = time.monotonic()
     while engine.stats.requests_in_flight and time.monotonic() - started < seconds:
         time.sleep(0.02)
     return time.monotonic() - started
 
 
-def wait_until_busy(engine: TransformersEngine) -> None:
+def wait_until_busy(engine: ServingEngine) -> None:
     deadline = time.monotonic() + 30
     while not engine.stats.requests_in_flight:
         assert time.monotonic() < deadline, "the search never reached the engine"
@@ -34,7 +34,7 @@ def wait_until_busy(engine: TransformersEngine) -> None:
 
 
 def test_streaming_disconnect_cancels_the_search(
-    server: object, engine: TransformersEngine, model_name: str
+    server: object, engine: ServingEngine, model_name: str
 ) -> None:
     url = f"{server.url}/v1/chat/completions"  # type: ignore[attr-defined]
     body = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
@@ -48,7 +48,7 @@ def test_streaming_disconnect_cancels_the_search(
 
 
 def test_non_streaming_disconnect_cancels_the_search(
-    server: object, engine: TransformersEngine, model_name: str
+    server: object, engine: ServingEngine, model_name: str
 ) -> None:
     url = f"{server.url}/v1/chat/completions"  # type: ignore[attr-defined]
     body = {**BODY, "model": model_name, "search": LONG_SEARCH}

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from typing import Any
 
 import httpx
 import pytest
 
-from search.engine import Completion, GenerationRequest
-from server.engines.transformers_engine import TransformersEngine
+from server.engines.llamacpp_engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 
 
 @pytest.fixture()
-def poisoned(engine: TransformersEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Generation raises for any prompt that mentions POISON; others run as usual."""
-    real = engine._generate_sync
+def poisoned(engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generation raises, inside the engine's scheduler, for any prompt that mentions POISON;
+    the others, batched in the same decode steps, run as usual."""
+    real = engine._take
 
-    def faulty(
-        requests: list[GenerationRequest], cancel: threading.Event
-    ) -> list[list[Completion]]:
-        if any("POISON" in engine.tokenizer.decode(r.prompt_token_ids) for r in requests):
+    def faulty(running: Any, logprobs: Any, top: Any) -> None:
+        if "POISON" in engine.tokenizer.decode(running.group.spec.prompt_token_ids):
             raise RuntimeError("injected engine fault")
-        return real(requests, cancel)
+        real(running, logprobs, top)
 
-    monkeypatch.setattr(engine, "_generate_sync", faulty)
+    monkeypatch.setattr(engine, "_take", faulty)
 
 
 def body(model: str, text: str, **extra: Any) -> dict[str, Any]:

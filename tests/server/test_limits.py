@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from server.args import ServerArgs
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 from server.limits import capped_defaults
 from server.protocol import SearchOptions
 from tests.conftest import TINY_SEARCH, LiveServer
@@ -19,7 +19,7 @@ MESSAGES = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 @pytest.fixture(scope="module")
-def capped(engine: TransformersEngine) -> Iterator[str]:
+def capped(engine: ServingEngine) -> Iterator[str]:
     args = ServerArgs(
         max_iterations=2,
         max_branching=2,

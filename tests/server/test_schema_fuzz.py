@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
 from server.args import ServerArgs
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 from tests.conftest import LiveServer
 
 CAPPED = ServerArgs(
@@ -36,7 +36,7 @@ STATUSES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def capped_server(engine: TransformersEngine) -> Iterator[LiveServer]:
+def capped_server(engine: ServingEngine) -> Iterator[LiveServer]:
     with LiveServer(engine, CAPPED) as live:
         yield live
     counts = {"requests": sum(STATUSES.values()), "by_status": dict(sorted(STATUSES.items()))}

@@ -14,7 +14,7 @@ import pytest
 
 from bench.server import spawn_server
 
-DRAIN_SECONDS = 15
+DRAIN_SECONDS = 8
 
 
 def _metric(base: str, name: str) -> float:
@@ -61,7 +61,7 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
         long_search: dict[str, Any] = {}  # far more search than the drain allows: cut short
         short_answer: dict[str, Any] = {}  # a plain answer that ends within the drain
         search = {"method": "mcts", "granularity": "mini_step", "step_tokens": 16}
-        search |= {"iterations": 50, "branching": 2, "rollout_tokens": 32}
+        search |= {"iterations": 1000, "branching": 2, "rollout_tokens": 64}
         threads = [
             threading.Thread(
                 target=_stream,
@@ -86,7 +86,7 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
                         "messages": question,
                         "stream": True,
                         "seed": 1,
-                        "max_tokens": 24,
+                        "max_tokens": 160,
                         "temperature": 0,
                         "search": {"method": "none", "step_tokens": 8},
                     },

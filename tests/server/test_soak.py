@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import psutil
 
-from server.engines.transformers_engine import TransformersEngine
+from server.engines import ServingEngine
 from tests.conftest import LiveServer
 
 CLIENTS = 32
@@ -133,7 +133,7 @@ class Soak:
         await asyncio.gather(*(client_loop(i) for i in range(CLIENTS)))
 
 
-def _settle(engine: TransformersEngine, live: LiveServer) -> dict[str, float]:
+def _settle(engine: ServingEngine, live: LiveServer) -> dict[str, float]:
     """Wait for hung-up searches to wind down; return what is still in flight."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -150,7 +150,7 @@ def _settle(engine: TransformersEngine, live: LiveServer) -> dict[str, float]:
     return gauges
 
 
-def test_soak_32_clients(engine: TransformersEngine) -> None:
+def test_soak_32_clients(engine: ServingEngine) -> None:
     process = psutil.Process()
     with LiveServer(engine) as live:
         model = httpx.get(f"{live.url}/v1/models").json()["data"][0]["id"]

@@ -9,6 +9,7 @@ import sys
 
 import httpx
 
+from server.engines.llamacpp_engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = "What is 12 + 7?"
@@ -38,8 +39,11 @@ def test_progress_chunks_report_the_search_as_it_grows(server: LiveServer, model
     assert all(0 < p["best_reward"] <= 1 for p in progress)
 
 
-def test_ponder_chat_streams_an_answer_in_the_terminal(server: LiveServer, model_name: str) -> None:
+def test_ponder_chat_streams_an_answer_in_the_terminal(
+    server: LiveServer, model_name: str, engine: LlamaCppEngine
+) -> None:
     search = json.dumps(TINY_SEARCH)
+    engine.reset_prefix_cache()  # the same seed from the same engine state: the same search
     expected = httpx.post(
         f"{server.url}/v1/chat/completions",
         timeout=600,
@@ -52,6 +56,7 @@ def test_ponder_chat_streams_an_answer_in_the_terminal(server: LiveServer, model
             "search": TINY_SEARCH,
         },
     ).json()["choices"][0]["message"]["content"]
+    engine.reset_prefix_cache()
     out = subprocess.run(
         [
             sys.executable,

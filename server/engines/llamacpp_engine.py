@@ -1,0 +1,515 @@
+"""The CPU default engine: llama.cpp through llama-cpp-python's low-level API.
+
+One scheduler thread owns the llama context and batches continuously: every decode step
+carries the next token of each running sample of every call in flight, plus chunks of prompts
+being prefilled; new calls join at the next step, finished or cancelled samples leave at once.
+A prompt is decoded once and forked into its ``n`` samples with ``llama_memory_seq_cp`` (the KV
+cache is unified, so forks share the prompt's cells).  A finished sample's sequence stays
+resident in a bounded LRU prefix cache; a new prompt starts from the longest cached prefix, so a
+search re-reading its tree's paths only computes what is new.
+
+Logprobs are the raw log-softmax of llama.cpp's logits (before temperature); the top-k come
+from one ``argpartition`` per step over all rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from transformers import AutoTokenizer
+
+from search.engine import Completion, EngineStats, GenerationRequest
+from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.samples import Health, Sample
+from server.model_source import ModelSource
+
+logger = logging.getLogger(__name__)
+logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
+
+BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
+
+
+class _Cancelled(Exception):
+    """Marks a call whose caller went away; never leaves the engine."""
+
+
+@dataclass(eq=False)
+class _Call:
+    """One ``generate`` call: its requests, its future, and how far it has got."""
+
+    requests: list[GenerationRequest]
+    future: asyncio.Future[list[list[Completion]]]
+    loop: asyncio.AbstractEventLoop
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    groups: list[_Group] = field(default_factory=list)
+    unfinished: int = 0
+    settled: bool = False
+
+    def settle(self, result: list[list[Completion]] | BaseException) -> None:
+        """Hand the result (or error) to the caller's event loop, unless it has gone."""
+        self.settled = True
+
+        def resolve() -> None:
+            if self.future.done():
+                return
+            if isinstance(result, BaseException):
+                self.future.set_exception(result)
+            else:
+                self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(resolve)
+
+
+@dataclass(eq=False)
+class _Group:
+    """One request of a call: its prompt (prefilled once, on ``seq``), then its samples."""
+
+    call: _Call
+    request: int
+    spec: GenerationRequest
+    seq: int = -1
+    spare: list[int] = field(default_factory=list)  # reserved for samples 1..n-1
+    fed: int = 0  # prompt tokens already in the KV cache
+    samples: list[_Running] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Running:
+    """A sample being decoded: its sequence id, and the token to feed it next at ``pos``."""
+
+    group: _Group
+    sample: Sample
+    seq: int
+    pos: int  # until the first token is sampled: the prompt's last position
+    next_token: int = -1
+
+
+class _PrefixCache:
+    """Finished sequences kept resident, keyed by the tokens their KV cells hold (LRU)."""
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+        self.entries: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+        self.tokens = 0
+
+    def longest_prefix(self, prompt: tuple[int, ...]) -> tuple[int, int]:
+        """The cached sequence sharing the longest prefix with ``prompt``: (seq, length)."""
+        best, best_len = -1, 0
+        for seq, tokens in self.entries.items():
+            n = _common_prefix(tokens, prompt)
+            if n > best_len:
+                best, best_len = seq, n
+        if best >= 0:
+            self.entries.move_to_end(best)
+        return best, best_len
+
+    def add(self, seq: int, tokens: tuple[int, ...]) -> None:
+        """Keep ``seq`` (holding ``tokens``) for later prompts."""
+        self.entries[seq] = tokens
+        self.tokens += len(tokens)
+
+    def pop_oldest(self, keep: int = -1) -> int | None:
+        """Forget the least recently used sequence other than ``keep``; its id, or None."""
+        for seq in self.entries:
+            if seq != keep:
+                self.tokens -= len(self.entries.pop(seq))
+                return seq
+        return None
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+class LlamaCppEngine:
+    """``search.engine.Engine`` over a GGUF model in llama.cpp, batching every call together."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        kv_cache_tokens: int = 8192,
+        prefix_cache_tokens: int = 4096,
+        max_sequences: int = 64,
+        threads: int | None = None,
+    ) -> None:
+        tokenizer = AutoTokenizer.from_pretrained(source.tokenizer_folder())
+        llama_cpp.llama_backend_init()
+        self._model = llama_cpp.llama_model_load_from_file(
+            source.path.encode(), llama_cpp.llama_model_default_params()
+        )
+        if not self._model:
+            raise ValueError(f"llama.cpp could not load {source.path}")
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = kv_cache_tokens
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
+        params.n_seq_max = max_sequences
+        params.kv_unified = True  # forked samples share their prompt's cells
+
+        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+        self._ctx = llama_cpp.llama_init_from_model(self._model, params)
+        if not self._ctx:
+            raise ValueError("llama.cpp could not create a context")
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
+        vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        eos = {i for i in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)}
+        eos |= {tokenizer.eos_token_id} - {None}
+        self._tokenizer = HFTokenizer(tokenizer, frozenset(eos))
+        self._model_name = source.served_name
+        self.max_model_len = min(llama_cpp.llama_model_n_ctx_train(self._model), kv_cache_tokens)
+        self._stats = EngineStats()
+        self._health = Health()
+        self._max_sequences = max_sequences
+        self._free = list(range(max_sequences))
+        self._cache = _PrefixCache(prefix_cache_tokens)
+        self._incoming: list[_Call] = []
+        self._resets: list[threading.Event] = []
+        self._waiting: list[_Group] = []  # not yet given sequences
+        self._prefilling: list[_Group] = []
+        self._running: list[_Running] = []
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="ponder-llamacpp", daemon=True)
+        self._thread.start()
+        logger.info("loaded %s with llama.cpp (%d threads)", source.path, params.n_threads)
+
+    @property
+    def model_name(self) -> str:
+        """The name the model is served under."""
+        return self._model_name
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        """The model's HF tokenizer, with its chat template."""
+        return self._tokenizer
+
+    @property
+    def stats(self) -> EngineStats:
+        """Live counters (tokens computed and cached, in flight, batch sizes)."""
+        return self._stats
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """Queue the call for the scheduler and wait; cancelling it frees its sequences."""
+        too_many = [r for r in requests if r.n > self._max_sequences]
+        if too_many:
+            raise ValueError(f"n={too_many[0].n} is above {self._max_sequences} sequences")
+        if not requests:
+            return []
+        if not all(r.prompt_token_ids for r in requests):
+            raise ValueError("a generation request needs at least one prompt token")
+        loop = asyncio.get_running_loop()
+        call = _Call(list(requests), loop.create_future(), loop)
+        self._stats.requests_in_flight += 1
+        with self._wake:
+            self._incoming.append(call)
+            self._wake.notify()
+        try:
+            outputs = await call.future
+        except asyncio.CancelledError:
+            call.cancelled.set()
+            with self._wake:
+                self._wake.notify()
+            raise
+        except Exception as exc:
+            self._health.failed(exc)
+            raise
+        finally:
+            self._stats.requests_in_flight -= 1
+        self._health.succeeded()
+        return outputs
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached prefix (as vLLM's ``reset_prefix_cache``); when nothing runs, the
+        KV cache is emptied too, so the next call runs exactly as on a fresh engine."""
+        done = threading.Event()
+        with self._wake:
+            self._resets.append(done)
+            self._wake.notify()
+        done.wait()
+
+    def health(self) -> str | None:
+        """``None`` while the engine serves; else why not (closed, or failing call after call)."""
+        return self._health.problem()
+
+    def close(self) -> None:
+        """Stop the scheduler and free llama.cpp's context and model."""
+        self._health.closed = True
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._ctx)
+        llama_cpp.llama_model_free(self._model)
+
+    # --- the scheduler thread -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while (
+                    not (self._incoming or self._prefilling or self._running or self._resets)
+                    and not self._closing
+                ):
+                    self._wake.wait()
+                if self._closing:
+                    return
+                incoming, self._incoming = self._incoming, []
+                resets, self._resets = self._resets, []
+            if resets:
+                self._clear_cache()
+                for done in resets:
+                    done.set()
+            for call in incoming:
+                call.groups = [_Group(call, i, r) for i, r in enumerate(call.requests)]
+                call.unfinished = len(call.groups)
+                self._waiting += call.groups
+            try:
+                self._drop_cancelled()
+                self._admit()
+                if self._prefilling or self._running:
+                    self._step()
+            except Exception as exc:  # an engine fault: fail every call it touched
+                logger.exception("llama.cpp step failed")
+                self._fail_all(exc)
+
+    def _calls(self) -> list[_Call]:
+        """Calls with work in the engine, oldest first."""
+        groups = [*self._waiting, *self._prefilling, *(r.group for r in self._running)]
+        return list({id(g.call): g.call for g in groups}.values())
+
+    def _drop_cancelled(self) -> None:
+        for call in self._calls():
+            if call.cancelled.is_set():
+                self._release(call)
+
+    def _release(self, call: _Call, error: BaseException | None = None) -> None:
+        """Take ``call`` out of the engine, freeing its sequences; fail it with ``error``."""
+        for group in call.groups:
+            if group in self._waiting:
+                self._waiting.remove(group)
+            if group in self._prefilling:
+                self._prefilling.remove(group)
+                self._free_seq(group.seq)
+                self._free += group.spare
+            for running in group.samples:
+                if running in self._running:
+                    self._running.remove(running)
+                    self._free_seq(running.seq)
+        if error is not None:
+            call.settle(error)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for call in self._calls():
+            self._release(call, exc)
+        self._free = list(range(self._max_sequences))
+        self._cache = _PrefixCache(self._cache.max_tokens)
+        llama_cpp.llama_memory_clear(self._memory, True)
+
+    def _clear_cache(self) -> None:
+        while (seq := self._cache.pop_oldest()) is not None:
+            self._free_seq(seq)
+        if not (self._waiting or self._prefilling or self._running):
+            llama_cpp.llama_memory_clear(self._memory, True)
+
+    def _free_seq(self, seq: int) -> None:
+        llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self._free.append(seq)
+
+    def _admit(self) -> None:
+        """Give waiting groups ``n`` sequences each, starting from the longest cached prefix."""
+        while self._waiting:
+            group = self._waiting[0]
+            prompt, n = group.spec.prompt_token_ids, group.spec.n
+            source, reuse = self._cache.longest_prefix(prompt)
+            while len(self._free) < n:
+                evicted = self._cache.pop_oldest(keep=source)
+                if evicted is None:
+                    evicted = self._cache.pop_oldest()
+                    source, reuse = -1, 0
+                if evicted is None:
+                    return  # every sequence is running: wait for some to finish
+                self._free_seq(evicted)
+            self._waiting.pop(0)
+            group.seq, group.spare = self._free.pop(), [self._free.pop() for _ in range(n - 1)]
+            reuse = min(reuse, len(prompt) - 1)
+            if reuse > 0:
+                llama_cpp.llama_memory_seq_cp(self._memory, source, group.seq, 0, reuse)
+            group.fed = reuse
+            self._stats.prompt_tokens_cached += reuse + len(prompt) * (n - 1)
+            self._stats.prompt_tokens_computed += len(prompt) - reuse
+            self._prefilling.append(group)
+
+    def _step(self) -> None:
+        """One decode: a token for every running sample, then prompt chunks; sample from it."""
+        batch, room = self._batch, BATCH_TOKENS
+        outputs: list[_Running | _Group] = []
+        rows = 0
+        for running in self._running:
+            self._put(rows, running.next_token, running.pos, running.seq, logits=True)
+            outputs.append(running)
+            rows += 1
+        room -= rows
+        fed: list[tuple[_Group, int]] = []
+        for group in self._prefilling:
+            if room <= 0:
+                break
+            prompt = group.spec.prompt_token_ids
+            chunk = prompt[group.fed : group.fed + room]
+            ends = group.fed + len(chunk) == len(prompt)
+            for j, token in enumerate(chunk):
+                last = ends and j == len(chunk) - 1
+                self._put(rows, token, group.fed + j, group.seq, logits=last)
+                rows += 1
+            room -= len(chunk)
+            fed.append((group, len(chunk)))
+            if ends:
+                outputs.append(group)
+        batch.n_tokens = rows
+        self._decode()
+        for group, count in fed:
+            group.fed += count
+        self._stats.record_step(len(outputs))
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits(self._ctx), shape=(len(outputs), self._n_vocab)
+        )
+        samples: list[_Running] = []
+        row_of: list[int] = []
+        for row, item in enumerate(outputs):
+            if isinstance(item, _Group):
+                self._prefilling.remove(item)
+                forked = self._fork(item)
+                samples += forked
+                row_of += [row] * len(forked)
+            else:
+                samples.append(item)
+                row_of.append(row)
+        self._advance(samples, logits[row_of])
+
+    def _put(self, i: int, token: int, pos: int, seq: int, *, logits: bool) -> None:
+        batch = self._batch
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+
+    def _decode(self) -> None:
+        """``llama_decode``, making room in the KV cache from the prefix cache if it is full."""
+        while (status := llama_cpp.llama_decode(self._ctx, self._batch)) == 1:
+            evicted = self._cache.pop_oldest()
+            if evicted is None:
+                raise RuntimeError("the KV cache is full: lower the load or raise its size")
+            self._free_seq(evicted)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+
+    def _fork(self, group: _Group) -> list[_Running]:
+        """The prompt is in the cache: give each of the ``n`` samples its own sequence."""
+        spec, length = group.spec, len(group.spec.prompt_token_ids)
+        seqs, group.spare = [group.seq, *group.spare], []
+        for seq in seqs[1:]:
+            llama_cpp.llama_memory_seq_cp(self._memory, group.seq, seq, -1, -1)
+        group.samples = [
+            _Running(group, Sample(group.request, i, spec, _rng(spec, i)), seq, length - 1)
+            for i, seq in enumerate(seqs)
+        ]
+        self._running += group.samples
+        return group.samples
+
+    def _advance(self, samples: list[_Running], logits: np.ndarray[Any, Any]) -> None:
+        """Choose each sample's next token, record its logprobs, and retire finished ones."""
+        peak = logits.max(axis=1, keepdims=True)
+        shifted = logits - peak
+        logprobs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        k = max(r.sample.spec.logprobs for r in samples)
+        top = np.argpartition(-logprobs, k, axis=1)[:, :k] if k else None
+        for row, running in enumerate(samples):
+            call = running.group.call
+            if call.settled:
+                continue  # failed by an earlier row of this step
+            try:
+                self._take(running, logprobs[row], None if top is None else top[row])
+            except Exception as exc:  # a fault in one call fails that call alone
+                logger.exception("generation failed for one call")
+                self._release(call, exc)
+        self._stats.generated_tokens += len(samples)
+
+    def _take(
+        self, running: _Running, logprobs: np.ndarray[Any, Any], top: np.ndarray[Any, Any] | None
+    ) -> None:
+        sample, spec = running.sample, running.sample.spec
+        token = _choose(sample, logprobs)
+        ranked: tuple[tuple[int, float], ...] = ()
+        if top is not None and spec.logprobs:
+            ids = sorted(top.tolist(), key=lambda t: -logprobs[t])[: spec.logprobs]
+            ranked = tuple((t, float(logprobs[t])) for t in ids)
+        sample.add(token, float(logprobs[token]), ranked, self._tokenizer)
+        if sample.finish is None:
+            running.next_token, running.pos = token, running.pos + 1
+            return
+        self._retire(running)
+
+    def _retire(self, running: _Running) -> None:
+        """A finished sample: keep its sequence as a cached prefix; settle its call if done."""
+        self._running.remove(running)
+        group, sample = running.group, running.sample
+        held = group.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
+        self._cache.add(running.seq, held)
+        while self._cache.tokens > self._cache.max_tokens:
+            evicted = self._cache.pop_oldest()
+            if evicted is None:
+                break
+            self._free_seq(evicted)
+        if all(r.sample.finish is not None for r in group.samples):
+            call = group.call
+            call.unfinished -= 1
+            if call.unfinished == 0:
+                call.settle([[_finished(r) for r in g.samples] for g in call.groups])
+
+
+def _finished(running: _Running) -> Completion:
+    assert running.sample.finish is not None
+    return running.sample.finish
+
+
+def _rng(spec: GenerationRequest, index: int) -> np.random.Generator | None:
+    """Sample ``index``'s random stream (``seed + index``); ``None`` when greedy."""
+    if spec.temperature == 0:
+        return None
+    return np.random.default_rng(None if spec.seed is None else spec.seed + index)
+
+
+def _choose(sample: Sample, logprobs: np.ndarray[Any, Any]) -> int:
+    """Greedy, or a draw at the request's temperature within its top-p nucleus."""
+    spec = sample.spec
+    if sample.rng is None:
+        return int(logprobs.argmax())
+    weights = np.exp((logprobs - logprobs.max()) / spec.temperature)
+    if spec.top_p < 1.0:
+        order = np.argsort(-weights)
+        kept = weights[order]
+        cumulative = np.cumsum(kept)
+        keep = cumulative - kept <= spec.top_p * cumulative[-1]
+        weights = np.zeros_like(weights)
+        weights[order[keep]] = kept[keep]
+    cumulative = np.cumsum(weights, dtype=np.float64)
+    return int(np.searchsorted(cumulative, sample.rng.random() * cumulative[-1], side="right"))
