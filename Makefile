@@ -36,8 +36,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+BENCHES ?= engines overhead prefix naive load latency
 bench: $(STAMP)
-	$(BIN)/python -m bench.latency
+	for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
 EVAL_ARGS ?= --limit 50
 eval: $(STAMP)

@@ -75,6 +75,7 @@ class EngineStats:
     decode_steps: int = 0
     decode_rows: int = 0
     batch_sizes: Counter[int] = field(default_factory=Counter)  # forward passes by rows
+    busy_seconds: float = 0.0  # time spent computing, for the orchestration overhead
 
     def record_step(self, rows: int) -> None:
         """Count one forward pass over ``rows`` sequences."""

@@ -21,7 +21,13 @@ from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine
 from search.events import Expanded, Finished, SearchEvent, Started
-from search.policies import backpropagate, best_child, path_end, select_leaf
+from search.policies import (
+    add_virtual_loss,
+    backpropagate,
+    best_child,
+    path_end,
+    select_leaf,
+)
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
 from search.trace import trace_tree
@@ -61,22 +67,22 @@ class _MctsRun:
         root = self.tree.root
         budget_out: StopReason | None = None
         while path_end(root, self.params) is None:
-            for _ in range(params.iterations):
+            done = 0
+            while done < params.iterations:
                 budget_out = self.budget.exhausted()
                 if budget_out is not None:
                     break
-                leaf = select_leaf(root, params.exploration)
-                leaf_end = path_end(leaf, self.params)
-                if leaf_end is not None:  # nothing to expand: score the path directly
-                    reward = self.reward(leaf.path_steps())
-                    backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))
-                    self.iterations += 1
+                leaves, scored = self._select(root, min(params.parallel, params.iterations - done))
+                done += scored
+                if not leaves:
                     continue
-                expanded = await self._expand(leaf, root.depth + 1)
+                expanded = await self._expand(leaves, root.depth + 1)
                 if expanded is None:
                     budget_out = self.budget.exhausted() or "max_search_tokens"
                     break
-                yield expanded
+                done += len(leaves)
+                for expansion in expanded:
+                    yield expansion
             if budget_out is not None or not root.children:
                 break
             root = best_child(root)
@@ -89,24 +95,59 @@ class _MctsRun:
             yield event
         yield Finished(result)
 
-    async def _expand(self, leaf: Node, round_: int) -> Expanded | None:
-        """Sample ``branching`` continuations of ``leaf``; add children, score, back-propagate.
+    def _select(self, root: Node, want: int) -> tuple[list[Node], int]:
+        """Up to ``want`` distinct leaves to expand together, each chosen by UCT with virtual
+        loss on the paths already chosen.  A leaf whose path has ended is scored on the spot
+        (it counts as an iteration: the second number returned)."""
+        leaves: list[Node] = []
+        scored = 0
+        while len(leaves) + scored < want:
+            leaf = select_leaf(root, self.params.exploration)
+            leaf_end = path_end(leaf, self.params)
+            if leaf_end is not None:  # nothing to expand: score the path directly
+                reward = self.reward(leaf.path_steps())
+                backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))
+                self.iterations += 1
+                scored += 1
+                continue
+            if leaf in leaves:  # the tree offers no other leaf until this one is expanded
+                break
+            leaves.append(leaf)
+            add_virtual_loss(leaf)
+        for leaf in leaves:
+            add_virtual_loss(leaf, -1)
+        return leaves, scored
 
-        Returns ``None`` when a budget stopped the engine call.
-        """
+    async def _expand(self, leaves: list[Node], round_: int) -> list[Expanded] | None:
+        """Sample ``branching`` continuations of every leaf in one engine call; add children,
+        score, back-propagate.  Returns ``None`` when a budget stopped the engine call."""
         params = self.params
-        room = min(params.rollout_tokens, params.max_tokens - leaf.path_tokens)
-        max_tokens = min(room, self.budget.remaining_tokens() // params.branching)
-        if max_tokens < 1:
-            return None
-        request = params.generation(
-            leaf.path_token_ids(), max_tokens, self.rng.getrandbits(31), n=params.branching
-        )
-        outputs = await self.budget.generate(self.engine, [request])
+        share = self.budget.remaining_tokens() // (params.branching * len(leaves))
+        requests = []
+        for leaf in leaves:
+            room = min(params.rollout_tokens, params.max_tokens - leaf.path_tokens)
+            if min(room, share) < 1:
+                return None
+            requests.append(
+                params.generation(
+                    leaf.path_token_ids(),
+                    min(room, share),
+                    self.rng.getrandbits(31),
+                    n=params.branching,
+                )
+            )
+        outputs = await self.budget.generate(self.engine, requests)
         if outputs is None:
             return None
+        return [
+            self._grow(leaf, completions, round_)
+            for leaf, completions in zip(leaves, outputs, strict=True)
+        ]
+
+    def _grow(self, leaf: Node, completions: list[Completion], round_: int) -> Expanded:
+        """Add one expansion's children under ``leaf`` and back-propagate their rollouts."""
         action_tokens = rollout_tokens = 0
-        for completion in outputs[0]:
+        for completion in completions:
             trajectory = self._add_child(leaf, completion)
             backpropagate(trajectory)
             rollout = len(trajectory.tail_token_ids)

@@ -41,6 +41,15 @@ def best_child(node: Node) -> Node:
     return max(node.children, key=lambda c: (c.visits, c.mean_value))
 
 
+def add_virtual_loss(leaf: Node, amount: int = 1) -> None:
+    """Count ``amount`` pending visits worth nothing on the path to ``leaf``, so the next
+    selection of a parallel batch prefers other paths; take it back with ``-amount``."""
+    node: Node | None = leaf
+    while node is not None:
+        node.visits += amount
+        node = node.parent
+
+
 def backpropagate(trajectory: Trajectory) -> None:
     """Add the trajectory's reward to every node on its path and remember the best rollout."""
     node: Node | None = trajectory.node

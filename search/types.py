@@ -51,6 +51,8 @@ class SearchParams:
     :param reward: name of the path reward in :data:`search.reward.REWARDS`.
     :param samples: full answers sampled by ``best_of_n`` and ``self_consistency``.
     :param beam_width: partial paths ``beam`` keeps after each step.
+    :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
+        engine call; 1 is the sequential algorithm.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -79,6 +81,7 @@ class SearchParams:
     reward: str = "confidence"
     samples: int = 4
     beam_width: int = 2
+    parallel: int = 1
     incremental: bool = True
 
     def __post_init__(self) -> None:
@@ -92,6 +95,7 @@ class SearchParams:
             "max_search_tokens": self.max_search_tokens,
             "samples": self.samples,
             "beam_width": self.beam_width,
+            "parallel": self.parallel,
         }
         for name, value in positive.items():
             if value < 1:

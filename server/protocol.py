@@ -63,6 +63,9 @@ class SearchOptions(BaseModel):
     )
     samples: int = Field(4, ge=1, le=256, description="answers best_of_n/self_consistency sample")
     beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
+    parallel: int = Field(
+        1, ge=1, le=64, description="MCTS leaves expanded together per engine call (virtual loss)"
+    )
     return_tree: bool = Field(False, description="include the whole search tree in the response")
     progress: bool = Field(
         False, description="streaming: send search_progress chunks as the search expands"

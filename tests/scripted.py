@@ -54,9 +54,11 @@ class ScriptedEngine:
     tokenizer: CharTokenizer = field(default_factory=CharTokenizer)
     stats: EngineStats = field(default_factory=EngineStats)
     requests: list[GenerationRequest] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)  # requests per generate call
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         self.requests.extend(requests)
+        self.calls.append(len(requests))
         if self.delay:
             await asyncio.sleep(self.delay)
         return [[self._next(r) for _ in range(r.n)] for r in requests]

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -289,7 +290,9 @@ class LlamaCppEngine:
                 self._drop_cancelled()
                 self._admit()
                 if self._prefilling or self._running:
+                    started = time.perf_counter()
                     self._step()
+                    self._stats.busy_seconds += time.perf_counter() - started
             except Exception as exc:  # an engine fault: fail every call it touched
                 logger.exception("llama.cpp step failed")
                 self._fail_all(exc)

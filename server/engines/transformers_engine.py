@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -114,11 +115,14 @@ class TransformersEngine:
         ]
         if not samples:
             return [[] for _ in requests]
+        started = time.perf_counter()
         try:
             self._run(requests, samples, cancel)
         except _Cancelled:
             logger.debug("generation cancelled with %d samples", len(samples))
             raise
+        finally:
+            self._stats.busy_seconds += time.perf_counter() - started
         results: list[list[Completion]] = [[] for _ in requests]
         for sample in samples:
             assert sample.finish is not None

@@ -148,6 +148,27 @@ def test_an_interrupt_ends_the_search_with_the_best_rollout_so_far() -> None:
     assert len(engine.requests) == 2  # the second call was cut, no third was made
 
 
+def test_parallel_leaves_are_chosen_with_virtual_loss_and_expanded_in_one_call() -> None:
+    engine = ScriptedEngine(
+        [
+            scored("abcd", 0.9),
+            scored("xyzw", 0.3),  # the root alone: it is the only leaf
+            scored("cd", 0.8),
+            scored("ce", 0.4),  # "ab" ...
+            scored("zw", 0.3),
+            scored("zq", 0.3),  # ... and "xy", which virtual loss on "ab" makes UCT pick
+        ]
+    )
+    events = run(engine, iterations=3, parallel=2)  # parallel=1 is pinned by the tests above
+    *_, result = text_of(events)
+    assert engine.calls[:2] == [1, 2]
+    decode = CharTokenizer().decode
+    assert [decode(r.prompt_token_ids) for r in engine.requests[1:3]] == ["Q? ab", "Q? xy"]
+    assert result.iterations >= 3 and result.finish_reason == "stop"
+    expansions = [e for e in events if isinstance(e, Expanded)]
+    assert [e.iterations for e in expansions[:3]] == [1, 2, 3]
+
+
 def test_max_tokens_ends_the_path_with_length() -> None:
     engine = ScriptedEngine(
         [scored("abcdefgh", 0.9, eos=False), scored("abcdefgh", 0.9, eos=False)] * 4

@@ -1,0 +1,79 @@
+"""Searches run in this process on an engine, for the benchmarks that look inside the engine:
+what a search cost the engine (busy time, prompt tokens) against its wall time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from search import Finished, SearchParams, SearchResult, run_search
+from search.engine import Engine, EngineStats
+
+QUESTION = [
+    {
+        "role": "user",
+        "content": "Natalia sold clips to 48 of her friends in April, and "
+        "then she sold half as many clips in May. How many clips did Natalia sell "
+        "altogether in April and May?",
+    }
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one search took: wall time, engine time, prompt tokens asked for and computed."""
+
+    result: SearchResult
+    wall_seconds: float
+    engine_seconds: float
+    prompt_requested: int
+    prompt_computed: int
+
+    def row(self) -> dict[str, Any]:
+        """The benchmark-table view."""
+        return {
+            "wall_s": self.wall_seconds,
+            "engine_s": self.engine_seconds,
+            "overhead_pct": 100 * (1 - self.engine_seconds / self.wall_seconds),
+            "generated": self.result.generated_tokens,
+            "prompt_requested": self.prompt_requested,
+            "prompt_computed": self.prompt_computed,
+            "computed_ratio": self.prompt_computed / max(self.prompt_requested, 1),
+        }
+
+
+def mcts_params(prompt: tuple[int, ...], **overrides: Any) -> SearchParams:
+    """The benchmarks' MCTS: 32-token mini-steps, 8 iterations, branching 2, seeded."""
+    options: dict[str, Any] = {
+        "granularity": "mini_step",
+        "step_tokens": 32,
+        "iterations": 8,
+        "branching": 2,
+        "rollout_tokens": 128,
+        "max_tokens": 256,
+        "seed": 1,
+    }
+    return replace(SearchParams(prompt_token_ids=prompt), **{**options, **overrides})
+
+
+def search_cost(engine: Engine, params: SearchParams) -> Cost:
+    """Run one search to the end and read the engine's counters around it."""
+    stats: EngineStats = engine.stats
+    before = replace(stats)
+
+    async def run() -> SearchResult:
+        result = None
+        async for event in run_search(params, engine):
+            if isinstance(event, Finished):
+                result = event.result
+        assert result is not None
+        return result
+
+    started = time.perf_counter()
+    result = asyncio.run(run())
+    wall = time.perf_counter() - started
+    computed = stats.prompt_tokens_computed - before.prompt_tokens_computed
+    cached = stats.prompt_tokens_cached - before.prompt_tokens_cached
+    return Cost(result, wall, stats.busy_seconds - before.busy_seconds, computed + cached, computed)
