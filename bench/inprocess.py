@@ -45,14 +45,15 @@ class Cost:
 
 
 def mcts_params(prompt: tuple[int, ...], **overrides: Any) -> SearchParams:
-    """The benchmarks' MCTS: 32-token mini-steps, 8 iterations, branching 2, seeded."""
+    """The benchmarks' MCTS: 32-token mini-steps, 8 iterations, branching 2, 64-token
+    rollouts, answers of at most 128 tokens, seeded."""
     options: dict[str, Any] = {
         "granularity": "mini_step",
         "step_tokens": 32,
         "iterations": 8,
         "branching": 2,
-        "rollout_tokens": 128,
-        "max_tokens": 256,
+        "rollout_tokens": 64,
+        "max_tokens": 128,
         "seed": 1,
     }
     return replace(SearchParams(prompt_token_ids=prompt), **{**options, **overrides})

@@ -1,7 +1,7 @@
-"""ponder against a naive driver: the same MCTS searches, once as ponder runs them (samples of an
-expansion in one batched call, prefixes reused) and once driven the way a proxy drives an
-OpenAI endpoint (one completion per call, one call at a time, nothing reused), on the same
-engine; generated tokens per second side by side.
+"""ponder against a naive driver: the same MCTS searches, as ponder runs them (samples of an
+expansion in one batched call, prefixes reused; and with 4 leaves expanded per call) and driven
+the way a proxy drives an OpenAI endpoint (one completion per call, one call at a time, nothing
+reused), on the same engine; generated tokens per second side by side.
 
 Prints numbers; never fails on speed.
 """
@@ -64,8 +64,12 @@ def main() -> None:
         prompt = tuple(engine.tokenizer.apply_chat_template(QUESTION))
         search_cost(engine, mcts_params(prompt, iterations=1, max_tokens=16))  # warm up
         for seed in (1, 2, 3):
-            params = mcts_params(prompt, seed=seed)
-            for driver, name in ((engine, "ponder"), (ProxyDriver(engine), "naive")):
+            runs = (
+                ("ponder", engine, mcts_params(prompt, seed=seed)),
+                ("ponder parallel=4", engine, mcts_params(prompt, seed=seed, parallel=4)),
+                ("naive", ProxyDriver(engine), mcts_params(prompt, seed=seed)),
+            )
+            for name, driver, params in runs:
                 engine.reset_prefix_cache()
                 cost = search_cost(driver, params)
                 rows.append(
@@ -81,9 +85,14 @@ def main() -> None:
     speed = {
         name: sum(r["generated"] for r in rows if r["driver"] == name)
         / sum(r["wall_s"] for r in rows if r["driver"] == name)
-        for name in ("ponder", "naive")
+        for name in ("ponder", "ponder parallel=4", "naive")
     }
-    report("naive", rows, ponder_over_naive=round(speed["ponder"] / speed["naive"], 2))
+    report(
+        "naive",
+        rows,
+        ponder_over_naive=round(speed["ponder"] / speed["naive"], 2),
+        parallel_over_naive=round(speed["ponder parallel=4"] / speed["naive"], 2),
+    )
 
 
 if __name__ == "__main__":

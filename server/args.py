@@ -46,7 +46,7 @@ class ServerArgs(BaseSettings):
     prefix_cache_tokens: int = Field(
         4096,
         ge=0,
-        description="llama.cpp: tokens of finished sequences kept for reuse by later prompts",
+        description="tokens of finished sequences kept for reuse by later prompts (0: off)",
     )
     threads: int | None = Field(None, ge=1, description="llama.cpp: CPU threads (default: all)")
     log_format: Literal["text", "json"] = Field(

@@ -67,7 +67,12 @@ def load_engine(args: ServerArgs) -> ServingEngine:
     else:
         from server.engines.transformers_engine import TransformersEngine
 
-        engine = TransformersEngine(source, dtype=args.dtype, device=args.device)
+        engine = TransformersEngine(
+            source,
+            dtype=args.dtype,
+            device=args.device,
+            prefix_cache_tokens=args.prefix_cache_tokens,
+        )
     if args.max_model_len is not None:
         engine.max_model_len = min(engine.max_model_len, args.max_model_len)
     return engine

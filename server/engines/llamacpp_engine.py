@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from transformers import AutoTokenizer
 
 from search.engine import Completion, EngineStats, GenerationRequest
 from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.prefix_cache import PrefixCache
 from server.engines.samples import Health, Sample
 from server.model_source import ModelSource
 
@@ -94,53 +94,6 @@ class _Running:
     next_token: int = -1
 
 
-class _PrefixCache:
-    """Finished sequences kept resident, keyed by the tokens their KV cells hold (LRU)."""
-
-    def __init__(self, max_tokens: int) -> None:
-        self.max_tokens = max_tokens
-        self.entries: OrderedDict[int, tuple[int, ...]] = OrderedDict()
-        self.tokens = 0
-
-    def longest_prefix(self, prompt: tuple[int, ...]) -> tuple[int, int]:
-        """The cached sequence sharing the longest prefix with ``prompt``: (seq, length)."""
-        best, best_len = -1, 0
-        for seq, tokens in self.entries.items():
-            n = _common_prefix(tokens, prompt)
-            if n > best_len:
-                best, best_len = seq, n
-        if best >= 0:
-            self.entries.move_to_end(best)
-        return best, best_len
-
-    def add(self, seq: int, tokens: tuple[int, ...]) -> None:
-        """Keep ``seq`` (holding ``tokens``) for later prompts."""
-        self.entries[seq] = tokens
-        self.tokens += len(tokens)
-
-    def pop_oldest(self, keep: int = -1) -> int | None:
-        """Forget the least recently used sequence other than ``keep``; its id, or None."""
-        for seq in self.entries:
-            if seq != keep:
-                self.tokens -= len(self.entries.pop(seq))
-                return seq
-        return None
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
 class LlamaCppEngine:
     """``search.engine.Engine`` over a GGUF model in llama.cpp, batching every call together."""
 
@@ -183,7 +136,7 @@ class LlamaCppEngine:
         self._health = Health()
         self._max_sequences = max_sequences
         self._free = list(range(max_sequences))
-        self._cache = _PrefixCache(prefix_cache_tokens)
+        self._cache: PrefixCache[int] = PrefixCache(prefix_cache_tokens)
         self._incoming: list[_Call] = []
         self._resets: list[threading.Event] = []
         self._waiting: list[_Group] = []  # not yet given sequences
@@ -327,7 +280,7 @@ class LlamaCppEngine:
         for call in self._calls():
             self._release(call, exc)
         self._free = list(range(self._max_sequences))
-        self._cache = _PrefixCache(self._cache.max_tokens)
+        self._cache = PrefixCache(self._cache.max_tokens)
         llama_cpp.llama_memory_clear(self._memory, True)
 
     def _clear_cache(self) -> None:
@@ -350,14 +303,14 @@ class LlamaCppEngine:
                 evicted = self._cache.pop_oldest(keep=source)
                 if evicted is None:
                     evicted = self._cache.pop_oldest()
-                    source, reuse = -1, 0
+                    source, reuse = None, 0
                 if evicted is None:
                     return  # every sequence is running: wait for some to finish
                 self._free_seq(evicted)
             self._waiting.pop(0)
             group.seq, group.spare = self._free.pop(), [self._free.pop() for _ in range(n - 1)]
             reuse = min(reuse, len(prompt) - 1)
-            if reuse > 0:
+            if source is not None and reuse > 0:
                 llama_cpp.llama_memory_seq_cp(self._memory, source, group.seq, 0, reuse)
             group.fed = reuse
             self._stats.prompt_tokens_cached += reuse + len(prompt) * (n - 1)
@@ -476,11 +429,7 @@ class LlamaCppEngine:
         self._running.remove(running)
         group, sample = running.group, running.sample
         held = group.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
-        self._cache.add(running.seq, held)
-        while self._cache.tokens > self._cache.max_tokens:
-            evicted = self._cache.pop_oldest()
-            if evicted is None:
-                break
+        for evicted in self._cache.add(held, running.seq):
             self._free_seq(evicted)
         if all(r.sample.finish is not None for r in group.samples):
             call = group.call

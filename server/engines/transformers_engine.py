@@ -19,13 +19,16 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from search.engine import Completion, EngineStats, GenerationRequest
 from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.prefix_cache import PrefixCache
 from server.engines.samples import Health, Sample
 from server.model_source import ModelSource
 
 logger = logging.getLogger(__name__)
+_LayerKV = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair per layer
 
 
 class _Cancelled(Exception):
@@ -35,7 +38,14 @@ class _Cancelled(Exception):
 class TransformersEngine:
     """``search.engine.Engine`` over a transformers causal LM."""
 
-    def __init__(self, source: ModelSource, *, dtype: str = "auto", device: str = "auto") -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        prefix_cache_tokens: int = 4096,
+    ) -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         torch_dtype: Any = torch.float32 if dtype == "auto" and device == "cpu" else dtype
@@ -57,6 +67,7 @@ class TransformersEngine:
         self._stats = EngineStats()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
         self._health = Health()
+        self._prefixes: PrefixCache[_LayerKV] = PrefixCache(prefix_cache_tokens)
         logger.info("loaded %s on %s (%s)", folder, device, self.model.dtype)
 
     @property
@@ -157,6 +168,11 @@ class TransformersEngine:
                 raise _Cancelled
             self._stats.record_step(len(active))
             chosen = self._step([samples[i] for i in active], logits)
+            for j, i in enumerate(active):
+                sample = samples[i]
+                if sample.finish is not None:
+                    held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
+                    self._keep_prefix(held, cache, j, mask[j])
             keep = [j for j, i in enumerate(active) if samples[i].finish is None]
             if not keep:
                 return
@@ -179,16 +195,30 @@ class TransformersEngine:
     def _prefill(
         self, requests: list[GenerationRequest], cache: DynamicCache
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-pad the distinct prompts and run them once; return last logits and the mask."""
-        width = max(len(r.prompt_token_ids) for r in requests)
-        ids = torch.full((len(requests), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(requests), width), dtype=torch.long)
-        for row, request in enumerate(requests):
-            prompt = request.prompt_token_ids
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        """Run each distinct prompt once, starting from its longest cached prefix; return the
+        last logits and the attention mask.
+
+        Row ``i`` of the cache holds ``[padding][reused prefix]`` and its new tokens follow
+        as ``[padding][rest of the prompt]``: the mask has a hole between, which attention
+        accepts, and positions are given explicitly.
+        """
+        found = [self._prefixes.longest_prefix(r.prompt_token_ids) for r in requests]
+        reused = [
+            min(n, len(r.prompt_token_ids) - 1) for r, (_, n) in zip(requests, found, strict=True)
+        ]
+        rests = [r.prompt_token_ids[n:] for r, n in zip(requests, reused, strict=True)]
+        old, new = max(reused), max(len(rest) for rest in rests)
+        if old:
+            self._load_prefixes([kv for kv, _ in found], reused, cache)
+        ids = torch.full((len(requests), new), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(requests), old + new), dtype=torch.long)
+        positions = torch.zeros((len(requests), new), dtype=torch.long)
+        for row, (n, rest) in enumerate(zip(reused, rests, strict=True)):
+            ids[row, new - len(rest) :] = torch.tensor(rest)
+            mask[row, old - n : old] = 1
+            mask[row, old + new - len(rest) :] = 1
+            positions[row, new - len(rest) :] = torch.arange(n, n + len(rest))
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -197,8 +227,41 @@ class TransformersEngine:
             use_cache=True,
             logits_to_keep=1,
         )
-        self._stats.prompt_tokens_computed += sum(len(r.prompt_token_ids) for r in requests)
+        self._stats.prompt_tokens_computed += sum(len(rest) for rest in rests)
+        self._stats.prompt_tokens_cached += sum(reused)
         return out.logits[:, -1, :].float(), mask
+
+    def _load_prefixes(
+        self, prefixes: list[_LayerKV | None], lengths: list[int], cache: DynamicCache
+    ) -> None:
+        """Put each row's reused prefix, right-aligned, into an empty ``cache``."""
+        width = max(lengths)
+        template = next(kv for kv in prefixes if kv is not None)
+        for layer, (keys, _) in enumerate(template):
+            heads, _, dim = keys.shape
+            shape = (len(prefixes), heads, width, dim)
+            k = keys.new_zeros(shape)
+            v = keys.new_zeros(shape)
+            for row, (kv, n) in enumerate(zip(prefixes, lengths, strict=True)):
+                if kv is not None and n:
+                    k[row, :, width - n :] = kv[layer][0][:, :n]
+                    v[row, :, width - n :] = kv[layer][1][:, :n]
+            cache.update(k, v, layer)
+
+    def _keep_prefix(
+        self, held: tuple[int, ...], cache: DynamicCache, row: int, mask: torch.Tensor
+    ) -> None:
+        """Cache the KV of batch row ``row`` (the tokens ``held``: a finished sample's prompt
+        and all but its last token, which was never fed) for later prompts to start from."""
+        if self._prefixes.max_tokens <= 0:
+            return
+        valid = mask.bool()
+        kv: _LayerKV = []
+        for layer in cache.layers:
+            if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+                return  # a sliding or recurrent layer cannot be cut to a prefix
+            kv.append((layer.keys[row][:, valid], layer.values[row][:, valid]))
+        self._prefixes.add(held, kv)
 
     def _step(self, samples: list[Sample], logits: torch.Tensor) -> torch.Tensor:
         """Pick one token per sample, record its logprobs, and mark finished samples."""

@@ -220,3 +220,23 @@ def test_cancelling_a_call_frees_the_engine(engine_under_test: ServingEngine, ki
     assert engine.stats.requests_in_flight == 0
     [[after]] = generate(engine, GenerationRequest(ids, max_tokens=3, temperature=0))
     assert len(after.token_ids) == 3
+
+
+def test_a_prompt_extending_a_finished_path_reuses_its_prefix(
+    engine_under_test: ServingEngine, kind: str
+) -> None:
+    """What an MCTS expansion does: continue a path the engine has just generated.  The cached
+    prefix is reused, and the continuation is the one the first call went on to produce."""
+    engine = engine_under_test
+    ids = prompt(engine, "Write a poem about the moon.")
+    [[path]] = generate(engine, GenerationRequest(ids, max_tokens=12, temperature=0))
+    assert len(path.token_ids) == 12
+    stats = engine.stats
+    cached, computed = stats.prompt_tokens_cached, stats.prompt_tokens_computed
+    extended = ids + path.token_ids[:6]
+    [[rest]] = generate(engine, GenerationRequest(extended, max_tokens=6, temperature=0))
+    assert stats.prompt_tokens_cached - cached == len(extended) - 1
+    assert stats.prompt_tokens_computed - computed == 1
+    assert rest.token_ids == path.token_ids[6:]
+    expected = [t.logprob for t in path.logprobs[6:]]
+    assert [t.logprob for t in rest.logprobs] == pytest.approx(expected, abs=TOLERANCE[kind])
