@@ -27,9 +27,18 @@ class ServerArgs(BaseSettings):
     served_model_name: str | None = Field(
         None, description="name clients use (default: derived from --model)"
     )
-    engine: Literal["auto", "llamacpp", "transformers"] = Field(
+    engine: Literal["auto", "llamacpp", "transformers", "upstream"] = Field(
         "auto",
-        description="inference engine (auto: llama.cpp for a GGUF model on CPU, else transformers)",
+        description="inference engine (auto: upstream when --upstream is given, llama.cpp for "
+        "a GGUF model on CPU, else transformers)",
+    )
+    upstreams: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="base URL of an OpenAI-compatible server to generate on (vllm serve, "
+        "another ponder); repeatable (PONDER_UPSTREAMS: comma-separated)",
+    )
+    tokenizer: str | None = Field(
+        None, description="upstream engine: the fleet's tokenizer, local (default: --model's)"
     )
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
@@ -86,10 +95,10 @@ class ServerArgs(BaseSettings):
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",
     )
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "upstreams", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
-        """``PONDER_API_KEYS=a,b`` is two keys."""
+        """``PONDER_API_KEYS=a,b`` is two keys (and the same for ``PONDER_UPSTREAMS``)."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value

@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "search_defaults":
             kwargs["type"] = json.loads
-        elif name == "api_keys":
-            flag, kwargs["action"] = "--api-key", "append"
+        elif name in ("api_keys", "upstreams"):
+            flag, kwargs["action"] = "--" + name[:-1].replace("_", "-"), "append"
         elif field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         serve.add_argument(flag, **kwargs)

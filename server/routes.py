@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
-from server.errors import NotFound
-from server.protocol import ChatCompletionRequest, ModelList
+from server.completions import completion_response, generation_requests, prompts_of
+from server.errors import ModelNotFound, NotFound
+from server.protocol import ChatCompletionRequest, CompletionRequest, ModelList
 from server.serving import CLIENT_CLOSED, ChatService
 from server.streaming import chat_chunks, sse_frames
 
@@ -94,6 +95,30 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     finally:
         admission.release()
     return JSONResponse(response.model_dump())
+
+
+@router.post("/v1/completions", response_model=None)
+async def create_completion(body: CompletionRequest, request: Request) -> Response:
+    """OpenAI (and vLLM) completions: plain generation, no search.  Held to the same admission
+    and cancelled the same way when the client goes."""
+    service = _service(request)
+    engine = service.engine
+    if body.model != engine.model_name:
+        raise ModelNotFound(body.model)
+    prompts = prompts_of(body, engine)
+    generation = generation_requests(body, prompts)
+    admission = service.admission
+    try:
+        await _unless_disconnected(request, admission.acquire())
+    except _ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    try:
+        outputs = await _unless_disconnected(request, engine.generate(generation))
+    except _ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    finally:
+        admission.release()
+    return JSONResponse(completion_response(body, prompts, outputs, engine).model_dump())
 
 
 @router.get("/v1/models")

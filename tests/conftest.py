@@ -21,6 +21,7 @@ from server.args import ServerArgs
 from server.engines import ServingEngine, load_engine
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.transformers_engine import TransformersEngine
+from server.engines.upstream import UpstreamEngine
 
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
 TINY_SEARCH = {
@@ -55,6 +56,16 @@ def transformers_engine() -> Iterator[TransformersEngine]:
     assert isinstance(loaded, TransformersEngine)
     yield loaded
     loaded.close()
+
+
+@pytest.fixture(scope="session")
+def upstream_engine(engine: LlamaCppEngine) -> Iterator[UpstreamEngine]:
+    """The upstream engine, calling a ponder on the default engine over loopback."""
+    with LiveServer(engine) as upstream:
+        loaded = load_engine(ServerArgs(upstreams=[upstream.url]))
+        assert isinstance(loaded, UpstreamEngine)
+        yield loaded
+        loaded.close()
 
 
 class LiveServer:

@@ -13,7 +13,10 @@ from server.model_source import ModelSource, resolve
 
 
 class ChatTokenizer(Tokenizer, Protocol):
-    """A tokenizer that also knows the model's chat template."""
+    """A tokenizer that also knows the model's chat template and its vocabulary size."""
+
+    @property
+    def vocab_size(self) -> int: ...
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
@@ -55,7 +58,25 @@ def load_engine(args: ServerArgs) -> ServingEngine:
     if args.served_model_name:
         source = replace(source, served_name=args.served_model_name)
     engine: ServingEngine
-    if pick_engine(args, source) == "llamacpp":
+    kind = pick_engine(args, source)
+    if kind == "upstream":
+        from transformers import AutoTokenizer
+
+        from server.engines.hf_tokenizer import HFTokenizer
+        from server.engines.upstream import UpstreamEngine
+
+        folder = (
+            resolve(args.tokenizer).tokenizer_folder()
+            if args.tokenizer
+            else (source.tokenizer_folder())
+        )
+        hf = AutoTokenizer.from_pretrained(folder)
+        engine = UpstreamEngine(
+            args.upstreams,
+            HFTokenizer(hf, frozenset({hf.eos_token_id} - {None})),
+            served_name=args.served_model_name,
+        )
+    elif kind == "llamacpp":
         from server.engines.llamacpp_engine import LlamaCppEngine
 
         engine = LlamaCppEngine(
@@ -80,6 +101,8 @@ def load_engine(args: ServerArgs) -> ServingEngine:
 
 def pick_engine(args: ServerArgs, source: ModelSource) -> str:
     """The engine ``auto`` stands for, or the one named (llama.cpp needs a GGUF file)."""
+    if args.engine == "upstream" or (args.engine == "auto" and args.upstreams):
+        return "upstream"
     if args.engine == "llamacpp" and not source.is_gguf:
         raise ValueError("--engine llamacpp needs a .gguf model file")
     if args.engine != "auto":

@@ -24,6 +24,11 @@ class HFTokenizer:
         """Ids that end a sequence (the tokenizer's and the generation config's)."""
         return self._eos
 
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids there are (special tokens included)."""
+        return len(self._tokenizer)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False))

@@ -172,6 +172,8 @@ class LlamaCppEngine:
             return []
         if not all(r.prompt_token_ids for r in requests):
             raise ValueError("a generation request needs at least one prompt token")
+        if any(not 0 <= t < self._n_vocab for r in requests for t in r.prompt_token_ids):
+            raise ValueError(f"prompt token ids must be in [0, {self._n_vocab})")
         loop = asyncio.get_running_loop()
         call = _Call(list(requests), loop.create_future(), loop)
         self._stats.requests_in_flight += 1

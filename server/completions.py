@@ -1,0 +1,135 @@
+"""``/v1/completions``: the engine's plain generation in OpenAI's (and vLLM's) completions
+format, token-id or text prompts, with logprobs.  No search: this is what lets one ponder (or
+any ``vllm serve``) be the upstream of another."""
+
+from __future__ import annotations
+
+import uuid
+
+from search.engine import Completion, GenerationRequest
+from server.engines import ServingEngine
+from server.errors import InvalidRequest
+from server.protocol import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    Usage,
+)
+
+
+def prompts_of(request: CompletionRequest, engine: ServingEngine) -> list[tuple[int, ...]]:
+    """The request's prompts as token ids, checked against the context length."""
+    prompt = request.prompt
+    items: list[str | list[int]]
+    if isinstance(prompt, str):
+        items = [prompt]
+    elif isinstance(prompt[0], int):
+        items = [[int(t) for t in prompt]]
+    else:
+        items = list(prompt)
+    batches = [
+        tuple(engine.tokenizer.encode(item)) if isinstance(item, str) else tuple(item)
+        for item in items
+    ]
+    if not all(batches):
+        raise InvalidRequest("every prompt needs at least one token", param="prompt")
+    vocab = engine.tokenizer.vocab_size
+    if any(not 0 <= t < vocab for ids in batches for t in ids):
+        raise InvalidRequest(f"token ids must be in [0, {vocab})", param="prompt")
+    limit = engine.max_model_len
+    for ids in batches:
+        if len(ids) + request.max_tokens > limit:
+            raise InvalidRequest(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{len(ids) + request.max_tokens} tokens ({len(ids)} in the prompt, "
+                f"{request.max_tokens} in the completion).",
+                param="max_tokens",
+            )
+    return batches
+
+
+def generation_requests(
+    request: CompletionRequest, prompts: list[tuple[int, ...]]
+) -> list[GenerationRequest]:
+    """One engine request per prompt, ``n`` samples each."""
+    if request.echo:
+        raise InvalidRequest("echo is not supported", param="echo")
+    if request.stream:
+        raise InvalidRequest("streaming completions are not supported", param="stream")
+    stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+    return [
+        GenerationRequest(
+            prompt_token_ids=ids,
+            max_tokens=request.max_tokens,
+            n=request.n,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            stop=stop,
+            stop_token_ids=tuple(request.stop_token_ids or ()),
+            logprobs=request.logprobs or 0,
+        )
+        for ids in prompts
+    ]
+
+
+def completion_response(
+    request: CompletionRequest,
+    prompts: list[tuple[int, ...]],
+    outputs: list[list[Completion]],
+    engine: ServingEngine,
+) -> CompletionResponse:
+    """OpenAI's ``text_completion``: choices prompt-major, as OpenAI numbers them."""
+    choices = [
+        _choice(p * request.n + i, completion, request, engine)
+        for p, samples in enumerate(outputs)
+        for i, completion in enumerate(samples)
+    ]
+    generated = sum(len(c.token_ids) for samples in outputs for c in samples)
+    prompt_tokens = sum(len(ids) for ids in prompts)
+    return CompletionResponse(
+        id=f"cmpl-{uuid.uuid4().hex}",
+        model=request.model,
+        choices=choices,
+        usage=Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=generated,
+            total_tokens=prompt_tokens + generated,
+        ),
+    )
+
+
+def _choice(
+    index: int, completion: Completion, request: CompletionRequest, engine: ServingEngine
+) -> CompletionChoice:
+    text = completion.text
+    stop = completion.stop_reason
+    if isinstance(stop, str) and not request.include_stop_str_in_output:
+        text = text[: text.find(stop)] if stop in text else text
+    logprobs = None
+    if request.logprobs is not None:
+
+        def name(token: int) -> str:
+            if request.return_tokens_as_token_ids:
+                return f"token_id:{token}"
+            return engine.tokenizer.decode([token])
+
+        tokens = [name(t.token_id) for t in completion.logprobs]
+        offsets, offset = [], 0
+        for token in tokens:
+            offsets.append(offset)
+            offset += len(token)
+        logprobs = CompletionLogprobs(
+            tokens=tokens,
+            token_logprobs=[t.logprob for t in completion.logprobs],
+            top_logprobs=[{name(i): lp for i, lp in t.top} for t in completion.logprobs],
+            text_offset=offsets,
+        )
+    return CompletionChoice(
+        index=index,
+        text=text,
+        logprobs=logprobs,
+        finish_reason=completion.finish_reason,
+        stop_reason=stop,
+    )

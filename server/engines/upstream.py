@@ -1,0 +1,229 @@
+"""The upstream engine: a fleet of OpenAI-compatible servers (``vllm serve``, or another ponder)
+behind the engine interface, through their ``POST /v1/completions``.
+
+Prompts go as token ids from the local tokenizer (``--tokenizer``), so ids match the fleet's;
+logprobs come back as ``token_id:N`` strings (vLLM's ``return_tokens_as_token_ids``) and stop
+strings stay in the output (``include_stop_str_in_output``), as the engine interface wants.
+Each call goes to the replica that rendezvous hashing of the prompt's leading tokens ranks
+first, so a search keeps hitting the replica whose prefix cache holds its prompt; a replica
+that refuses connections or answers 5xx is retried with backoff on the next one, and left
+alone for a while.  Each replica takes at most ``max_concurrency`` calls at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.samples import Health
+
+logger = logging.getLogger(__name__)
+
+PREFIX_TOKENS = 64  # leading prompt tokens that pick the replica
+DOWN_SECONDS = 5.0  # how long a failed replica is passed over
+RETRIES = 3  # rounds over the replicas before a call fails
+
+
+class UpstreamError(RuntimeError):
+    """Every replica failed the call."""
+
+
+@dataclass(eq=False)
+class Replica:
+    """One upstream server: its URL, a concurrency limit, and when it last failed."""
+
+    url: str
+    slots: asyncio.Semaphore
+    down_until: float = 0.0
+    failures: int = field(default=0)
+
+    def weight(self, key: bytes) -> int:
+        """Rendezvous (highest random weight) score of this replica for ``key``."""
+        digest = hashlib.blake2b(key + self.url.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+
+class UpstreamEngine:
+    """``search.engine.Engine`` over ``POST {url}/v1/completions`` of a set of replicas."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        tokenizer: HFTokenizer,
+        *,
+        served_name: str | None = None,
+        max_concurrency: int = 32,
+        timeout: float = 600.0,
+    ) -> None:
+        if not urls:
+            raise ValueError("the upstream engine needs at least one --upstream URL")
+        self._replicas = [
+            Replica(url.rstrip("/"), asyncio.Semaphore(max_concurrency)) for url in urls
+        ]
+        self._tokenizer = tokenizer
+        self._timeout = httpx.Timeout(timeout, connect=5.0)
+        self._limits = httpx.Limits(max_keepalive_connections=max_concurrency)
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._model, self.max_model_len = self._discover()
+        self._model_name = served_name or self._model
+        self._stats = EngineStats()
+        self._health = Health()
+
+    def _discover(self) -> tuple[str, int]:
+        """The fleet's model name and context length, from the first replica that answers."""
+        for replica in self._replicas:
+            try:
+                card = httpx.get(f"{replica.url}/v1/models", timeout=10).json()["data"][0]
+            except (httpx.HTTPError, KeyError, IndexError, ValueError):
+                continue
+            return str(card["id"]), int(card.get("max_model_len") or 2048)
+        raise UpstreamError(
+            f"no upstream answered GET /v1/models: {[r.url for r in self._replicas]}"
+        )
+
+    @property
+    def model_name(self) -> str:
+        """The name ponder serves the fleet's model under."""
+        return self._model_name
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        """The local tokenizer, the same as the fleet's."""
+        return self._tokenizer
+
+    @property
+    def stats(self) -> EngineStats:
+        """Calls in flight and tokens generated (the fleet keeps its own engine counters)."""
+        return self._stats
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """Every request of the call, concurrently, each on its prompt's replica."""
+        self._stats.requests_in_flight += 1
+        try:
+            outputs = await asyncio.gather(*(self._one(r) for r in requests))
+        except UpstreamError as exc:
+            self._health.failed(exc)
+            raise
+        finally:
+            self._stats.requests_in_flight -= 1
+        self._health.succeeded()
+        return list(outputs)
+
+    def health(self) -> str | None:
+        """``None`` while some replica serves; else why not."""
+        return self._health.problem()
+
+    def close(self) -> None:
+        """Let go of the connection pool (best effort outside the event loop)."""
+        self._health.closed = True
+
+    def ranked(self, prompt: Sequence[int]) -> list[Replica]:
+        """Replicas in rendezvous order for ``prompt``; the ones resting after a failure last."""
+        key = ",".join(map(str, prompt[:PREFIX_TOKENS])).encode()
+        order = sorted(self._replicas, key=lambda r: r.weight(key), reverse=True)
+        now = time.monotonic()
+        return [r for r in order if r.down_until <= now] + [r for r in order if r.down_until > now]
+
+    async def _one(self, request: GenerationRequest) -> list[Completion]:
+        body = self._body(request)
+        errors: list[str] = []
+        for attempt in range(RETRIES):
+            for replica in self.ranked(request.prompt_token_ids):
+                try:
+                    async with replica.slots:
+                        response = await self._client().post(
+                            f"{replica.url}/v1/completions", json=body
+                        )
+                except httpx.TransportError as exc:
+                    errors.append(f"{replica.url}: {exc!r}")
+                    replica.down_until = time.monotonic() + DOWN_SECONDS
+                    continue
+                if response.status_code >= 500:
+                    errors.append(f"{replica.url}: {response.status_code}")
+                    replica.down_until = time.monotonic() + DOWN_SECONDS
+                    continue
+                if response.status_code >= 400:
+                    raise ValueError(f"upstream refused the call: {response.text}")
+                completions = self._completions(response.json(), request)
+                self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
+                return completions
+            await asyncio.sleep(0.2 * 2**attempt)
+        raise UpstreamError("every upstream failed: " + "; ".join(errors[-3:]))
+
+    def _client(self) -> httpx.AsyncClient:
+        """The keep-alive pool of the running event loop (pools cannot cross loops)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients = {
+                held: client for held, client in self._clients.items() if not held.is_closed()
+            }
+            self._clients[loop] = httpx.AsyncClient(timeout=self._timeout, limits=self._limits)
+        return self._clients[loop]
+
+    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        return {
+            "model": self._model,
+            "prompt": list(request.prompt_token_ids),
+            "max_tokens": request.max_tokens,
+            "n": request.n,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "stop": list(request.stop),
+            "stop_token_ids": list(request.stop_token_ids),
+            "logprobs": max(request.logprobs, 1),
+            "include_stop_str_in_output": True,
+            "return_tokens_as_token_ids": True,
+        }
+
+    def _completions(self, payload: dict[str, Any], request: GenerationRequest) -> list[Completion]:
+        """Map OpenAI's ``choices[].logprobs`` back to the engine interface."""
+        completions = []
+        for choice in sorted(payload["choices"], key=lambda c: c["index"]):
+            logprobs = choice["logprobs"]
+            ids = [_token_id(t) for t in logprobs["tokens"]]
+            tokens = tuple(
+                TokenLogprob(
+                    token,
+                    float(logprob),
+                    tuple(
+                        sorted(
+                            ((_token_id(t), float(lp)) for t, lp in (top or {}).items()),
+                            key=lambda pair: -pair[1],
+                        )
+                    )[: request.logprobs],
+                )
+                for token, logprob, top in zip(
+                    ids, logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True
+                )
+            )
+            stop = choice.get("stop_reason")
+            if choice["finish_reason"] == "stop" and stop is None and ids:
+                stop = ids[-1]  # ended on an end-of-sequence token
+            completions.append(
+                Completion(
+                    token_ids=tuple(ids),
+                    text=self._tokenizer.decode(ids),
+                    logprobs=tokens,
+                    finish_reason="stop" if choice["finish_reason"] == "stop" else "length",
+                    stop_reason=stop,
+                )
+            )
+        return completions
+
+
+def _token_id(token: str) -> int:
+    """``token_id:123`` (vLLM's ``return_tokens_as_token_ids``) -> 123."""
+    prefix, _, number = token.partition(":")
+    if prefix != "token_id" or not number.lstrip("-").isdigit():
+        raise UpstreamError(f"the upstream did not return token ids (got {token!r})")
+    return int(number)

@@ -1,0 +1,83 @@
+"""``/v1/completions``: plain generation in OpenAI's format, through the official client."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from server.engines.llamacpp_engine import LlamaCppEngine
+
+
+def test_text_prompt_with_logprobs(client: openai.OpenAI, model_name: str) -> None:
+    r = client.completions.create(
+        model=model_name, prompt="The capital of France is", max_tokens=6, logprobs=3, seed=1
+    )
+    [choice] = r.choices
+    assert choice.text and choice.finish_reason in ("stop", "length")
+    assert choice.logprobs is not None
+    assert len(choice.logprobs.tokens) == len(choice.logprobs.token_logprobs) == 6
+    assert all(len(top) == 3 for top in choice.logprobs.top_logprobs)
+    assert all(lp <= 0 for lp in choice.logprobs.token_logprobs)
+    assert r.usage.completion_tokens == 6
+
+
+def test_token_id_prompts_n_samples_and_token_ids_back(
+    http: httpx.Client, model_name: str, engine: LlamaCppEngine
+) -> None:
+    ids = engine.tokenizer.encode("Once upon a time")
+    r = http.post(
+        "/v1/completions",
+        json={
+            "model": model_name,
+            "prompt": [ids, ids[:2]],
+            "n": 2,
+            "max_tokens": 4,
+            "logprobs": 2,
+            "seed": 3,
+            "return_tokens_as_token_ids": True,
+        },
+    )
+    assert r.status_code == 200, r.text
+    choices = r.json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2, 3]  # prompt-major, as OpenAI numbers
+    for choice in choices:
+        tokens = choice["logprobs"]["tokens"]
+        assert all(t.startswith("token_id:") for t in tokens)
+        ids_back = [int(t.split(":")[1]) for t in tokens]
+        assert engine.tokenizer.decode(ids_back) == choice["text"]
+
+
+def test_stop_strings_are_cut_unless_asked_for(http: httpx.Client, model_name: str) -> None:
+    body = {"model": model_name, "prompt": "1, 2, 3, 4,", "max_tokens": 12, "temperature": 0}
+    free = http.post("/v1/completions", json=body).json()["choices"][0]
+    assert "6" in free["text"]
+    cut = http.post("/v1/completions", json={**body, "stop": ["6"]}).json()["choices"][0]
+    assert cut["finish_reason"] == "stop" and cut["stop_reason"] == "6"
+    assert "6" not in cut["text"]
+    kept = http.post(
+        "/v1/completions", json={**body, "stop": ["6"], "include_stop_str_in_output": True}
+    ).json()["choices"][0]
+    assert kept["text"].endswith("6") or "6" in kept["text"][-3:]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "param"),
+    [
+        ({"model": "nope"}, 404, None),
+        ({"echo": True}, 400, "echo"),
+        ({"stream": True}, 400, "stream"),
+        ({"max_tokens": 10**9}, 400, "max_tokens"),
+        ({"prompt": []}, 400, None),
+        ({"prompt": [1, -5]}, 400, "prompt"),
+        ({"prompt": [[2], [10**7]]}, 400, "prompt"),
+    ],
+)
+def test_bad_completion_requests(
+    http: httpx.Client, model_name: str, change: dict[str, object], status: int, param: str | None
+) -> None:
+    body = {"model": model_name, "prompt": "Hi", "max_tokens": 2, **change}
+    r = http.post("/v1/completions", json=body)
+    assert r.status_code == status, r.text
+    if param:
+        assert r.json()["error"]["param"] == param

@@ -1,0 +1,57 @@
+"""A fleet: two ponder servers (plain generation) as the upstreams of a third that runs MCTS.
+One upstream is stopped mid-run and every search still completes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from server.args import ServerArgs
+from server.engines import load_engine
+from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.upstream import UpstreamEngine
+from tests.conftest import TINY_SEARCH, LiveServer
+
+QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]
+
+
+def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
+    first, second = LiveServer(engine), LiveServer(engine)
+    with first, second:
+        fleet = load_engine(ServerArgs(upstreams=[first.url, second.url]))
+        assert isinstance(fleet, UpstreamEngine)
+        # three questions whose prompts hash to each replica: both get traffic
+        by_replica: dict[str, list[str]] = {first.url: [], second.url: []}
+        for question in QUESTIONS:
+            ids = fleet.tokenizer.apply_chat_template([{"role": "user", "content": question}])
+            by_replica[fleet.ranked(ids)[0].url].append(question)
+        chosen = by_replica[first.url][:3] + by_replica[second.url][:3]
+        assert len(chosen) == 6
+        with LiveServer(fleet) as front:
+
+            async def ask(client: httpx.AsyncClient, question: str) -> httpx.Response:
+                body = {
+                    "model": fleet.model_name,
+                    "messages": [{"role": "user", "content": question}],
+                    "max_tokens": 48,
+                    "seed": 1,
+                    "search": {**TINY_SEARCH, "iterations": 4},
+                }
+                return await client.post("/v1/chat/completions", json=body)
+
+            async def run() -> list[httpx.Response]:
+                async with httpx.AsyncClient(base_url=front.url, timeout=300) as client:
+                    searches = [asyncio.ensure_future(ask(client, q)) for q in chosen]
+                    await asyncio.sleep(1.0)  # the searches are under way
+                    first.server.should_exit = True  # stop one upstream mid-run
+                    return list(await asyncio.gather(*searches))
+
+            answers = asyncio.run(run())
+            first.thread.join(timeout=30)
+            assert not first.thread.is_alive()
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    assert all(a.json()["choices"][0]["message"]["content"] for a in answers)
+    down = [r for r in fleet.ranked(()) if r.url == first.url]
+    assert down[0].down_until > 0  # calls to the stopped replica failed over
+    fleet.close()
