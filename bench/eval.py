@@ -213,6 +213,14 @@ def main() -> None:
     parser.add_argument("--model", help="model for the started server (default: ponder's)")
     parser.add_argument("--engine", default="auto", help="engine for the started server")
     parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        help="an OpenAI-compatible server (vllm serve) the started ponder generates on; "
+        "repeatable (a fleet); --model then names the fleet's tokenizer",
+    )
+    parser.add_argument("--tokenizer", help="the fleet's tokenizer, if not --model's")
+    parser.add_argument(
         "--gsm", default="eng", help="GSM8K languages, comma-separated ('' for none)"
     )
     parser.add_argument("--gym", default="", help="reasoning-gym tasks, comma-separated")
@@ -244,6 +252,10 @@ def main() -> None:
         for granularity in (args.granularities.split(",") if method in TREE_METHODS else ["-"])
     ]
     serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
+    for url in args.upstream:
+        serve_args += ["--upstream", url]
+    if args.tokenizer:
+        serve_args += ["--tokenizer", args.tokenizer]
     outcomes: list[Outcome] = []
     with live_server(args.url, serve_args) as base:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=3600, max_retries=0)
