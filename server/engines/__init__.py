@@ -52,28 +52,22 @@ class ServingEngine(Protocol):
 
 
 def load_engine(args: ServerArgs) -> ServingEngine:
-    """Build the engine ``args.engine`` names (``auto``: llama.cpp for a GGUF model when
-    llama-cpp-python is installed and no GPU is asked for, else transformers)."""
+    """Build the engine ``args.engine`` names (``auto``: the upstream fleet when one is given,
+    llama.cpp for a GGUF model when llama-cpp-python is installed and no GPU is asked for,
+    else transformers)."""
     source = resolve(args.model)
     if args.served_model_name:
         source = replace(source, served_name=args.served_model_name)
     engine: ServingEngine
     kind = pick_engine(args, source)
     if kind == "upstream":
-        from transformers import AutoTokenizer
-
         from server.engines.hf_tokenizer import HFTokenizer
         from server.engines.upstream import UpstreamEngine
 
-        folder = (
-            resolve(args.tokenizer).tokenizer_folder()
-            if args.tokenizer
-            else (source.tokenizer_folder())
-        )
-        hf = AutoTokenizer.from_pretrained(folder)
+        fleet_tokenizer = resolve(args.tokenizer) if args.tokenizer else source
         engine = UpstreamEngine(
             args.upstreams,
-            HFTokenizer(hf, frozenset({hf.eos_token_id} - {None})),
+            HFTokenizer.load(fleet_tokenizer.tokenizer_folder()),
             served_name=args.served_model_name,
         )
     elif kind == "llamacpp":

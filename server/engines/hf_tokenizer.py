@@ -6,7 +6,7 @@ stop checks and logprobs mean the same whichever engine runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jinja2 import TemplateError
@@ -18,6 +18,21 @@ class HFTokenizer:
     def __init__(self, tokenizer: Any, eos_token_ids: frozenset[int]) -> None:
         self._tokenizer = tokenizer
         self._eos = eos_token_ids
+
+    @classmethod
+    def load(cls, folder: str, eos_token_ids: Iterable[int | None] = ()) -> HFTokenizer:
+        """The tokenizer in ``folder``; its own end-of-sequence id joins ``eos_token_ids``."""
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        ids = (tokenizer.eos_token_id, *eos_token_ids)
+        return cls(tokenizer, frozenset(int(t) for t in ids if t is not None))
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id that pads a batch: the tokenizer's, else an end-of-sequence id."""
+        pad = self._tokenizer.pad_token_id
+        return int(pad) if pad is not None else min(self._eos)
 
     @property
     def eos_token_ids(self) -> frozenset[int]:

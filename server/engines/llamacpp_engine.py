@@ -25,22 +25,18 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
-from transformers import AutoTokenizer
 
-from search.engine import Completion, EngineStats, GenerationRequest
+from search.engine import Completion, GenerationRequest
+from server.engines.base import BaseEngine
 from server.engines.hf_tokenizer import HFTokenizer
 from server.engines.prefix_cache import PrefixCache
-from server.engines.samples import Health, Sample
+from server.engines.samples import Sample
 from server.model_source import ModelSource
 
 logger = logging.getLogger(__name__)
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
 
 BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
-
-
-class _Cancelled(Exception):
-    """Marks a call whose caller went away; never leaves the engine."""
 
 
 @dataclass(eq=False)
@@ -94,7 +90,7 @@ class _Running:
     next_token: int = -1
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(BaseEngine):
     """``search.engine.Engine`` over a GGUF model in llama.cpp, batching every call together."""
 
     def __init__(
@@ -106,7 +102,6 @@ class LlamaCppEngine:
         max_sequences: int = 64,
         threads: int | None = None,
     ) -> None:
-        tokenizer = AutoTokenizer.from_pretrained(source.tokenizer_folder())
         llama_cpp.llama_backend_init()
         self._model = llama_cpp.llama_model_load_from_file(
             source.path.encode(), llama_cpp.llama_model_default_params()
@@ -118,7 +113,6 @@ class LlamaCppEngine:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = max_sequences
         params.kv_unified = True  # forked samples share their prompt's cells
-
         params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
         self._ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not self._ctx:
@@ -127,13 +121,9 @@ class LlamaCppEngine:
         self._batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
         vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-        eos = {i for i in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)}
-        eos |= {tokenizer.eos_token_id} - {None}
-        self._tokenizer = HFTokenizer(tokenizer, frozenset(eos))
-        self._model_name = source.served_name
+        eos = [i for i in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+        super().__init__(source.served_name, HFTokenizer.load(source.tokenizer_folder(), eos))
         self.max_model_len = min(llama_cpp.llama_model_n_ctx_train(self._model), kv_cache_tokens)
-        self._stats = EngineStats()
-        self._health = Health()
         self._max_sequences = max_sequences
         self._free = list(range(max_sequences))
         self._cache: PrefixCache[int] = PrefixCache(prefix_cache_tokens)
@@ -148,21 +138,6 @@ class LlamaCppEngine:
         self._thread.start()
         logger.info("loaded %s with llama.cpp (%d threads)", source.path, params.n_threads)
 
-    @property
-    def model_name(self) -> str:
-        """The name the model is served under."""
-        return self._model_name
-
-    @property
-    def tokenizer(self) -> HFTokenizer:
-        """The model's HF tokenizer, with its chat template."""
-        return self._tokenizer
-
-    @property
-    def stats(self) -> EngineStats:
-        """Live counters (tokens computed and cached, in flight, batch sizes)."""
-        return self._stats
-
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Queue the call for the scheduler and wait; cancelling it frees its sequences."""
         too_many = [r for r in requests if r.n > self._max_sequences]
@@ -176,24 +151,17 @@ class LlamaCppEngine:
             raise ValueError(f"prompt token ids must be in [0, {self._n_vocab})")
         loop = asyncio.get_running_loop()
         call = _Call(list(requests), loop.create_future(), loop)
-        self._stats.requests_in_flight += 1
-        with self._wake:
-            self._incoming.append(call)
-            self._wake.notify()
-        try:
-            outputs = await call.future
-        except asyncio.CancelledError:
-            call.cancelled.set()
+        with self._calling():
             with self._wake:
+                self._incoming.append(call)
                 self._wake.notify()
-            raise
-        except Exception as exc:
-            self._health.failed(exc)
-            raise
-        finally:
-            self._stats.requests_in_flight -= 1
-        self._health.succeeded()
-        return outputs
+            try:
+                return await call.future
+            except asyncio.CancelledError:
+                call.cancelled.set()
+                with self._wake:
+                    self._wake.notify()
+                raise
 
     def reset_prefix_cache(self) -> None:
         """Forget every cached prefix (as vLLM's ``reset_prefix_cache``); when nothing runs, the
@@ -203,10 +171,6 @@ class LlamaCppEngine:
             self._resets.append(done)
             self._wake.notify()
         done.wait()
-
-    def health(self) -> str | None:
-        """``None`` while the engine serves; else why not (closed, or failing call after call)."""
-        return self._health.problem()
 
     def close(self) -> None:
         """Stop the scheduler and free llama.cpp's context and model."""

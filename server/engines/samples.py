@@ -47,30 +47,3 @@ class Sample:
             tail = tokenizer.decode(self.token_ids[-(4 * longest + 4) :])
             return next((s for s in self.spec.stop if s in tail), None)
         return None
-
-
-class Health:
-    """An engine's health: down once closed, or after several failed calls in a row."""
-
-    FAILURES_BEFORE_DOWN = 3
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.last_error = ""
-        self.closed = False
-
-    def failed(self, exc: BaseException) -> None:
-        """Count a failed generation call."""
-        self.failures, self.last_error = self.failures + 1, repr(exc)
-
-    def succeeded(self) -> None:
-        """A call went through: the engine serves."""
-        self.failures = 0
-
-    def problem(self) -> str | None:
-        """``None`` while the engine serves; else why not."""
-        if self.closed:
-            return "the engine is closed"
-        if self.failures >= self.FAILURES_BEFORE_DOWN:
-            return f"{self.failures} generation calls failed in a row; last: {self.last_error}"
-        return None

@@ -18,13 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from search.engine import Completion, EngineStats, GenerationRequest
+from search.engine import Completion, GenerationRequest
+from server.engines.base import BaseEngine
 from server.engines.hf_tokenizer import HFTokenizer
 from server.engines.prefix_cache import PrefixCache
-from server.engines.samples import Health, Sample
+from server.engines.samples import Sample
 from server.model_source import ModelSource
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class _Cancelled(Exception):
     """Raised inside the worker when the caller went away."""
 
 
-class TransformersEngine:
+class TransformersEngine(BaseEngine):
     """``search.engine.Engine`` over a transformers causal LM."""
 
     def __init__(
@@ -50,65 +51,31 @@ class TransformersEngine:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         torch_dtype: Any = torch.float32 if dtype == "auto" and device == "cpu" else dtype
         folder = source.hf_folder()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
         self.device = torch.device(device)
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()  # type: ignore[no-untyped-call]
-        eos = {tokenizer.eos_token_id}
         config_eos = self.model.generation_config.eos_token_id
-        eos |= set(config_eos) if isinstance(config_eos, list) else {config_eos}
-        eos.discard(None)
-        self._tokenizer = HFTokenizer(tokenizer, frozenset(eos))
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-        self._hf_tokenizer = tokenizer
-        self._model_name = source.served_name
+        eos = config_eos if isinstance(config_eos, list) else [config_eos]
+        super().__init__(source.served_name, HFTokenizer.load(folder, eos))
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._stats = EngineStats()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
-        self._health = Health()
         self._prefixes: PrefixCache[_LayerKV] = PrefixCache(prefix_cache_tokens)
         logger.info("loaded %s on %s (%s)", folder, device, self.model.dtype)
-
-    @property
-    def model_name(self) -> str:
-        """The name the model is served under."""
-        return self._model_name
-
-    @property
-    def tokenizer(self) -> HFTokenizer:
-        """The model's tokenizer, with its chat template."""
-        return self._tokenizer
-
-    @property
-    def stats(self) -> EngineStats:
-        """Live counters (tokens computed, in flight, batch sizes)."""
-        return self._stats
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Generate every request's samples in shared forward passes; cancel-safe."""
         cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        self._stats.requests_in_flight += 1
-        try:
+        with self._calling():
             future = loop.run_in_executor(self._worker, self._generate_sync, list(requests), cancel)
-            outputs = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            if not future.cancel():  # already running: wait for the worker to let go
-                await asyncio.wait([future])
-            raise
-        except Exception as exc:
-            self._health.failed(exc)
-            raise
-        finally:
-            self._stats.requests_in_flight -= 1
-        self._health.succeeded()
-        return outputs
-
-    def health(self) -> str | None:
-        """``None`` while the engine serves; else why not (closed, or failing call after call)."""
-        return self._health.problem()
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                cancel.set()
+                if not future.cancel():  # already running: wait for the worker to let go
+                    await asyncio.wait([future])
+                raise
 
     def close(self) -> None:
         """Stop the worker thread."""
@@ -210,7 +177,7 @@ class TransformersEngine:
         old, new = max(reused), max(len(rest) for rest in rests)
         if old:
             self._load_prefixes([kv for kv, _ in found], reused, cache)
-        ids = torch.full((len(requests), new), self._pad_id, dtype=torch.long)
+        ids = torch.full((len(requests), new), self._tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(requests), old + new), dtype=torch.long)
         positions = torch.zeros((len(requests), new), dtype=torch.long)
         for row, (n, rest) in enumerate(zip(reused, rests, strict=True)):

@@ -17,14 +17,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+from search.engine import Completion, GenerationRequest, TokenLogprob
+from server.engines.base import BaseEngine
 from server.engines.hf_tokenizer import HFTokenizer
-from server.engines.samples import Health
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ class Replica:
     url: str
     slots: asyncio.Semaphore
     down_until: float = 0.0
-    failures: int = field(default=0)
 
     def weight(self, key: bytes) -> int:
         """Rendezvous (highest random weight) score of this replica for ``key``."""
@@ -52,7 +51,7 @@ class Replica:
         return int.from_bytes(digest, "big")
 
 
-class UpstreamEngine:
+class UpstreamEngine(BaseEngine):
     """``search.engine.Engine`` over ``POST {url}/v1/completions`` of a set of replicas."""
 
     def __init__(
@@ -69,14 +68,11 @@ class UpstreamEngine:
         self._replicas = [
             Replica(url.rstrip("/"), asyncio.Semaphore(max_concurrency)) for url in urls
         ]
-        self._tokenizer = tokenizer
         self._timeout = httpx.Timeout(timeout, connect=5.0)
         self._limits = httpx.Limits(max_keepalive_connections=max_concurrency)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._model, self.max_model_len = self._discover()
-        self._model_name = served_name or self._model
-        self._stats = EngineStats()
-        self._health = Health()
+        super().__init__(served_name or self._model, tokenizer)
 
     def _discover(self) -> tuple[str, int]:
         """The fleet's model name and context length, from the first replica that answers."""
@@ -90,40 +86,14 @@ class UpstreamEngine:
             f"no upstream answered GET /v1/models: {[r.url for r in self._replicas]}"
         )
 
-    @property
-    def model_name(self) -> str:
-        """The name ponder serves the fleet's model under."""
-        return self._model_name
-
-    @property
-    def tokenizer(self) -> HFTokenizer:
-        """The local tokenizer, the same as the fleet's."""
-        return self._tokenizer
-
-    @property
-    def stats(self) -> EngineStats:
-        """Calls in flight and tokens generated (the fleet keeps its own engine counters)."""
-        return self._stats
-
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Every request of the call, concurrently, each on its prompt's replica."""
-        self._stats.requests_in_flight += 1
-        try:
-            outputs = await asyncio.gather(*(self._one(r) for r in requests))
-        except UpstreamError as exc:
-            self._health.failed(exc)
-            raise
-        finally:
-            self._stats.requests_in_flight -= 1
-        self._health.succeeded()
-        return list(outputs)
-
-    def health(self) -> str | None:
-        """``None`` while some replica serves; else why not."""
-        return self._health.problem()
+        """Every request of the call, concurrently, each on its prompt's replica; only a call
+        that no replica could serve counts against health (a refused request does not)."""
+        with self._calling(failures=(UpstreamError,)):
+            return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     def close(self) -> None:
-        """Let go of the connection pool (best effort outside the event loop)."""
+        """Mark the engine closed (each keep-alive pool goes with its event loop)."""
         self._health.closed = True
 
     def ranked(self, prompt: Sequence[int]) -> list[Replica]:

@@ -1,0 +1,82 @@
+"""What every engine keeps and shows: its served name, tokenizer, counters and health, and the
+bookkeeping around each ``generate`` call (in flight, failed in a row, or through)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from search.engine import EngineStats
+from server.engines.hf_tokenizer import HFTokenizer
+
+
+class Health:
+    """An engine's health: down once closed, or after several failed calls in a row."""
+
+    FAILURES_BEFORE_DOWN = 3
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.last_error = ""
+        self.closed = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Count a failed generation call."""
+        self.failures, self.last_error = self.failures + 1, repr(exc)
+
+    def succeeded(self) -> None:
+        """A call went through: the engine serves."""
+        self.failures = 0
+
+    def problem(self) -> str | None:
+        """``None`` while the engine serves; else why not."""
+        if self.closed:
+            return "the engine is closed"
+        if self.failures >= self.FAILURES_BEFORE_DOWN:
+            return f"{self.failures} generation calls failed in a row; last: {self.last_error}"
+        return None
+
+
+class BaseEngine:
+    """The part of :class:`server.engines.ServingEngine` that is the same for every engine."""
+
+    max_model_len: int
+
+    def __init__(self, model_name: str, tokenizer: HFTokenizer) -> None:
+        self._model_name = model_name
+        self._tokenizer = tokenizer
+        self._stats = EngineStats()
+        self._health = Health()
+
+    @property
+    def model_name(self) -> str:
+        """The name the model is served under."""
+        return self._model_name
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        """The model's HF tokenizer, with its chat template."""
+        return self._tokenizer
+
+    @property
+    def stats(self) -> EngineStats:
+        """Live counters (calls in flight, tokens computed, cached and generated, batches)."""
+        return self._stats
+
+    def health(self) -> str | None:
+        """``None`` while the engine serves; else why not (closed, or failing call after call)."""
+        return self._health.problem()
+
+    @contextmanager
+    def _calling(self, failures: tuple[type[Exception], ...] = (Exception,)) -> Iterator[None]:
+        """Around one ``generate`` call: count it in flight; a ``failures`` error counts
+        against health, a call that goes through restores it, a cancelled one does neither."""
+        self._stats.requests_in_flight += 1
+        try:
+            yield
+        except failures as exc:
+            self._health.failed(exc)
+            raise
+        finally:
+            self._stats.requests_in_flight -= 1
+        self._health.succeeded()
