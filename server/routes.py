@@ -10,12 +10,19 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from server.completions import completion_response, generation_requests, prompts_of
 from server.errors import ModelNotFound, NotFound
-from server.protocol import ChatCompletionRequest, CompletionRequest, ModelList
+from server.limits import Admission
+from server.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    CompletionResponse,
+    ModelList,
+)
 from server.serving import CLIENT_CLOSED, ChatService
 from server.streaming import chat_chunks, sse_frames
 
@@ -71,6 +78,29 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         task.cancel()
 
 
+async def _slot(request: Request, admission: Admission) -> bool:
+    """Wait for a search slot (429 when the queue is full); ``False`` if the client left first."""
+    try:
+        await _unless_disconnected(request, admission.acquire())
+    except _ClientGone:
+        return False
+    return True
+
+
+async def _answer(
+    request: Request, admission: Admission, work: Callable[[], Awaitable[BaseModel]]
+) -> Response:
+    """Run ``work`` in the slot already held and answer with its JSON; 499 (the work
+    cancelled) if the client goes first.  The slot is given back either way."""
+    try:
+        result = await _unless_disconnected(request, work())
+    except _ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    finally:
+        admission.release()
+    return JSONResponse(result.model_dump())
+
+
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     """OpenAI chat completions, answered by a search over the model's reasoning.
@@ -81,20 +111,12 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     service = _service(request)
     prepared = service.prepare(body)
     admission = service.admission
-    try:
-        await _unless_disconnected(request, admission.acquire())
-    except _ClientGone:
+    if not await _slot(request, admission):
         return Response(status_code=CLIENT_CLOSED)
     if body.stream:
         frames = sse_frames(chat_chunks(prepared, service.events(prepared)))
         return _Releasing(EventSourceResponse(frames, sep="\n", ping=15), admission.release)
-    try:
-        response = await _unless_disconnected(request, service.complete(prepared))
-    except _ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
-    finally:
-        admission.release()
-    return JSONResponse(response.model_dump())
+    return await _answer(request, admission, lambda: service.complete(prepared))
 
 
 @router.post("/v1/completions", response_model=None)
@@ -107,18 +129,14 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         raise ModelNotFound(body.model)
     prompts = prompts_of(body, engine)
     generation = generation_requests(body, prompts)
-    admission = service.admission
-    try:
-        await _unless_disconnected(request, admission.acquire())
-    except _ClientGone:
+
+    async def generate() -> CompletionResponse:
+        outputs = await engine.generate(generation)
+        return completion_response(body, prompts, outputs, engine)
+
+    if not await _slot(request, service.admission):
         return Response(status_code=CLIENT_CLOSED)
-    try:
-        outputs = await _unless_disconnected(request, engine.generate(generation))
-    except _ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
-    finally:
-        admission.release()
-    return JSONResponse(completion_response(body, prompts, outputs, engine).model_dump())
+    return await _answer(request, service.admission, generate)
 
 
 @router.get("/v1/models")
