@@ -62,37 +62,17 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
         short_answer: dict[str, Any] = {}  # a plain answer that ends within the drain
         search = {"method": "mcts", "granularity": "mini_step", "step_tokens": 16}
         search |= {"iterations": 1000, "branching": 2, "rollout_tokens": 64}
+        streamed = {"model": model, "messages": question, "stream": True, "seed": 1}
+        plain = {
+            "max_tokens": 160,
+            "temperature": 0,
+            "search": {"method": "none", "step_tokens": 8},
+        }
         threads = [
             threading.Thread(
-                target=_stream,
-                args=(
-                    base,
-                    {
-                        "model": model,
-                        "messages": question,
-                        "stream": True,
-                        "seed": 1,
-                        "search": search,
-                    },
-                    long_search,
-                ),
+                target=_stream, args=(base, {**streamed, "search": search}, long_search)
             ),
-            threading.Thread(
-                target=_stream,
-                args=(
-                    base,
-                    {
-                        "model": model,
-                        "messages": question,
-                        "stream": True,
-                        "seed": 1,
-                        "max_tokens": 160,
-                        "temperature": 0,
-                        "search": {"method": "none", "step_tokens": 8},
-                    },
-                    short_answer,
-                ),
-            ),
+            threading.Thread(target=_stream, args=(base, {**streamed, **plain}, short_answer)),
         ]
         for thread in threads:
             thread.start()
