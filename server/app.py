@@ -26,7 +26,7 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
         yield
 
     app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
-    app.state.service = ChatService(engine, args, Metrics(engine.stats))
+    app.state.service = ChatService(engine, args, Metrics(engine.stats, engine.metric_collectors()))
     app.include_router(router)
     install_error_handlers(app)
     install_auth(app, load_keys(args), protect_metrics=args.metrics_require_key)

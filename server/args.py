@@ -27,10 +27,11 @@ class ServerArgs(BaseSettings):
     served_model_name: str | None = Field(
         None, description="name clients use (default: derived from --model)"
     )
-    engine: Literal["auto", "llamacpp", "transformers", "upstream"] = Field(
+    engine: Literal["auto", "vllm", "llamacpp", "transformers", "upstream"] = Field(
         "auto",
-        description="inference engine (auto: upstream when --upstream is given, llama.cpp for "
-        "a GGUF model on CPU, else transformers)",
+        description="inference engine (auto: upstream when --upstream is given, vLLM when it "
+        "is installed and a GPU is present, llama.cpp for a GGUF model on CPU, else "
+        "transformers)",
     )
     upstreams: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -58,6 +59,19 @@ class ServerArgs(BaseSettings):
         description="tokens of finished sequences kept for reuse by later prompts (0: off)",
     )
     threads: int | None = Field(None, ge=1, description="llama.cpp: CPU threads (default: all)")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs each layer is split over")
+    pipeline_parallel_size: int = Field(
+        1, ge=1, description="vLLM: pipeline stages (GPUs or nodes the layers are split over)"
+    )
+    distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = Field(
+        None, description="vLLM: how workers are run (ray for several nodes; default: vLLM's)"
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vLLM: share of GPU memory for weights and KV cache"
+    )
+    quantization: str | None = Field(
+        None, description="vLLM: quantisation method (awq, gptq, fp8, ...; default: the model's)"
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="server log lines: text, or one JSON object per line"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -21,7 +21,9 @@ _UNIT = tuple(i / 10 for i in range(11))
 class Metrics:
     """All of ponder's instruments, registered on their own registry."""
 
-    def __init__(self, engine_stats: EngineStats) -> None:
+    def __init__(
+        self, engine_stats: EngineStats, engine_collectors: Sequence[Collector] = ()
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -85,6 +87,8 @@ class Metrics:
         )
         engine_in_flight.set_function(lambda: engine_stats.requests_in_flight)
         r.register(EngineCollector(engine_stats))
+        for collector in engine_collectors:  # vLLM's own vllm:* families
+            r.register(collector)
 
     def track(self, method: str) -> RequestTracker:
         """Start timing one request."""

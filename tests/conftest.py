@@ -3,6 +3,7 @@ a free loopback port, and the official ``openai`` client pointed at it."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from a package, nev
 import httpx
 import openai
 import pytest
+import torch
 import uvicorn
 
 from server.app import build_app
@@ -54,6 +56,30 @@ def transformers_engine() -> Iterator[TransformersEngine]:
     """The reference engine on the same weights (loaded only when a test asks for it)."""
     loaded = load_engine(ServerArgs(engine="transformers"))
     assert isinstance(loaded, TransformersEngine)
+    yield loaded
+    loaded.close()
+
+
+def vllm_unavailable() -> str | None:
+    """Why the vLLM engine cannot run here (``None`` when it can): it needs vLLM and CUDA."""
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM engine not tested: vllm is not installed (pip install 'ponder[vllm]')"
+    if not torch.cuda.is_available():
+        return "vLLM engine not tested: no CUDA device"
+    return None
+
+
+@pytest.fixture(scope="session")
+def vllm_engine() -> Iterator[ServingEngine]:
+    """The GPU engine on the same weights (the GGUF converted to an HF folder), in float32 so
+    its logprobs can be held to the transformers engine's; skipped, with the reason, without
+    vLLM or CUDA."""
+    reason = vllm_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    loaded = load_engine(
+        ServerArgs(engine="vllm", dtype="float32", gpu_memory_utilization=0.3, max_model_len=2048)
+    )
     yield loaded
     loaded.close()
 

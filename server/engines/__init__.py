@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
+
+from prometheus_client.registry import Collector
 
 from search.engine import Completion, EngineStats, GenerationRequest, Tokenizer
 from server.args import ServerArgs
@@ -50,6 +52,10 @@ class ServingEngine(Protocol):
         """Release the engine's resources."""
         ...
 
+    def metric_collectors(self) -> list[Collector]:
+        """The engine's own Prometheus families, shown on ponder's ``/metrics`` (vLLM's)."""
+        ...
+
 
 def load_engine(args: ServerArgs) -> ServingEngine:
     """Build the engine ``args.engine`` names (``auto``: the upstream fleet when one is given,
@@ -70,6 +76,10 @@ def load_engine(args: ServerArgs) -> ServingEngine:
             HFTokenizer.load(fleet_tokenizer.tokenizer_folder()),
             served_name=args.served_model_name,
         )
+    elif kind == "vllm":
+        from server.engines.vllm_engine import VllmEngine
+
+        engine = VllmEngine(source, vllm_args(args))
     elif kind == "llamacpp":
         from server.engines.llamacpp_engine import LlamaCppEngine
 
@@ -93,6 +103,20 @@ def load_engine(args: ServerArgs) -> ServingEngine:
     return engine
 
 
+def vllm_args(args: ServerArgs) -> dict[str, Any]:
+    """The ``AsyncEngineArgs`` ponder passes through to vLLM (unset ones keep vLLM's default)."""
+    given = {
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "distributed_executor_backend": args.distributed_executor_backend,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_model_len": args.max_model_len,
+        "dtype": args.dtype,
+        "quantization": args.quantization,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def pick_engine(args: ServerArgs, source: ModelSource) -> str:
     """The engine ``auto`` stands for, or the one named (llama.cpp needs a GGUF file)."""
     if args.engine == "upstream" or (args.engine == "auto" and args.upstreams):
@@ -101,7 +125,18 @@ def pick_engine(args: ServerArgs, source: ModelSource) -> str:
         raise ValueError("--engine llamacpp needs a .gguf model file")
     if args.engine != "auto":
         return args.engine
+    if args.device != "cpu" and not source.is_gguf and _has_vllm_and_gpu():
+        return "vllm"
     has_llamacpp = importlib.util.find_spec("llama_cpp") is not None
     return (
         "llamacpp" if source.is_gguf and has_llamacpp and args.device != "cuda" else "transformers"
     )
+
+
+def _has_vllm_and_gpu() -> bool:
+    """Whether vLLM is installed and torch sees a CUDA device (vLLM's production setting)."""
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

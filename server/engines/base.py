@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from prometheus_client.registry import Collector
+
 from search.engine import EngineStats
 from server.engines.hf_tokenizer import HFTokenizer
 
@@ -62,6 +64,10 @@ class BaseEngine:
     def stats(self) -> EngineStats:
         """Live counters (calls in flight, tokens computed, cached and generated, batches)."""
         return self._stats
+
+    def metric_collectors(self) -> list[Collector]:
+        """The engine's own Prometheus families for ``/metrics``: none but vLLM's."""
+        return []
 
     def health(self) -> str | None:
         """``None`` while the engine serves; else why not (closed, or failing call after call)."""

@@ -1,0 +1,190 @@
+"""The vLLM engine: ``vllm.v1.engine.async_llm.AsyncLLM`` in-process, the GPU production engine.
+
+vLLM does the hard parts (paged KV cache, automatic prefix caching, continuous batching across
+every search's calls, tensor/pipeline parallelism); this adapter maps a :class:`GenerationRequest`
+onto ``SamplingParams`` with the prompt as token ids, and vLLM's per-token logprob dicts back to
+the engine interface.  Logprobs are vLLM's ``raw_logprobs`` (before temperature and top-p), as
+the interface wants.  AsyncLLM's output handler is bound to the event loop it first runs on, so
+the engine keeps its own loop in a thread and every caller's loop hands work to it; cancelling
+a caller cancels the vLLM request, which vLLM aborts.  vLLM's own ``vllm:*`` Prometheus metrics
+(KV-cache use, prefix-cache hits, queue, TTFT) are exported next to ponder's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from search.engine import Completion, GenerationRequest, TokenLogprob
+from server.engines.base import BaseEngine
+from server.engines.hf_tokenizer import HFTokenizer
+from server.model_source import ModelSource
+
+VLLM_METRIC_PREFIX = "vllm:"
+
+
+class VllmMetrics(Collector):
+    """vLLM's metric families, which it registers in prometheus_client's global registry, for
+    ponder's own registry (ponder's ``/metrics`` then shows both)."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every ``vllm:*`` family of the global registry as it is now."""
+        for family in REGISTRY.collect():
+            if family.name.startswith(VLLM_METRIC_PREFIX):
+                yield family
+
+
+class VllmEngine(BaseEngine):
+    """``search.engine.Engine`` over vLLM's ``AsyncLLM``."""
+
+    def __init__(self, source: ModelSource, engine_args: Mapping[str, Any]) -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        model = source.hf_folder()
+        args = AsyncEngineArgs(
+            model=model,
+            tokenizer=source.tokenizer_folder(),
+            served_model_name=source.served_name,
+            enable_prefix_caching=True,
+            logprobs_mode="raw_logprobs",
+            disable_log_stats=False,
+            **engine_args,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="ponder-vllm", daemon=True
+        )
+        self._thread.start()
+        self._llm = self._call(self._build(AsyncLLM, args)).result()
+        self.max_model_len = int(self._llm.model_config.max_model_len)
+        self._ids = itertools.count()
+        self._busy_since: float | None = None
+        super().__init__(source.served_name, HFTokenizer.load(source.tokenizer_folder()))
+
+    @staticmethod
+    async def _build(async_llm: Any, args: Any) -> Any:
+        """Create AsyncLLM on the engine's loop, so its output handler lives there."""
+        return async_llm.from_engine_args(args)
+
+    def _call(self, coroutine: Any) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def metric_collectors(self) -> list[Collector]:
+        """vLLM's own metrics, for ponder's ``/metrics``."""
+        return [VllmMetrics()]
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """All requests go to vLLM at once; its scheduler batches them with everyone else's."""
+        for request in requests:
+            self._check(request)
+        with self._calling():
+            self._busy(+1)
+            try:
+                return await asyncio.wrap_future(self._call(self._generate_all(requests)))
+            finally:
+                self._busy(-1)
+
+    def _check(self, request: GenerationRequest) -> None:
+        """Refuse what vLLM would refuse, before it reaches the engine."""
+        vocab = self._tokenizer.vocab_size
+        if any(not 0 <= token < vocab for token in request.prompt_token_ids):
+            raise ValueError(f"prompt token ids must lie in [0, {vocab})")
+        if len(request.prompt_token_ids) + request.max_tokens > self.max_model_len:
+            raise ValueError(
+                f"prompt ({len(request.prompt_token_ids)} tokens) + max_tokens "
+                f"({request.max_tokens}) exceed the context length {self.max_model_len}"
+            )
+
+    def _busy(self, delta: int) -> None:
+        """Count wall time with at least one call running as engine time (vLLM reports no
+        per-step timings to its frontend)."""
+        now = time.perf_counter()
+        if delta > 0 and self._stats.requests_in_flight == 1:
+            self._busy_since = now
+        elif delta < 0 and self._stats.requests_in_flight == 1 and self._busy_since is not None:
+            self._stats.busy_seconds += now - self._busy_since
+            self._busy_since = None
+
+    async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """On the engine's loop: one vLLM request per generation request, awaited together."""
+        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
+
+    async def _generate_one(self, request: GenerationRequest) -> list[Completion]:
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        params = SamplingParams(
+            n=request.n,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            stop=list(request.stop) or None,
+            stop_token_ids=list(request.stop_token_ids) or None,
+            include_stop_str_in_output=True,
+            logprobs=max(request.logprobs, 1),
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+        final = None
+        async for output in self._llm.generate(prompt, params, f"ponder-{next(self._ids)}"):
+            final = output
+        if final is None:
+            raise RuntimeError("vLLM returned no output")
+        cached = int(final.num_cached_tokens or 0)
+        self._stats.prompt_tokens_cached += cached
+        self._stats.prompt_tokens_computed += len(request.prompt_token_ids) - cached
+        completions = [self._completion(c, request) for c in final.outputs]
+        self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
+        return completions
+
+    def _completion(self, output: Any, request: GenerationRequest) -> Completion:
+        """vLLM's ``CompletionOutput`` -> :class:`Completion`; the text is re-decoded from the
+        ids so that it covers every token (vLLM cuts it after a stop string)."""
+        ids = tuple(int(t) for t in output.token_ids)
+        logprobs = tuple(
+            _token_logprob(token, ranked, request.logprobs)
+            for token, ranked in zip(ids, output.logprobs, strict=True)
+        )
+        stop = output.stop_reason
+        if output.finish_reason == "stop" and stop is None and ids:
+            stop = ids[-1]  # ended on an end-of-sequence token
+        return Completion(
+            token_ids=ids,
+            text=self._tokenizer.decode(ids),
+            logprobs=logprobs,
+            finish_reason="stop" if output.finish_reason == "stop" else "length",
+            stop_reason=stop,
+        )
+
+    def close(self) -> None:
+        """Shut vLLM's engine core down and stop the engine's loop."""
+        self._health.closed = True
+        self._llm.shutdown()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def _token_logprob(token: int, ranked: Mapping[int, Any], k: int) -> TokenLogprob:
+    """One position's logprob dict (the chosen token plus the top ``k``, each with its rank)
+    -> the chosen token's logprob and the top ``k`` pairs, best first."""
+    top = sorted(
+        ((int(t), float(lp.logprob)) for t, lp in ranked.items() if _rank(lp) <= k),
+        key=lambda pair: -pair[1],
+    )
+    return TokenLogprob(token, float(ranked[token].logprob), tuple(top[:k]))
+
+
+def _rank(logprob: Any) -> int:
+    """vLLM's 1-based rank of a token (``None`` on old versions: treat as ranked)."""
+    return 1 if logprob.rank is None else int(logprob.rank)
