@@ -123,8 +123,9 @@ class VllmEngine(BaseEngine):
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
+        greedy = request.temperature == 0  # vLLM refuses n > 1 then: the n are one sample
         params = SamplingParams(
-            n=request.n,
+            n=1 if greedy else request.n,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
@@ -145,6 +146,8 @@ class VllmEngine(BaseEngine):
         self._stats.prompt_tokens_cached += cached
         self._stats.prompt_tokens_computed += len(request.prompt_token_ids) - cached
         completions = [self._completion(c, request) for c in final.outputs]
+        if greedy:
+            completions *= request.n
         self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
         return completions
 
