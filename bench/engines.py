@@ -1,5 +1,7 @@
 """Engine throughput: generated tokens per second of each installed engine at 1, 4, 8 and 16
-sequences decoding together (one call with ``n`` samples, top-5 logprobs on, temperature 1).
+sequences decoding together (top-5 logprobs on, temperature 1), made up three ways: one call
+with ``n`` samples; ``n`` calls of one sample each at once (cross-request batching); the same
+``n`` calls one after another (no batching, for the ratio).
 
 Prints numbers; never fails on speed.
 """
@@ -10,10 +12,11 @@ import argparse
 import asyncio
 import importlib.util
 import time
+from dataclasses import replace
 from typing import Any
 
 from bench.report import report
-from search.engine import GenerationRequest
+from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
 from server.engines import ServingEngine, load_engine
 
@@ -28,16 +31,29 @@ def installed() -> list[str]:
     return kinds
 
 
-def throughput(engine: ServingEngine, sequences: int, tokens: int) -> dict[str, Any]:
-    """One call of ``sequences`` samples of up to ``tokens`` tokens each."""
+MODES = ("one call", "concurrent calls", "sequential calls")
+
+
+def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) -> dict[str, Any]:
+    """``sequences`` samples of up to ``tokens`` tokens each, made up as ``mode`` says."""
     prompt = tuple(engine.tokenizer.apply_chat_template(PROMPT))
-    request = GenerationRequest(prompt, max_tokens=tokens, n=sequences, seed=1, logprobs=5)
+    request = GenerationRequest(prompt, max_tokens=tokens, seed=1, logprobs=5)
+    calls = [replace(request, seed=1 + i) for i in range(sequences)]
+
+    async def run() -> list[list[list[Completion]]]:
+        if mode == "one call":
+            return [await engine.generate([replace(request, n=sequences)])]
+        if mode == "concurrent calls":
+            return list(await asyncio.gather(*(engine.generate([c]) for c in calls)))
+        return [await engine.generate([c]) for c in calls]
+
     started = time.perf_counter()
-    [outputs] = asyncio.run(engine.generate([request]))
+    results = asyncio.run(run())
     seconds = time.perf_counter() - started
-    generated = sum(len(o.token_ids) for o in outputs)
+    generated = sum(len(c.token_ids) for result in results for samples in result for c in samples)
     return {
         "sequences": sequences,
+        "mode": mode,
         "tokens": generated,
         "seconds": seconds,
         "tokens_per_s": generated / seconds,
@@ -53,9 +69,11 @@ def main() -> None:
     for kind in installed():
         engine = load_engine(ServerArgs(engine=kind))
         try:
-            throughput(engine, 1, 8)  # warm up
-            for sequences in (1, 4, 8, 16):
-                rows.append({"engine": kind, **throughput(engine, sequences, args.tokens)})
+            throughput(engine, 1, 8, "one call")  # warm up
+            for mode in MODES:
+                for sequences in (1, 4, 8, 16):
+                    row = throughput(engine, sequences, args.tokens, mode)
+                    rows.append({"engine": kind, **row})
         finally:
             engine.close()
     report("engines", rows)

@@ -14,7 +14,6 @@ from one ``argpartition`` per step over all rows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ import numpy as np
 
 from search.engine import Completion, GenerationRequest
 from server.engines.base import BaseEngine
+from server.engines.calls import Call, CallQueue, check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
 from server.engines.prefix_cache import PrefixCache
 from server.engines.samples import Sample
@@ -40,30 +40,11 @@ BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt
 
 
 @dataclass(eq=False)
-class _Call:
-    """One ``generate`` call: its requests, its future, and how far it has got."""
+class _Call(Call):
+    """A call and how far it has got: its groups (one per request), and how many are not done."""
 
-    requests: list[GenerationRequest]
-    future: asyncio.Future[list[list[Completion]]]
-    loop: asyncio.AbstractEventLoop
-    cancelled: threading.Event = field(default_factory=threading.Event)
     groups: list[_Group] = field(default_factory=list)
     unfinished: int = 0
-    settled: bool = False
-
-    def settle(self, result: list[list[Completion]] | BaseException) -> None:
-        """Hand the result (or error) to the caller's event loop, unless it has gone."""
-        self.settled = True
-
-        def resolve() -> None:
-            if self.future.done():
-                return
-            if isinstance(result, BaseException):
-                self.future.set_exception(result)
-            else:
-                self.future.set_result(result)
-
-        self.loop.call_soon_threadsafe(resolve)
 
 
 @dataclass(eq=False)
@@ -127,13 +108,11 @@ class LlamaCppEngine(BaseEngine):
         self._max_sequences = max_sequences
         self._free = list(range(max_sequences))
         self._cache: PrefixCache[int] = PrefixCache(prefix_cache_tokens)
-        self._incoming: list[_Call] = []
+        self._queue: CallQueue[_Call] = CallQueue()
         self._resets: list[threading.Event] = []
         self._waiting: list[_Group] = []  # not yet given sequences
         self._prefilling: list[_Group] = []
         self._running: list[_Running] = []
-        self._wake = threading.Condition()
-        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="ponder-llamacpp", daemon=True)
         self._thread.start()
         logger.info("loaded %s with llama.cpp (%d threads)", source.path, params.n_threads)
@@ -145,39 +124,21 @@ class LlamaCppEngine(BaseEngine):
             raise ValueError(f"n={too_many[0].n} is above {self._max_sequences} sequences")
         if not requests:
             return []
-        if not all(r.prompt_token_ids for r in requests):
-            raise ValueError("a generation request needs at least one prompt token")
-        if any(not 0 <= t < self._n_vocab for r in requests for t in r.prompt_token_ids):
-            raise ValueError(f"prompt token ids must be in [0, {self._n_vocab})")
-        loop = asyncio.get_running_loop()
-        call = _Call(list(requests), loop.create_future(), loop)
+        check_prompts(requests, self._n_vocab)
         with self._calling():
-            with self._wake:
-                self._incoming.append(call)
-                self._wake.notify()
-            try:
-                return await call.future
-            except asyncio.CancelledError:
-                call.cancelled.set()
-                with self._wake:
-                    self._wake.notify()
-                raise
+            return await self._queue.submit(_Call.start(requests))
 
     def reset_prefix_cache(self) -> None:
         """Forget every cached prefix (as vLLM's ``reset_prefix_cache``); when nothing runs, the
         KV cache is emptied too, so the next call runs exactly as on a fresh engine."""
         done = threading.Event()
-        with self._wake:
-            self._resets.append(done)
-            self._wake.notify()
+        self._queue.notify(lambda: self._resets.append(done))
         done.wait()
 
     def close(self) -> None:
         """Stop the scheduler and free llama.cpp's context and model."""
         self._health.closed = True
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
+        self._queue.close()
         self._thread.join(timeout=10)
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
@@ -187,15 +148,16 @@ class LlamaCppEngine(BaseEngine):
 
     def _loop(self) -> None:
         while True:
-            with self._wake:
+            queue = self._queue
+            with queue.wake:
                 while (
-                    not (self._incoming or self._prefilling or self._running or self._resets)
-                    and not self._closing
+                    not (queue.incoming or self._prefilling or self._running or self._resets)
+                    and not queue.closing
                 ):
-                    self._wake.wait()
-                if self._closing:
+                    queue.wake.wait()
+                if queue.closing:
                     return
-                incoming, self._incoming = self._incoming, []
+                incoming, queue.incoming = queue.incoming, []
                 resets, self._resets = self._resets, []
             if resets:
                 self._clear_cache()

@@ -1,20 +1,22 @@
 """The reference engine: transformers on CPU (or CUDA), with exact HF logits.
 
-A call's requests are generated together: each distinct prompt is prefilled once, its KV cache
-is forked into the request's ``n`` samples, and all samples of all requests advance in one
-forward pass per token.  Finished or cancelled samples leave the batch at once.  The torch work
-runs on one worker thread (one call at a time, so two searches never thrash the cores); a
-cancelled call sets a flag that the worker checks before every forward pass.
+One scheduler thread batches continuously: every forward pass carries the next token of each
+running sample of every call in flight.  A new call's distinct prompts are prefilled together
+(each from its longest cached prefix), forked into their ``n`` samples, and joined to the
+running batch at the next step (rows are left-padded to a common width; positions are explicit,
+so padding and the hole between a reused prefix and the rest of a prompt are only masked out).
+Finished or cancelled samples leave the batch at once.  Models whose cache is not plain
+per-layer keys and values (sliding windows) cannot join batches: their calls run one set at a
+time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from transformers.cache_utils import DynamicLayer
 
 from search.engine import Completion, GenerationRequest
 from server.engines.base import BaseEngine
+from server.engines.calls import Call, CallQueue, check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
 from server.engines.prefix_cache import PrefixCache
 from server.engines.samples import Sample
@@ -32,12 +35,44 @@ logger = logging.getLogger(__name__)
 _LayerKV = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair per layer
 
 
-class _Cancelled(Exception):
-    """Raised inside the worker when the caller went away."""
+@dataclass(eq=False)
+class _Call(Call):
+    """A call and its samples (request by request), and how many are still running."""
+
+    samples: list[Sample] = field(default_factory=list)
+    unfinished: int = 0
+
+    def results(self) -> list[list[Completion]]:
+        """Each request's completions, in sample order."""
+        out: list[list[Completion]] = [[] for _ in self.requests]
+        for sample in self.samples:
+            assert sample.finish is not None
+            out[sample.request].append(sample.finish)
+        return out
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The running batch: one row per sample of every call in flight, with its KV cache,
+    attention mask, and each row's logits for the token it chooses next."""
+
+    rows: list[tuple[_Call, Sample]]
+    cache: DynamicCache
+    mask: torch.Tensor
+    logits: torch.Tensor
+
+    def select(self, keep: list[int]) -> _Batch:
+        """The rows ``keep`` only (the cache is cut in place)."""
+        if len(keep) == len(self.rows):
+            return self
+        index = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        rows = [self.rows[j] for j in keep]
+        return _Batch(rows, self.cache, self.mask[index], self.logits[index])
 
 
 class TransformersEngine(BaseEngine):
-    """``search.engine.Engine`` over a transformers causal LM."""
+    """``search.engine.Engine`` over a transformers causal LM, batching every call together."""
 
     def __init__(
         self,
@@ -59,53 +94,117 @@ class TransformersEngine(BaseEngine):
         eos = config_eos if isinstance(config_eos, list) else [config_eos]
         super().__init__(source.served_name, HFTokenizer.load(folder, eos))
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-torch")
+        self._vocab = int(self.model.config.vocab_size)
         self._prefixes: PrefixCache[_LayerKV] = PrefixCache(prefix_cache_tokens)
+        self._queue: CallQueue[_Call] = CallQueue()
+        self._thread = threading.Thread(target=self._loop, name="ponder-torch", daemon=True)
+        self._thread.start()
         logger.info("loaded %s on %s (%s)", folder, device, self.model.dtype)
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Generate every request's samples in shared forward passes; cancel-safe."""
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
+        """Queue the call for the scheduler and wait; cancelling it drops its rows."""
+        if not requests:
+            return []
+        check_prompts(requests, self._vocab)
         with self._calling():
-            future = loop.run_in_executor(self._worker, self._generate_sync, list(requests), cancel)
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                cancel.set()
-                if not future.cancel():  # already running: wait for the worker to let go
-                    await asyncio.wait([future])
-                raise
+            return await self._queue.submit(_Call.start(requests))
 
     def close(self) -> None:
-        """Stop the worker thread."""
+        """Stop the scheduler thread."""
         self._health.closed = True
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._queue.close()
+        self._thread.join(timeout=10)
 
-    @torch.inference_mode()
-    def _generate_sync(
-        self, requests: list[GenerationRequest], cancel: threading.Event
-    ) -> list[list[Completion]]:
-        samples = [
-            Sample(r, i, spec, self._generator(spec, i))
-            for r, spec in enumerate(requests)
-            for i in range(spec.n)
-        ]
-        if not samples:
-            return [[] for _ in requests]
-        started = time.perf_counter()
-        try:
-            self._run(requests, samples, cancel)
-        except _Cancelled:
-            logger.debug("generation cancelled with %d samples", len(samples))
-            raise
-        finally:
-            self._stats.busy_seconds += time.perf_counter() - started
-        results: list[list[Completion]] = [[] for _ in requests]
-        for sample in samples:
-            assert sample.finish is not None
-            results[sample.request].append(sample.finish)
-        return results
+    # --- the scheduler thread -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        batch: _Batch | None = None
+        queue = self._queue
+        while True:
+            with queue.wake:
+                while not (queue.incoming or batch) and not queue.closing:
+                    queue.wake.wait()
+                if queue.closing:
+                    return
+                incoming: list[_Call] = []
+                if batch is None or _joinable(batch.cache):
+                    incoming, queue.incoming = queue.incoming, []
+            started = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    batch = self._drop_cancelled(batch)
+                    incoming = [call for call in incoming if not call.cancelled.is_set()]
+                    if incoming:
+                        batch = _join(batch, self._start(incoming))
+                    if batch is not None:
+                        batch = self._advance(batch)
+            except Exception as exc:  # an engine fault: fail every call it touched
+                logger.exception("transformers step failed")
+                calls = [c for c, _ in batch.rows] if batch else []
+                for call in {id(c): c for c in [*calls, *incoming]}.values():
+                    call.settle(exc)
+                batch = None
+            finally:
+                self._stats.busy_seconds += time.perf_counter() - started
+
+    def _drop_cancelled(self, batch: _Batch | None) -> _Batch | None:
+        if batch is None:
+            return None
+        keep = [j for j, (call, _) in enumerate(batch.rows) if not call.cancelled.is_set()]
+        if not keep:
+            return None
+        return batch.select(keep)
+
+    def _start(self, calls: list[_Call]) -> _Batch:
+        """Prefill the new calls' prompts together and fork each into its ``n`` samples."""
+        requests = [r for call in calls for r in call.requests]
+        cache = DynamicCache()
+        logits, mask = self._prefill(requests, cache)
+        rows: list[tuple[_Call, Sample]] = []
+        for call in calls:
+            for r, spec in enumerate(call.requests):
+                for i in range(spec.n):
+                    sample = Sample(r, i, spec, self._generator(spec, i))
+                    call.samples.append(sample)
+                    rows.append((call, sample))
+            call.unfinished = len(call.samples)
+        self._stats.prompt_tokens_cached += sum(
+            len(r.prompt_token_ids) * (r.n - 1) for r in requests
+        )
+        fork = torch.tensor(
+            [k for k, r in enumerate(requests) for _ in range(r.n)], device=self.device
+        )
+        cache.batch_select_indices(fork)
+        return _Batch(rows, cache, mask[fork], logits[fork])
+
+    def _advance(self, batch: _Batch) -> _Batch | None:
+        """Choose every row's next token; settle finished calls; feed the rest one token."""
+        self._stats.record_step(len(batch.rows))
+        chosen = self._step([sample for _, sample in batch.rows], batch.logits)
+        keep: list[int] = []
+        for j, (call, sample) in enumerate(batch.rows):
+            if sample.finish is None:
+                keep.append(j)
+                continue
+            held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
+            self._keep_prefix(held, batch.cache, j, batch.mask[j])
+            call.unfinished -= 1
+            if call.unfinished == 0:
+                call.settle(call.results())
+        if not keep:
+            return None
+        tokens = chosen[torch.tensor(keep, device=self.device)]
+        batch = _trim(batch.select(keep))
+        mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
+        positions = mask.sum(dim=1, keepdim=True) - 1
+        out = self.model(
+            input_ids=tokens.unsqueeze(1),
+            attention_mask=mask,
+            position_ids=positions,
+            cache=batch.cache,
+            use_cache=True,
+        )
+        return _Batch(batch.rows, batch.cache, mask, out.logits[:, -1, :].float())
 
     def _generator(self, spec: GenerationRequest, index: int) -> torch.Generator | None:
         if spec.temperature == 0:
@@ -116,48 +215,6 @@ class TransformersEngine(BaseEngine):
         else:
             generator.manual_seed(spec.seed + index)
         return generator
-
-    def _run(
-        self, requests: list[GenerationRequest], samples: list[Sample], cancel: threading.Event
-    ) -> None:
-        cache = DynamicCache()
-        logits, mask = self._prefill(requests, cache)
-        # fork each prompt's cache into its n samples
-        rows = torch.tensor([s.request for s in samples], device=self.device)
-        cache.batch_select_indices(rows)
-        logits, mask = logits[rows], mask[rows]
-        self._stats.prompt_tokens_cached += sum(
-            len(r.prompt_token_ids) * (r.n - 1) for r in requests
-        )
-        active = list(range(len(samples)))
-        while True:
-            if cancel.is_set():
-                raise _Cancelled
-            self._stats.record_step(len(active))
-            chosen = self._step([samples[i] for i in active], logits)
-            for j, i in enumerate(active):
-                sample = samples[i]
-                if sample.finish is not None:
-                    held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
-                    self._keep_prefix(held, cache, j, mask[j])
-            keep = [j for j, i in enumerate(active) if samples[i].finish is None]
-            if not keep:
-                return
-            if len(keep) < len(active):
-                index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                chosen, mask = chosen[index], mask[index]
-                active = [active[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            positions = mask.sum(dim=1, keepdim=True) - 1
-            out = self.model(
-                input_ids=chosen.unsqueeze(1),
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :].float()
 
     def _prefill(
         self, requests: list[GenerationRequest], cache: DynamicCache
@@ -258,3 +315,55 @@ class TransformersEngine(BaseEngine):
             sorted_probs[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
         return torch.multinomial(probs, 1, generator=sample.rng).squeeze(0)
+
+
+def _joinable(cache: DynamicCache) -> bool:
+    """Whether other rows can join this cache: plain per-layer keys and values only."""
+    return all(type(layer) is DynamicLayer and layer.keys is not None for layer in cache.layers)
+
+
+def _join(batch: _Batch | None, new: _Batch) -> _Batch:
+    """One batch of both: rows left-padded to the wider one's width, then stacked."""
+    if batch is None:
+        return new
+    width = max(batch.mask.shape[1], new.mask.shape[1])
+    cache = DynamicCache()
+    for index, (old_layer, new_layer) in enumerate(
+        zip(batch.cache.layers, new.cache.layers, strict=True)
+    ):
+        (old_k, old_v), (new_k, new_v) = _kv(old_layer), _kv(new_layer)
+        keys = torch.cat([_left_pad(old_k, width, dim=2), _left_pad(new_k, width, dim=2)])
+        values = torch.cat([_left_pad(old_v, width, dim=2), _left_pad(new_v, width, dim=2)])
+        cache.update(keys, values, index)
+    mask = torch.cat([_left_pad(batch.mask, width, dim=1), _left_pad(new.mask, width, dim=1)])
+    return _Batch(batch.rows + new.rows, cache, mask, torch.cat([batch.logits, new.logits]))
+
+
+def _kv(layer: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """A plain cache layer's keys and values (``_joinable`` checked there are such)."""
+    assert isinstance(layer, DynamicLayer) and layer.keys is not None
+    assert layer.values is not None
+    return layer.keys, layer.values
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """Zeros before ``tensor`` along ``dim`` up to ``width`` (masked out, never attended)."""
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _trim(batch: _Batch) -> _Batch:
+    """Drop leading columns no row attends to any more (left by rows that left the batch)."""
+    live = batch.mask.any(dim=0)
+    first = int(live.int().argmax())
+    if first == 0 or not _joinable(batch.cache):
+        return batch
+    for layer in batch.cache.layers:
+        keys, values = _kv(layer)
+        layer.keys, layer.values = keys[:, :, first:], values[:, :, first:]  # type: ignore[union-attr]
+    batch.mask = batch.mask[:, first:]
+    return batch

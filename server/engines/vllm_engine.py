@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from search.engine import Completion, GenerationRequest, TokenLogprob
 from server.engines.base import BaseEngine
+from server.engines.calls import check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import ModelSource
 
@@ -85,6 +86,7 @@ class VllmEngine(BaseEngine):
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """All requests go to vLLM at once; its scheduler batches them with everyone else's."""
+        check_prompts(requests, self._tokenizer.vocab_size)
         for request in requests:
             self._check(request)
         with self._calling():
@@ -95,10 +97,7 @@ class VllmEngine(BaseEngine):
                 self._busy(-1)
 
     def _check(self, request: GenerationRequest) -> None:
-        """Refuse what vLLM would refuse, before it reaches the engine."""
-        vocab = self._tokenizer.vocab_size
-        if any(not 0 <= token < vocab for token in request.prompt_token_ids):
-            raise ValueError(f"prompt token ids must lie in [0, {vocab})")
+        """Refuse a call longer than the context before vLLM does."""
         if len(request.prompt_token_ids) + request.max_tokens > self.max_model_len:
             raise ValueError(
                 f"prompt ({len(request.prompt_token_ids)} tokens) + max_tokens "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import time
+from collections import Counter
 from typing import Any
 
 import llama_cpp
@@ -164,17 +165,51 @@ def test_batched_generation_equals_one_by_one_for_greedy(
     ]
     together = generate(engine, *requests)
     alone = [generate(engine, r)[0] for r in requests]
-    tolerance = TOLERANCE[kind]
     for batched, single in zip(together, alone, strict=True):
-        a, b = batched[0], single[0]
-        same = common_prefix(a.token_ids, b.token_ids)
-        for x, y in zip(a.logprobs[:same], b.logprobs[:same], strict=True):
-            assert x.logprob == pytest.approx(y.logprob, abs=tolerance)
-        if same < min(len(a.token_ids), len(b.token_ids)):
-            # only a near tie may flip: both choices within the tolerance of each other
-            top = dict(a.logprobs[same].top)
-            assert b.token_ids[same] in top
-            assert abs(top[a.token_ids[same]] - top[b.token_ids[same]]) < 2 * tolerance
+        assert_same_greedy(batched[0], single[0], TOLERANCE[kind])
+
+
+def test_a_call_joins_another_calls_batch_midway(
+    engine_under_test: ServingEngine, scorer: ServingEngine, kind: str
+) -> None:
+    """Cross-request batching: a call that arrives while another is decoding shares its
+    forward passes (rows of both in one step), and gets what it would have got alone."""
+    engine = engine_under_test
+    first = GenerationRequest(
+        prompt(engine, "Count from one to fifty."), max_tokens=48, temperature=0
+    )
+    second = GenerationRequest(prompt(engine, "Name three fruits."), max_tokens=8, temperature=0)
+    [[alone]] = generate(engine, second)
+    stats = engine.stats if kind == "vllm" else scorer.stats  # vLLM counts no forward passes
+    before = Counter(stats.batch_sizes)
+
+    async def second_joins() -> Completion:
+        running = asyncio.ensure_future(engine.generate([first]))
+        steps = stats.decode_steps
+        while stats.decode_steps < steps + 2:  # the first call is decoding
+            await asyncio.sleep(0.002)
+        [[joined]] = await engine.generate([second])
+        assert not running.done()
+        await running
+        return joined
+
+    joined = asyncio.run(second_joins())
+    assert_same_greedy(joined, alone, TOLERANCE[kind])
+    if kind != "vllm":
+        shared = stats.batch_sizes - before
+        assert any(rows >= 2 for rows in shared), shared
+
+
+def assert_same_greedy(a: Completion, b: Completion, tolerance: float) -> None:
+    """Two greedy completions of one prompt agree: the same logprobs on their common prefix,
+    and where they part, only at a near tie (both choices within the tolerance)."""
+    same = common_prefix(a.token_ids, b.token_ids)
+    for x, y in zip(a.logprobs[:same], b.logprobs[:same], strict=True):
+        assert x.logprob == pytest.approx(y.logprob, abs=tolerance)
+    if same < min(len(a.token_ids), len(b.token_ids)):
+        top = dict(a.logprobs[same].top)
+        assert b.token_ids[same] in top
+        assert abs(top[a.token_ids[same]] - top[b.token_ids[same]]) < 2 * tolerance
 
 
 def test_n_samples_and_seeds_are_reproducible(

@@ -1,0 +1,89 @@
+"""How a ``generate`` call travels from the caller's event loop to an engine's scheduler thread
+and back.  Both CPU engines batch every call in flight on one thread; this is the hand-over
+they share: a queue the thread sleeps on, and a call that settles on its caller's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Self, TypeVar
+
+from search.engine import Completion, GenerationRequest
+
+
+@dataclass(eq=False)
+class Call:
+    """One ``generate`` call: its requests, its caller's future, and whether it was cancelled."""
+
+    requests: list[GenerationRequest]
+    future: asyncio.Future[list[list[Completion]]]
+    loop: asyncio.AbstractEventLoop
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    settled: bool = False
+
+    @classmethod
+    def start(cls, requests: Sequence[GenerationRequest]) -> Self:
+        """A call from the running event loop."""
+        loop = asyncio.get_running_loop()
+        return cls(list(requests), loop.create_future(), loop)
+
+    def settle(self, result: list[list[Completion]] | BaseException) -> None:
+        """Hand the result (or error) to the caller's event loop, unless it has gone."""
+        self.settled = True
+
+        def resolve() -> None:
+            if self.future.done():
+                return
+            if isinstance(result, BaseException):
+                self.future.set_exception(result)
+            else:
+                self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(resolve)
+
+
+C = TypeVar("C", bound=Call)
+
+
+class CallQueue(Generic[C]):
+    """Calls waiting for an engine's scheduler thread, and the condition it sleeps on (held
+    while the thread reads ``incoming`` or ``closing``)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Condition()
+        self.incoming: list[C] = []
+        self.closing = False
+
+    async def submit(self, call: C) -> list[list[Completion]]:
+        """Queue ``call`` and wait for it; a cancelled caller marks it for the thread to drop."""
+        self.notify(lambda: self.incoming.append(call))
+        try:
+            return await call.future
+        except asyncio.CancelledError:
+            call.cancelled.set()
+            self.notify()
+            raise
+
+    def notify(self, change: Callable[[], object] | None = None) -> None:
+        """Wake the scheduler thread, after making ``change`` under the lock."""
+        with self.wake:
+            if change is not None:
+                change()
+            self.wake.notify()
+
+    def close(self) -> None:
+        """Ask the scheduler thread to stop."""
+        with self.wake:
+            self.closing = True
+            self.wake.notify()
+
+
+def check_prompts(requests: Sequence[GenerationRequest], vocab: int) -> None:
+    """Refuse a prompt the model cannot read (empty, or ids outside its vocabulary) before it
+    reaches a batch that other calls share."""
+    if not all(r.prompt_token_ids for r in requests):
+        raise ValueError("a generation request needs at least one prompt token")
+    if any(not 0 <= t < vocab for r in requests for t in r.prompt_token_ids):
+        raise ValueError(f"prompt token ids must be in [0, {vocab})")
