@@ -156,6 +156,10 @@ class LlamaCppEngine(BaseEngine):
                 ):
                     queue.wake.wait()
                 if queue.closing:
+                    closed = RuntimeError("the engine is closed")
+                    for call in queue.incoming:
+                        call.settle(closed)
+                    self._fail_all(closed)
                     return
                 incoming, queue.incoming = queue.incoming, []
                 resets, self._resets = self._resets, []

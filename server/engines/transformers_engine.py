@@ -124,28 +124,30 @@ class TransformersEngine(BaseEngine):
             with queue.wake:
                 while not (queue.incoming or batch) and not queue.closing:
                     queue.wake.wait()
-                if queue.closing:
-                    return
                 incoming: list[_Call] = []
-                if batch is None or _joinable(batch.cache):
+                if batch is None or _joinable(batch.cache) or queue.closing:
                     incoming, queue.incoming = queue.incoming, []
+                if queue.closing:
+                    _fail([*_calls(batch), *incoming], RuntimeError("the engine is closed"))
+                    return
             started = time.perf_counter()
-            try:
-                with torch.inference_mode():
-                    batch = self._drop_cancelled(batch)
-                    incoming = [call for call in incoming if not call.cancelled.is_set()]
+            with torch.inference_mode():
+                batch = self._drop_cancelled(batch)
+                incoming = [call for call in incoming if not call.cancelled.is_set()]
+                try:
                     if incoming:
                         batch = _join(batch, self._start(incoming))
+                except Exception as exc:  # a new call's prefill failed: fail those calls only
+                    logger.exception("prefill failed")
+                    _fail(incoming, exc)
+                try:
                     if batch is not None:
                         batch = self._advance(batch)
-            except Exception as exc:  # an engine fault: fail every call it touched
-                logger.exception("transformers step failed")
-                calls = [c for c, _ in batch.rows] if batch else []
-                for call in {id(c): c for c in [*calls, *incoming]}.values():
-                    call.settle(exc)
-                batch = None
-            finally:
-                self._stats.busy_seconds += time.perf_counter() - started
+                except Exception as exc:  # a decode step failed: fail every call in the batch
+                    logger.exception("transformers decode step failed")
+                    _fail(_calls(batch), exc)
+                    batch = None
+            self._stats.busy_seconds += time.perf_counter() - started
 
     def _drop_cancelled(self, batch: _Batch | None) -> _Batch | None:
         if batch is None:
@@ -315,6 +317,18 @@ class TransformersEngine(BaseEngine):
             sorted_probs[outside] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
         return torch.multinomial(probs, 1, generator=sample.rng).squeeze(0)
+
+
+def _calls(batch: _Batch | None) -> list[_Call]:
+    """The calls with rows in ``batch``."""
+    return list({id(call): call for call, _ in batch.rows}.values()) if batch else []
+
+
+def _fail(calls: list[_Call], exc: BaseException) -> None:
+    """Settle each of ``calls`` with ``exc`` (a call is failed once)."""
+    for call in calls:
+        if not call.settled:
+            call.settle(exc)
 
 
 def _joinable(cache: DynamicCache) -> bool:
