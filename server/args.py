@@ -38,6 +38,9 @@ class ServerArgs(BaseSettings):
         description="base URL of an OpenAI-compatible server to generate on (vllm serve, "
         "another ponder); repeatable (PONDER_UPSTREAMS: comma-separated)",
     )
+    upstream_probe_seconds: float = Field(
+        5.0, gt=0, description="upstream engine: how often each replica's /health is probed"
+    )
     tokenizer: str | None = Field(
         None, description="upstream engine: the fleet's tokenizer, local (default: --model's)"
     )

@@ -97,8 +97,10 @@ def upstream_engine(engine: LlamaCppEngine) -> Iterator[UpstreamEngine]:
 class LiveServer:
     """uvicorn serving the app in a background thread."""
 
-    def __init__(self, engine: ServingEngine, args: ServerArgs | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, engine: ServingEngine, args: ServerArgs | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = build_app(args or ServerArgs(), engine)
         self.app = app

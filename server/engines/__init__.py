@@ -75,6 +75,7 @@ def load_engine(args: ServerArgs) -> ServingEngine:
             args.upstreams,
             HFTokenizer.load(fleet_tokenizer.tokenizer_folder()),
             served_name=args.served_model_name,
+            probe_seconds=args.upstream_probe_seconds,
         )
     elif kind == "vllm":
         from server.engines.vllm_engine import VllmEngine

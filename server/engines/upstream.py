@@ -7,7 +7,10 @@ strings stay in the output (``include_stop_str_in_output``), as the engine inter
 Each call goes to the replica that rendezvous hashing of the prompt's leading tokens ranks
 first, so a search keeps hitting the replica whose prefix cache holds its prompt; a replica
 that refuses connections or answers 5xx is retried with backoff on the next one, and left
-alone for a while.  Each replica takes at most ``max_concurrency`` calls at once.
+alone for a while.  Each replica takes at most ``max_concurrency`` calls at once.  A thread
+probes every replica's ``/health``: one that fails is passed over until it answers again, one
+that answers takes calls at once, and the engine (so ponder's own ``/health``) is down while
+no replica answers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,11 +44,22 @@ class UpstreamError(RuntimeError):
 
 @dataclass(eq=False)
 class Replica:
-    """One upstream server: its URL, a concurrency limit, and when it last failed."""
+    """One upstream server: its URL, a concurrency limit, until when calls pass it over, and
+    whether its last health probe answered."""
 
     url: str
     slots: asyncio.Semaphore
     down_until: float = 0.0
+    healthy: bool = True
+
+    def probe(self, client: httpx.Client) -> None:
+        """``GET /health``: a replica that answers 200 takes calls again at once (even while
+        resting after a failed call); one that does not is passed over until it does."""
+        try:
+            self.healthy = client.get(f"{self.url}/health").status_code == 200
+        except httpx.HTTPError:
+            self.healthy = False
+        self.down_until = 0.0 if self.healthy else math.inf
 
     def weight(self, key: bytes) -> int:
         """Rendezvous (highest random weight) score of this replica for ``key``."""
@@ -62,6 +78,7 @@ class UpstreamEngine(BaseEngine):
         served_name: str | None = None,
         max_concurrency: int = 32,
         timeout: float = 600.0,
+        probe_seconds: float = 5.0,
     ) -> None:
         if not urls:
             raise ValueError("the upstream engine needs at least one --upstream URL")
@@ -73,6 +90,18 @@ class UpstreamEngine(BaseEngine):
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._model, self.max_model_len = self._discover()
         super().__init__(served_name or self._model, tokenizer)
+        self._stop_probing = threading.Event()
+        self._prober = threading.Thread(
+            target=self._probe, args=(probe_seconds,), name="ponder-upstream-health", daemon=True
+        )
+        self._prober.start()
+
+    def _probe(self, every: float) -> None:
+        """Every ``every`` seconds, probe each replica's ``/health``."""
+        with httpx.Client(timeout=min(every, 5.0)) as client:
+            while not self._stop_probing.wait(every):
+                for replica in self._replicas:
+                    replica.probe(client)
 
     def _discover(self) -> tuple[str, int]:
         """The fleet's model name and context length, from the first replica that answers."""
@@ -92,9 +121,18 @@ class UpstreamEngine(BaseEngine):
         with self._calling(failures=(UpstreamError,)):
             return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
+    def health(self) -> str | None:
+        """Down when closed, after failed calls in a row, or when no replica passes its probe."""
+        problem = super().health()
+        if problem is None and not any(r.healthy for r in self._replicas):
+            return "no upstream replica answers GET /health"
+        return problem
+
     def close(self) -> None:
-        """Mark the engine closed (each keep-alive pool goes with its event loop)."""
+        """Stop probing and mark the engine closed (each keep-alive pool goes with its loop)."""
         self._health.closed = True
+        self._stop_probing.set()
+        self._prober.join(timeout=10)
 
     def ranked(self, prompt: Sequence[int]) -> list[Replica]:
         """Replicas in rendezvous order for ``prompt``; the ones resting after a failure last."""

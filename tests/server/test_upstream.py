@@ -4,6 +4,9 @@ One upstream is stopped mid-run and every search still completes."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Callable
 
 import httpx
 
@@ -11,7 +14,7 @@ from server.args import ServerArgs
 from server.engines import load_engine
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.upstream import UpstreamEngine
-from tests.conftest import TINY_SEARCH, LiveServer
+from tests.conftest import TINY_SEARCH, LiveServer, free_port
 
 QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]
 
@@ -55,3 +58,40 @@ def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
     down = [r for r in fleet.ranked(()) if r.url == first.url]
     assert down[0].down_until > 0  # calls to the stopped replica failed over
     fleet.close()
+
+
+def test_health_probes_follow_a_replica_away_and_back(engine: LlamaCppEngine) -> None:
+    """A replica that stops answering ``/health`` is passed over by every prompt before a call
+    fails on it, takes calls again once it answers, and a fleet with no replica answering makes
+    ponder's own ``/health`` 503."""
+    port = free_port()
+    late = f"http://127.0.0.1:{port}"  # nothing listens there yet
+    with LiveServer(engine) as live:
+        fleet = load_engine(ServerArgs(upstreams=[live.url, late], upstream_probe_seconds=0.1))
+        assert isinstance(fleet, UpstreamEngine)
+        replica = next(r for r in fleet.ranked(()) if r.url == late)
+        prompts = [(i, i + 1) for i in range(20)]
+        wait_for(lambda: not replica.healthy)
+        assert replica.down_until == math.inf
+        assert all(fleet.ranked(p)[0].url == live.url for p in prompts)
+        assert fleet.health() is None
+        with LiveServer(engine, port=port):
+            wait_for(lambda: replica.healthy)
+            assert replica.down_until == 0.0
+            assert {fleet.ranked(p)[0].url for p in prompts} == {live.url, late}
+        with LiveServer(fleet) as front:
+            live.server.should_exit = True
+            live.thread.join(timeout=10)
+            wait_for(lambda: fleet.health() is not None)
+            reply = httpx.get(f"{front.url}/health")
+            assert reply.status_code == 503
+            assert "no upstream replica answers" in reply.json()["reason"]
+        fleet.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (the probes run every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.02)
