@@ -76,6 +76,7 @@ class EngineStats:
     decode_rows: int = 0
     batch_sizes: Counter[int] = field(default_factory=Counter)  # forward passes by rows
     busy_seconds: float = 0.0  # time spent computing, for the orchestration overhead
+    preemptions: int = 0  # calls sent back to wait because the KV cache was full
 
     def record_step(self, rows: int) -> None:
         """Count one forward pass over ``rows`` sequences."""

@@ -97,7 +97,8 @@ class Metrics:
 
 class EngineCollector(Collector):
     """The engine's own counters, read at scrape time: prompt tokens it computed versus took
-    from a cache (as vLLM reports its prefix cache), and sequences per forward pass."""
+    from a cache (as vLLM reports its prefix cache), preemptions, and sequences per forward
+    pass."""
 
     BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -114,6 +115,11 @@ class EngineCollector(Collector):
         prompt.add_metric(["computed"], self._stats.prompt_tokens_computed)
         prompt.add_metric(["cached"], self._stats.prompt_tokens_cached)
         yield prompt
+        yield CounterMetricFamily(
+            "ponder_engine_preemptions",
+            "Calls sent back to wait, and later recomputed, because the KV cache was full",
+            value=self._stats.preemptions,
+        )
         sizes = self._stats.batch_sizes
         buckets = [
             (str(bound), sum(n for rows, n in sizes.items() if rows <= bound))

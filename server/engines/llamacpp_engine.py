@@ -14,6 +14,7 @@ from one ``argpartition`` per step over all rows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -45,6 +46,13 @@ class _Call(Call):
 
     groups: list[_Group] = field(default_factory=list)
     unfinished: int = 0
+    number: int = 0  # arrival order: the newest call is the one preempted
+
+    def restart(self) -> list[_Group]:
+        """Fresh groups, one per request (at arrival, and again after a preemption)."""
+        self.groups = [_Group(self, i, r) for i, r in enumerate(self.requests)]
+        self.unfinished = len(self.groups)
+        return self.groups
 
 
 @dataclass(eq=False)
@@ -109,6 +117,9 @@ class LlamaCppEngine(BaseEngine):
         self._free = list(range(max_sequences))
         self._cache: PrefixCache[int] = PrefixCache(prefix_cache_tokens)
         self._queue: CallQueue[_Call] = CallQueue()
+        self._arrivals = itertools.count()
+        self._admission_paused = False
+        self._kv_cells = kv_cache_tokens
         self._resets: list[threading.Event] = []
         self._waiting: list[_Group] = []  # not yet given sequences
         self._prefilling: list[_Group] = []
@@ -150,9 +161,13 @@ class LlamaCppEngine(BaseEngine):
         while True:
             queue = self._queue
             with queue.wake:
-                while (
-                    not (queue.incoming or self._prefilling or self._running or self._resets)
-                    and not queue.closing
+                while not (
+                    queue.incoming
+                    or self._prefilling
+                    or self._running
+                    or self._resets
+                    or self._waiting  # preempted calls, free to start again
+                    or queue.closing
                 ):
                     queue.wake.wait()
                 if queue.closing:
@@ -168,9 +183,8 @@ class LlamaCppEngine(BaseEngine):
                 for done in resets:
                     done.set()
             for call in incoming:
-                call.groups = [_Group(call, i, r) for i, r in enumerate(call.requests)]
-                call.unfinished = len(call.groups)
-                self._waiting += call.groups
+                call.number = next(self._arrivals)
+                self._waiting += call.restart()
             try:
                 self._drop_cancelled()
                 self._admit()
@@ -178,6 +192,8 @@ class LlamaCppEngine(BaseEngine):
                     started = time.perf_counter()
                     self._step()
                     self._stats.busy_seconds += time.perf_counter() - started
+            except _KvCacheFull:
+                self._preempt()
             except Exception as exc:  # an engine fault: fail every call it touched
                 logger.exception("llama.cpp step failed")
                 self._fail_all(exc)
@@ -207,6 +223,22 @@ class LlamaCppEngine(BaseEngine):
                     self._free_seq(running.seq)
         if error is not None:
             call.settle(error)
+        self._admission_paused = False  # cells were freed
+
+    def _preempt(self) -> None:
+        """The KV cache cannot hold every call in flight: the newest call gives its cells back
+        and starts again from its prompt (as vLLM preempts by recomputation) once an older call
+        has finished; admission waits until then.  A call that does not fit alone fails."""
+        holding = [c for c in self._calls() if any(g not in self._waiting for g in c.groups)]
+        victim = max(holding, key=lambda c: c.number)
+        if len(holding) == 1:
+            self._release(victim, ValueError(_too_big(self._kv_cells)))
+            return
+        logger.info("KV cache full: preempting the newest call (%d calls hold cells)", len(holding))
+        self._stats.preemptions += 1
+        self._release(victim)
+        self._waiting += victim.restart()
+        self._admission_paused = True
 
     def _fail_all(self, exc: BaseException) -> None:
         for call in self._calls():
@@ -226,8 +258,9 @@ class LlamaCppEngine(BaseEngine):
         self._free.append(seq)
 
     def _admit(self) -> None:
-        """Give waiting groups ``n`` sequences each, starting from the longest cached prefix."""
-        while self._waiting:
+        """Give waiting groups ``n`` sequences each, starting from the longest cached prefix
+        (unless the KV cache filled up: then only once a call has finished)."""
+        while self._waiting and not self._admission_paused:
             group = self._waiting[0]
             prompt, n = group.spec.prompt_token_ids, group.spec.n
             source, reuse = self._cache.longest_prefix(prompt)
@@ -305,7 +338,7 @@ class LlamaCppEngine(BaseEngine):
         while (status := llama_cpp.llama_decode(self._ctx, self._batch)) == 1:
             evicted = self._cache.pop_oldest()
             if evicted is None:
-                raise RuntimeError("the KV cache is full: lower the load or raise its size")
+                raise _KvCacheFull
             self._free_seq(evicted)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
@@ -368,6 +401,18 @@ class LlamaCppEngine(BaseEngine):
             call.unfinished -= 1
             if call.unfinished == 0:
                 call.settle([[_finished(r) for r in g.samples] for g in call.groups])
+                self._admission_paused = False
+
+
+class _KvCacheFull(Exception):
+    """``llama_decode`` found no KV cells for the step, with no cached prefix left to evict."""
+
+
+def _too_big(cells: int) -> str:
+    return (
+        f"the call needs more than the KV cache's {cells} cells "
+        "(fewer samples or max_tokens, or a larger --kv-cache-tokens)"
+    )
 
 
 def _finished(running: _Running) -> Completion:
