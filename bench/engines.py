@@ -1,7 +1,8 @@
 """Engine throughput: generated tokens per second of each installed engine at 1, 4, 8 and 16
 sequences decoding together (top-5 logprobs on, temperature 1), made up three ways: one call
 with ``n`` samples; ``n`` calls of one sample each at once (cross-request batching); the same
-``n`` calls one after another (no batching, for the ratio).
+``n`` calls one after another (no batching, for the ratio); and one call again on a prompt of an
+MCTS node's length (~420 tokens), the context the load benchmark's searches decode in.
 
 Prints numbers; never fails on speed.
 """
@@ -21,6 +22,15 @@ from server.args import ServerArgs
 from server.engines import ServingEngine, load_engine
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+# ~420 tokens: the length of an MCTS node's prompt (question + path) in the load benchmark, where
+# attention over the context costs as much as the weights on a 135M model
+LONG_PROMPT = [
+    {
+        "role": "user",
+        "content": " ".join(["The keeper climbed the stairs and lit the lamp again."] * 35)
+        + " Continue the story.",
+    }
+]
 
 
 def installed() -> list[str]:
@@ -31,17 +41,18 @@ def installed() -> list[str]:
     return kinds
 
 
-MODES = ("one call", "concurrent calls", "sequential calls")
+MODES = ("one call", "concurrent calls", "sequential calls", "one call, long prompt")
 
 
 def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) -> dict[str, Any]:
     """``sequences`` samples of up to ``tokens`` tokens each, made up as ``mode`` says."""
-    prompt = tuple(engine.tokenizer.apply_chat_template(PROMPT))
+    chat = LONG_PROMPT if mode.endswith("long prompt") else PROMPT
+    prompt = tuple(engine.tokenizer.apply_chat_template(chat))
     request = GenerationRequest(prompt, max_tokens=tokens, seed=1, logprobs=5)
     calls = [replace(request, seed=1 + i) for i in range(sequences)]
 
     async def run() -> list[list[list[Completion]]]:
-        if mode == "one call":
+        if mode.startswith("one call"):
             return [await engine.generate([replace(request, n=sequences)])]
         if mode == "concurrent calls":
             return list(await asyncio.gather(*(engine.generate([c]) for c in calls)))
