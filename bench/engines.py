@@ -16,6 +16,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import torch
+
 from bench.report import report
 from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
@@ -38,6 +40,8 @@ def installed() -> list[str]:
     kinds = ["transformers"]
     if importlib.util.find_spec("llama_cpp") is not None:
         kinds.insert(0, "llamacpp")
+    if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available():
+        kinds.append("vllm")
     return kinds
 
 
