@@ -119,7 +119,6 @@ class LlamaCppEngine(BaseEngine):
         self._queue: CallQueue[_Call] = CallQueue()
         self._arrivals = itertools.count()
         self._admission_paused = False
-        self._kv_cells = kv_cache_tokens
         self._resets: list[threading.Event] = []
         self._waiting: list[_Group] = []  # not yet given sequences
         self._prefilling: list[_Group] = []
@@ -232,7 +231,7 @@ class LlamaCppEngine(BaseEngine):
         holding = [c for c in self._calls() if any(g not in self._waiting for g in c.groups)]
         victim = max(holding, key=lambda c: c.number)
         if len(holding) == 1:
-            self._release(victim, ValueError(_too_big(self._kv_cells)))
+            self._release(victim, ValueError(_too_big(llama_cpp.llama_n_ctx(self._ctx))))
             return
         logger.info("KV cache full: preempting the newest call (%d calls hold cells)", len(holding))
         self._stats.preemptions += 1

@@ -37,10 +37,13 @@ _LayerKV = list[tuple[torch.Tensor, torch.Tensor]]  # one (keys, values) pair pe
 
 @dataclass(eq=False)
 class _Call(Call):
-    """A call and its samples (request by request), and how many are still running."""
+    """A call and its samples (request by request)."""
 
     samples: list[Sample] = field(default_factory=list)
-    unfinished: int = 0
+
+    def finished(self) -> bool:
+        """Whether every sample of the call is done."""
+        return all(sample.finish is not None for sample in self.samples)
 
     def results(self) -> list[list[Completion]]:
         """Each request's completions, in sample order."""
@@ -169,7 +172,6 @@ class TransformersEngine(BaseEngine):
                     sample = Sample(r, i, spec, self._generator(spec, i))
                     call.samples.append(sample)
                     rows.append((call, sample))
-            call.unfinished = len(call.samples)
         self._stats.prompt_tokens_cached += sum(
             len(r.prompt_token_ids) * (r.n - 1) for r in requests
         )
@@ -190,8 +192,7 @@ class TransformersEngine(BaseEngine):
                 continue
             held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
             self._keep_prefix(held, batch.cache, j, batch.mask[j])
-            call.unfinished -= 1
-            if call.unfinished == 0:
+            if call.finished():
                 call.settle(call.results())
         if not keep:
             return None

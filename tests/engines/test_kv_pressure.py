@@ -26,10 +26,10 @@ def small() -> Iterator[LlamaCppEngine]:
 
 
 def story(engine: LlamaCppEngine, n: int, max_tokens: int) -> GenerationRequest:
-    """Two samples of a long story: prompt cells shared, each sample's tokens its own."""
+    """``n`` samples of a long story: prompt cells shared, each sample's tokens its own."""
     text = "Write a very long story about a lighthouse keeper and the sea."
     prompt = tuple(engine.tokenizer.apply_chat_template([{"role": "user", "content": text}]))
-    return GenerationRequest(prompt, max_tokens=max_tokens, n=n, temperature=0, stop_token_ids=())
+    return GenerationRequest(prompt, max_tokens=max_tokens, n=n, temperature=0)
 
 
 def test_calls_that_do_not_fit_together_all_complete(small: LlamaCppEngine) -> None:
