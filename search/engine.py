@@ -15,6 +15,38 @@ from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
 
+# Every seed an engine is handed stays below this bound, so that ``seed + i`` (sample ``i``'s
+# seed) fits a signed 64-bit integer whatever ``n`` is: vLLM stores per-sample seeds in an
+# int64 array and an overflow there is fatal to its engine core.  Client seeds are reduced
+# modulo this bound at the API boundary.
+SEED_BOUND = 2**62
+
+
+class EngineError(Exception):
+    """A generation call that did not go through.
+
+    ::
+
+        EngineError
+         +-- RequestRejected   the call asks for what this engine cannot do (client's doing)
+         +-- EngineFault       the engine failed a call it should have served
+    """
+
+
+class RequestRejected(EngineError):
+    """The call asks for something this engine cannot do: more samples than it runs at once,
+    a prompt and budget longer than its context, a stop string it refuses.  The client's
+    doing: a 400 naming ``param``, never a mark against the engine's health."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class EngineFault(EngineError):
+    """The engine failed a call it should have served; counts against its health."""
+
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
@@ -22,7 +54,8 @@ class GenerationRequest:
 
     ``stop`` strings and ``stop_token_ids`` end a continuation (finish reason ``stop``), as does
     any end-of-sequence token of the tokenizer; the stopping token stays in ``token_ids``.
-    ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``.
+    ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``; it is below
+    :data:`SEED_BOUND`.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -34,6 +67,10 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int = 5
+
+    def __post_init__(self) -> None:
+        if self.seed is not None and not 0 <= self.seed < SEED_BOUND:
+            raise ValueError(f"seed {self.seed} is outside [0, 2**62)")
 
 
 @dataclass(frozen=True, slots=True)
