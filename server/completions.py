@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from search.engine import Completion, GenerationRequest
+from search.engine import SEED_BOUND, Completion, GenerationRequest
 from server.engines import ServingEngine
 from server.errors import InvalidRequest
 from server.protocol import (
@@ -65,7 +65,7 @@ def generation_requests(
             n=request.n,
             temperature=request.temperature,
             top_p=request.top_p,
-            seed=request.seed,
+            seed=None if request.seed is None else request.seed % SEED_BOUND,
             stop=stop,
             stop_token_ids=tuple(request.stop_token_ids or ()),
             logprobs=request.logprobs or 0,
