@@ -8,6 +8,10 @@ the interface wants.  AsyncLLM's output handler is bound to the event loop it fi
 the engine keeps its own loop in a thread and every caller's loop hands work to it; cancelling
 a caller cancels the vLLM request, which vLLM aborts.  vLLM's own ``vllm:*`` Prometheus metrics
 (KV-cache use, prefix-cache hits, queue, TTFT) are exported next to ponder's.
+
+A seeded request reproduces on vLLM only with batch-invariant kernels (``VLLM_BATCH_INVARIANT=1``
+in the environment, compute capability 9.0 or more): otherwise a sample's logits depend on which
+other sequences share its forward pass.  ponder leaves it off (it costs decode speed).
 """
 
 from __future__ import annotations
@@ -16,21 +20,28 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from search.engine import Completion, GenerationRequest, TokenLogprob
+from search.engine import (
+    Completion,
+    EngineFault,
+    GenerationRequest,
+    RequestRejected,
+    TokenLogprob,
+)
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import ModelSource
 
 VLLM_METRIC_PREFIX = "vllm:"
+_T = TypeVar("_T")
 
 
 class VllmMetrics(Collector):
@@ -70,39 +81,78 @@ class VllmEngine(BaseEngine):
         self.max_model_len = int(self._llm.model_config.max_model_len)
         self._ids = itertools.count()
         self._busy_since: float | None = None
-        super().__init__(source.served_name, HFTokenizer.load(source.tokenizer_folder()))
+        self._in_flight: set[Future[list[list[Completion]]]] = set()
+        # vLLM stops on the generation config's end-of-sequence ids as well as the tokenizer's;
+        # the search must know them too, or such a token becomes a step of its own
+        config_eos = self._llm.model_config.try_get_generation_config().get("eos_token_id")
+        eos = config_eos if isinstance(config_eos, list) else [config_eos]
+        tokenizer = HFTokenizer.load(source.tokenizer_folder(), eos)
+        super().__init__(source.served_name, tokenizer)
 
     @staticmethod
     async def _build(async_llm: Any, args: Any) -> Any:
         """Create AsyncLLM on the engine's loop, so its output handler lives there."""
         return async_llm.from_engine_args(args)
 
-    def _call(self, coroutine: Any) -> Future[Any]:
+    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> Future[_T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def metric_collectors(self) -> list[Collector]:
         """vLLM's own metrics, for ponder's ``/metrics``."""
         return [VllmMetrics()]
 
+    def health(self) -> str | None:
+        """Down when closed, failing, or when vLLM's engine core has died."""
+        problem = super().health()
+        if problem is None and self._llm.errored:
+            return "vLLM's engine core has stopped"
+        return problem
+
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """All requests go to vLLM at once; its scheduler batches them with everyone else's."""
+        """All requests go to vLLM at once; its scheduler batches them with everyone else's.
+        Everything a client can get wrong is checked before the call counts against health."""
         check_prompts(requests, self._tokenizer.vocab_size)
-        for request in requests:
-            self._check(request)
+        calls = [(request, self._sampling_params(request)) for request in requests]
         with self._calling():
             self._busy(+1)
+            future = self._call(self._generate_all(calls))
+            self._in_flight.add(future)
             try:
-                return await asyncio.wrap_future(self._call(self._generate_all(requests)))
+                return await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                if self._health.closed and not _caller_cancelled():
+                    raise EngineFault("the vLLM engine closed during the call") from None
+                raise
             finally:
+                self._in_flight.discard(future)
                 self._busy(-1)
 
-    def _check(self, request: GenerationRequest) -> None:
-        """Refuse a call longer than the context before vLLM does."""
+    def _sampling_params(self, request: GenerationRequest) -> Any:
+        """vLLM's ``SamplingParams`` for ``request``, refused (as the client's doing) where vLLM
+        refuses them: an empty stop string, a prompt and budget longer than the context."""
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
         if len(request.prompt_token_ids) + request.max_tokens > self.max_model_len:
-            raise ValueError(
+            raise RequestRejected(
                 f"prompt ({len(request.prompt_token_ids)} tokens) + max_tokens "
-                f"({request.max_tokens}) exceed the context length {self.max_model_len}"
+                f"({request.max_tokens}) exceed the context length {self.max_model_len}",
+                param="max_tokens",
             )
+        try:
+            return SamplingParams(
+                n=1 if _greedy(request) else request.n,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                seed=request.seed,  # below SEED_BOUND: seed + i fits vLLM's int64 seeds
+                stop=list(request.stop) or None,
+                stop_token_ids=list(request.stop_token_ids) or None,
+                include_stop_str_in_output=True,
+                logprobs=max(request.logprobs, 1),
+                output_kind=RequestOutputKind.FINAL_ONLY,
+            )
+        except ValueError as exc:
+            raise RequestRejected(f"vLLM refused the sampling parameters: {exc}") from exc
 
     def _busy(self, delta: int) -> None:
         """Count wall time with at least one call running as engine time (vLLM reports no
@@ -114,45 +164,48 @@ class VllmEngine(BaseEngine):
             self._stats.busy_seconds += now - self._busy_since
             self._busy_since = None
 
-    async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """On the engine's loop: one vLLM request per generation request, awaited together."""
-        return list(await asyncio.gather(*(self._generate_one(r) for r in requests)))
+    async def _generate_all(
+        self, calls: Sequence[tuple[GenerationRequest, Any]]
+    ) -> list[list[Completion]]:
+        """On the engine's loop: one vLLM request per generation request, awaited together;
+        one that fails cancels (so aborts) its siblings."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._generate_one(r, p)) for r, p in calls]
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
 
-    async def _generate_one(self, request: GenerationRequest) -> list[Completion]:
+    async def _generate_one(self, request: GenerationRequest, params: Any) -> list[Completion]:
         from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind, SamplingParams
+        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
-        greedy = request.temperature == 0  # vLLM refuses n > 1 then: the n are one sample
-        params = SamplingParams(
-            n=1 if greedy else request.n,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            seed=request.seed,
-            stop=list(request.stop) or None,
-            stop_token_ids=list(request.stop_token_ids) or None,
-            include_stop_str_in_output=True,
-            logprobs=max(request.logprobs, 1),
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
         prompt = TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
         final = None
-        async for output in self._llm.generate(prompt, params, f"ponder-{next(self._ids)}"):
-            final = output
+        try:
+            async for output in self._llm.generate(prompt, params, f"ponder-{next(self._ids)}"):
+                final = output
+        except ValueError as exc:  # vLLM's own request validation
+            raise RequestRejected(f"vLLM refused the request: {exc}") from exc
+        except (EngineDeadError, EngineGenerateError) as exc:
+            raise EngineFault(f"vLLM failed the request: {exc!r}") from exc
         if final is None:
-            raise RuntimeError("vLLM returned no output")
+            raise EngineFault("vLLM returned no output")
         cached = int(final.num_cached_tokens or 0)
         self._stats.prompt_tokens_cached += cached
         self._stats.prompt_tokens_computed += len(request.prompt_token_ids) - cached
         completions = [self._completion(c, request) for c in final.outputs]
-        if greedy:
+        if _greedy(request):
             completions *= request.n
         self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
         return completions
 
     def _completion(self, output: Any, request: GenerationRequest) -> Completion:
         """vLLM's ``CompletionOutput`` -> :class:`Completion`; the text is re-decoded from the
-        ids so that it covers every token (vLLM cuts it after a stop string)."""
+        ids so that it covers every token (vLLM cuts it after a stop string).  vLLM's other
+        finish reasons (``abort``, ``error``, ``repetition``) are not a finished sample."""
+        if output.finish_reason not in ("stop", "length"):
+            raise EngineFault(f"vLLM ended a sample with finish reason {output.finish_reason!r}")
         ids = tuple(int(t) for t in output.token_ids)
         logprobs = tuple(
             _token_logprob(token, ranked, request.logprobs)
@@ -165,16 +218,31 @@ class VllmEngine(BaseEngine):
             token_ids=ids,
             text=self._tokenizer.decode(ids),
             logprobs=logprobs,
-            finish_reason="stop" if output.finish_reason == "stop" else "length",
+            finish_reason=output.finish_reason,
             stop_reason=stop,
         )
 
     def close(self) -> None:
-        """Shut vLLM's engine core down and stop the engine's loop."""
+        """Fail the calls still running (vLLM aborts them), shut vLLM's engine core down and
+        stop the engine's loop."""
         self._health.closed = True
+        for future in list(self._in_flight):
+            future.cancel()
         self._llm.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+
+def _greedy(request: GenerationRequest) -> bool:
+    """Whether vLLM samples ``request`` greedily (it then refuses ``n > 1``: the ``n`` are one
+    sample, repeated).  vLLM's threshold, ``_SAMPLING_EPS``."""
+    return request.temperature < 1e-5
+
+
+def _caller_cancelled() -> bool:
+    """Whether the task awaiting the call is itself being cancelled (its client went away)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _token_logprob(token: int, ranked: Mapping[int, Any], k: int) -> TokenLogprob:
