@@ -185,6 +185,13 @@ class UpstreamEngine(BaseEngine):
             "n": request.n,
             "temperature": request.temperature,
             "top_p": request.top_p,
+            # neutral values said outright: `vllm serve` fills missing ones from the model's
+            # generation_config.json, so the fleet would sample unlike every other engine
+            "top_k": 0,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
             "seed": request.seed,
             "stop": list(request.stop),
             "stop_token_ids": list(request.stop_token_ids),
