@@ -66,7 +66,8 @@ class ServerArgs(BaseSettings):
     pipeline_parallel_size: int = Field(
         1, ge=1, description="vLLM: pipeline stages (GPUs or nodes the layers are split over)"
     )
-    distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = Field(
+    # vLLM's external_launcher is for offline LLM use only: AsyncLLM cannot start with it
+    distributed_executor_backend: Literal["mp", "ray", "uni"] | None = Field(
         None, description="vLLM: how workers are run (ray for several nodes; default: vLLM's)"
     )
     gpu_memory_utilization: float = Field(
