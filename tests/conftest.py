@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from a package, never a hub
 
@@ -21,9 +22,11 @@ import uvicorn
 from server.app import build_app
 from server.args import ServerArgs
 from server.engines import ServingEngine, load_engine
-from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.transformers_engine import TransformersEngine
 from server.engines.upstream import UpstreamEngine
+
+if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
+    from server.engines.llamacpp_engine import LlamaCppEngine
 
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
 TINY_SEARCH = {
@@ -45,7 +48,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[LlamaCppEngine]:
     """The server's default engine: llama.cpp on the packaged GGUF model."""
-    loaded = load_engine(ServerArgs())
+    from server.engines.llamacpp_engine import LlamaCppEngine
+
+    loaded = load_engine(ServerArgs(engine="llamacpp"))
     assert isinstance(loaded, LlamaCppEngine)
     yield loaded
     loaded.close()
@@ -53,8 +58,9 @@ def engine() -> Iterator[LlamaCppEngine]:
 
 @pytest.fixture(scope="session")
 def transformers_engine() -> Iterator[TransformersEngine]:
-    """The reference engine on the same weights (loaded only when a test asks for it)."""
-    loaded = load_engine(ServerArgs(engine="transformers"))
+    """The reference engine on the same weights (loaded only when a test asks for it), in
+    float32 on a GPU too, where it scores the vLLM engine."""
+    loaded = load_engine(ServerArgs(engine="transformers", dtype="float32"))
     assert isinstance(loaded, TransformersEngine)
     yield loaded
     loaded.close()

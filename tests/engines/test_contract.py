@@ -11,18 +11,19 @@ import asyncio
 import ctypes
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import llama_cpp
 import numpy as np
 import pytest
 import torch
 
 from search.engine import Completion, GenerationRequest
 from server.engines import ServingEngine
-from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.prefix_cache import common_prefix
 from server.engines.transformers_engine import TransformersEngine
+
+if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
+    from server.engines.llamacpp_engine import LlamaCppEngine
 
 # transformers: float32 logits, identical however the batch is made up.  llama.cpp: a call
 # that runs alone on an empty cache matches a from-scratch scoring exactly, but once other
@@ -70,9 +71,12 @@ def reference_logprobs(engine: ServingEngine, token_ids: list[int]) -> np.ndarra
     engine's own model (a fresh llama.cpp context, or a plain transformers forward)."""
     if isinstance(engine, TransformersEngine):
         with torch.inference_mode():
-            logits = engine.model(input_ids=torch.tensor([token_ids])).logits[0].float()
-        return torch.log_softmax(logits, dim=-1).numpy()
-    assert isinstance(engine, LlamaCppEngine)
+            ids = torch.tensor([token_ids], device=engine.device)
+            logits = engine.model(input_ids=ids).logits[0].float()
+        return torch.log_softmax(logits, dim=-1).cpu().numpy()
+    import llama_cpp
+
+    assert _is_llamacpp(engine)
     with _fresh_context(engine, len(token_ids)) as ctx:
         batch = llama_cpp.llama_batch_init(len(token_ids), 0, 1)
         batch.n_tokens = len(token_ids)
@@ -89,8 +93,14 @@ def reference_logprobs(engine: ServingEngine, token_ids: list[int]) -> np.ndarra
     return logits - peak - np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
 
 
+def _is_llamacpp(engine: ServingEngine) -> bool:
+    return type(engine).__name__ == "LlamaCppEngine"
+
+
 class _fresh_context:
     def __init__(self, engine: LlamaCppEngine, tokens: int) -> None:
+        import llama_cpp
+
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = params.n_batch = params.n_ubatch = max(tokens, 64)
         self.ctx = llama_cpp.llama_init_from_model(engine._model, params)
@@ -99,6 +109,8 @@ class _fresh_context:
         return self.ctx  # type: ignore[no-any-return]
 
     def __exit__(self, *_: object) -> None:
+        import llama_cpp
+
         llama_cpp.llama_free(self.ctx)
 
 
@@ -224,8 +236,8 @@ def test_n_samples_and_seeds_are_reproducible(
     request = GenerationRequest(prompt(engine, "Tell me a story."), max_tokens=10, n=3, seed=11)
 
     def fresh_call() -> list[Completion]:
-        if isinstance(scorer, LlamaCppEngine):
-            scorer.reset_prefix_cache()
+        if _is_llamacpp(scorer):
+            scorer.reset_prefix_cache()  # type: ignore[attr-defined]
         return generate(engine, request)[0]
 
     first, second = fresh_call(), fresh_call()

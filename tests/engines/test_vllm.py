@@ -10,9 +10,9 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY, Gauge
 
+from search.engine import EngineStats
 from server.args import ServerArgs
 from server.engines import ServingEngine, pick_engine
-from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.vllm_engine import VllmMetrics
 from server.metrics import Metrics
 from server.model_source import resolve
@@ -22,8 +22,9 @@ from tests.conftest import TINY_SEARCH, LiveServer, vllm_unavailable
 @pytest.fixture
 def vllm_gauge() -> Iterator[Gauge]:
     """A ``vllm:*`` family in prometheus_client's global registry, where vLLM registers its
-    own (and a non-vLLM one beside it, which must stay out of ponder's exposition)."""
-    gauge = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage", ["model_name"])
+    own (and a non-vLLM one beside it, which must stay out of ponder's exposition).  Its name is
+    one vLLM never uses: where vLLM runs, its own families are registered already."""
+    gauge = Gauge("vllm:ponder_test_gauge", "a name vLLM never registers", ["model_name"])
     other = Gauge("someone_elses_metric", "not vLLM's")
     gauge.labels(model_name="m").set(0.25)
     yield gauge
@@ -31,9 +32,9 @@ def vllm_gauge() -> Iterator[Gauge]:
     REGISTRY.unregister(other)
 
 
-def test_vllm_metrics_join_ponders_registry(vllm_gauge: Gauge, engine: LlamaCppEngine) -> None:
-    exposition = Metrics(engine.stats, [VllmMetrics()]).registry
-    assert exposition.get_sample_value("vllm:kv_cache_usage_perc", {"model_name": "m"}) == 0.25
+def test_vllm_metrics_join_ponders_registry(vllm_gauge: Gauge) -> None:
+    exposition = Metrics(EngineStats(), [VllmMetrics()]).registry
+    assert exposition.get_sample_value("vllm:ponder_test_gauge", {"model_name": "m"}) == 0.25
     assert exposition.get_sample_value("someone_elses_metric") is None
     assert exposition.get_sample_value("ponder_requests_in_flight") == 0
 
