@@ -8,6 +8,9 @@ MODEL ?=
 ENGINE ?= auto
 # The CPU build of torch (a plain `torch` would pull gigabytes of CUDA wheels).
 TORCH ?= torch==2.13.0
+# llama.cpp is built for this CPU (-march=native) without AMX: some VMs list AMX in
+# /proc/cpuinfo yet fault on its first tile instruction (seen: SIGILL in llama_decode).
+export CMAKE_ARGS ?= -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint bench eval clean chromium
