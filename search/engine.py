@@ -36,7 +36,9 @@ class EngineError(Exception):
 class RequestRejected(EngineError):
     """The call asks for something this engine cannot do: more samples than it runs at once,
     a prompt and budget longer than its context, a stop string it refuses.  The client's
-    doing: a 400 naming ``param``, never a mark against the engine's health."""
+    doing: a 400 naming ``param``, never a mark against the engine's health.  ``param`` is the
+    call's field as OpenAI's completions API spells it (``n``, ``max_tokens``, ``prompt``), so
+    a server can name the field of its own route that set it."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)

@@ -3,20 +3,26 @@
 ::
 
     PonderError (500 internal_error)
-     ├── InvalidRequest (400 invalid_request_error)
- ├── NotFound       (404 not_found_error)
-     └── ModelNotFound  (404 invalid_request_error, code model_not_found)
+     ├── InvalidRequest    (400 invalid_request_error)
+     ├── NotFound          (404 not_found_error)
+     ├── ModelNotFound     (404 invalid_request_error, code model_not_found)
+     └── EngineUnavailable (503 service_unavailable_error, code engine_fault)
+
+An engine's own errors (``search.engine.EngineError``) are mapped once, by
+:func:`from_engine`: a call the engine refuses is the client's 400, a fault of the engine a 503.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from search.engine import EngineError, RequestRejected
 from server.protocol import ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -66,6 +72,30 @@ class ModelNotFound(PonderError):
         )
 
 
+class EngineUnavailable(PonderError):
+    """The engine failed a call it should have served; another try (or replica) may work."""
+
+    status_code = 503
+    error_type = "service_unavailable_error"
+    headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class constant
+
+
+def from_engine(exc: EngineError, fields: Mapping[str, str] | None = None) -> PonderError:
+    """The one mapping of an engine error to an OpenAI error.
+
+    A refused call is a 400 naming the field; engines spell it as ``/v1/completions`` does
+    (``n``, ``max_tokens``, ``prompt``), and ``fields`` renames it for a route that spells it
+    otherwise.  A fault is a 503 whose details go to the log, not to the client.
+    """
+    if isinstance(exc, RequestRejected):
+        param = exc.param if exc.param is None else (fields or {}).get(exc.param, exc.param)
+        return InvalidRequest(exc.message, param=param)
+    logger.error("engine fault: %s", exc, exc_info=exc)
+    return EngineUnavailable(
+        "The engine failed while serving this request; try again.", code="engine_fault"
+    )
+
+
 def _json(status: int, body: ErrorResponse) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status)
 
@@ -75,6 +105,11 @@ async def _on_ponder_error(_: Request, exc: Exception) -> JSONResponse:
     response = _json(exc.status_code, exc.body())
     response.headers.update(exc.headers or {})
     return response
+
+
+async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EngineError)
+    return await _on_ponder_error(request, from_engine(exc))
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -102,6 +137,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as ``{"error": {...}}``."""
     app.add_exception_handler(PonderError, _on_ponder_error)
+    app.add_exception_handler(EngineError, _on_engine_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

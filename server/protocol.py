@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from search.trace import TraceNode
 
+# The most samples one engine request may ask for (``search.samples``, ``search.branching``,
+# ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what the schema
+# accepts no engine refuses.
+MAX_SAMPLES = 64
 MethodName = Literal["mcts", "none", "best_of_n", "self_consistency", "beam"]
 
 
@@ -38,7 +42,7 @@ class SearchOptions(BaseModel):
     )
     step_separator: str = Field("\n\n", min_length=1, description="step boundary")
     iterations: int = Field(4, ge=1, le=10_000, description="simulations per committed step")
-    branching: int = Field(2, ge=1, le=64, description="children per expansion")
+    branching: int = Field(2, ge=1, le=MAX_SAMPLES, description="children per expansion")
     exploration: float = Field(math.sqrt(2), ge=0, le=100, description="UCT constant c")
     max_depth: int = Field(32, ge=1, le=10_000, description="most steps on the answer path")
     rollout_tokens: int = Field(
@@ -61,7 +65,9 @@ class SearchOptions(BaseModel):
     reward: Literal["confidence", "min_step"] = Field(
         "confidence", description="path score: mean token confidence, or the weakest step's"
     )
-    samples: int = Field(4, ge=1, le=256, description="answers best_of_n/self_consistency sample")
+    samples: int = Field(
+        4, ge=1, le=MAX_SAMPLES, description="answers best_of_n/self_consistency sample"
+    )
     beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
     parallel: int = Field(
         1, ge=1, le=64, description="MCTS leaves expanded together per engine call (virtual loss)"
@@ -236,7 +242,7 @@ class CompletionRequest(OpenAIBaseModel):
     max_tokens: int = Field(16, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    n: int = Field(1, ge=1, le=64)
+    n: int = Field(1, ge=1, le=MAX_SAMPLES)
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool = False
     stop: str | list[str] | None = None

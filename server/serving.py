@@ -21,9 +21,10 @@ from search import (
     SearchResult,
     run_search,
 )
+from search.engine import EngineError
 from server.args import ServerArgs
 from server.engines import ServingEngine
-from server.errors import InvalidRequest, ModelNotFound, PonderError
+from server.errors import InvalidRequest, ModelNotFound, PonderError, from_engine
 from server.limits import Admission, capped_defaults, check_caps
 from server.metrics import Metrics
 from server.protocol import (
@@ -86,6 +87,13 @@ def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
     tree = list(result.tree) if with_tree else None
     return SearchInfo(**fields, tree=tree)
+
+
+def _engine_fields(method: str) -> dict[str, str]:
+    """The chat fields behind the engine call fields a refusal names: a call's ``n`` is the
+    method's samples (or branching), its prompt the messages."""
+    n = "search.samples" if method in ("best_of_n", "self_consistency") else "search.branching"
+    return {"n": n, "prompt": "messages"}
 
 
 def _log_outcome(
@@ -246,6 +254,10 @@ class ChatService:
                         self._keep_trace(prepared, result)
                     yield event
             status = 200
+        except EngineError as exc:
+            error = from_engine(exc, _engine_fields(prepared.params.method))
+            status = error.status_code
+            raise error from exc
         except PonderError as exc:
             status = exc.status_code
             raise

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from prometheus_client.registry import Collector
 
-from search.engine import EngineStats
+from search.engine import EngineStats, RequestRejected
 from server.engines.hf_tokenizer import HFTokenizer
 
 
@@ -74,13 +74,16 @@ class BaseEngine:
         return self._health.problem()
 
     @contextmanager
-    def _calling(self, failures: tuple[type[Exception], ...] = (Exception,)) -> Iterator[None]:
-        """Around one ``generate`` call: count it in flight; a ``failures`` error counts
-        against health, a call that goes through restores it, a cancelled one does neither."""
+    def _calling(self) -> Iterator[None]:
+        """Around one ``generate`` call: count it in flight.  A call that goes through restores
+        health; one the engine failed (a fault, or any unexpected error) counts against it; one
+        it refused (the client's doing) or that was cancelled does neither."""
         self._stats.requests_in_flight += 1
         try:
             yield
-        except failures as exc:
+        except RequestRejected:
+            raise
+        except Exception as exc:
             self._health.failed(exc)
             raise
         finally:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Self, TypeVar
 
-from search.engine import Completion, GenerationRequest
+from search.engine import Completion, GenerationRequest, RequestRejected
 
 
 @dataclass(eq=False)
@@ -84,6 +84,6 @@ def check_prompts(requests: Sequence[GenerationRequest], vocab: int) -> None:
     """Refuse a prompt the model cannot read (empty, or ids outside its vocabulary) before it
     reaches a batch that other calls share."""
     if not all(r.prompt_token_ids for r in requests):
-        raise ValueError("a generation request needs at least one prompt token")
+        raise RequestRejected("a generation request needs at least one prompt token", "prompt")
     if any(not 0 <= t < vocab for r in requests for t in r.prompt_token_ids):
-        raise ValueError(f"prompt token ids must be in [0, {vocab})")
+        raise RequestRejected(f"prompt token ids must be in [0, {vocab})", "prompt")

@@ -26,7 +26,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from search.engine import Completion, GenerationRequest
+from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
 from server.engines.base import BaseEngine
 from server.engines.calls import Call, CallQueue, check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
@@ -131,7 +131,11 @@ class LlamaCppEngine(BaseEngine):
         """Queue the call for the scheduler and wait; cancelling it frees its sequences."""
         too_many = [r for r in requests if r.n > self._max_sequences]
         if too_many:
-            raise ValueError(f"n={too_many[0].n} is above {self._max_sequences} sequences")
+            raise RequestRejected(
+                f"n={too_many[0].n} is above the {self._max_sequences} sequences this engine "
+                "runs at once",
+                param="n",
+            )
         if not requests:
             return []
         check_prompts(requests, self._n_vocab)
@@ -231,7 +235,8 @@ class LlamaCppEngine(BaseEngine):
         holding = [c for c in self._calls() if any(g not in self._waiting for g in c.groups)]
         victim = max(holding, key=lambda c: c.number)
         if len(holding) == 1:
-            self._release(victim, ValueError(_too_big(llama_cpp.llama_n_ctx(self._ctx))))
+            too_big = _too_big(llama_cpp.llama_n_ctx(self._ctx))
+            self._release(victim, RequestRejected(too_big, param="max_tokens"))
             return
         logger.info("KV cache full: preempting the newest call (%d calls hold cells)", len(holding))
         self._stats.preemptions += 1
@@ -340,7 +345,7 @@ class LlamaCppEngine(BaseEngine):
                 raise _KvCacheFull
             self._free_seq(evicted)
         if status != 0:
-            raise RuntimeError(f"llama_decode failed with status {status}")
+            raise EngineFault(f"llama_decode failed with status {status}")
 
     def _fork(self, group: _Group) -> list[_Running]:
         """The prompt is in the cache: give each of the ``n`` samples its own sequence."""
@@ -410,7 +415,8 @@ class _KvCacheFull(Exception):
 def _too_big(cells: int) -> str:
     return (
         f"the call needs more than the KV cache's {cells} cells "
-        "(fewer samples or max_tokens, or a larger --kv-cache-tokens)"
+        "(ask for fewer samples or max_tokens, or start the server with a larger "
+        "--kv-cache-tokens)"
     )
 
 

@@ -6,11 +6,12 @@ logprobs come back as ``token_id:N`` strings (vLLM's ``return_tokens_as_token_id
 strings stay in the output (``include_stop_str_in_output``), as the engine interface wants.
 Each call goes to the replica that rendezvous hashing of the prompt's leading tokens ranks
 first, so a search keeps hitting the replica whose prefix cache holds its prompt; a replica
-that refuses connections or answers 5xx is retried with backoff on the next one, and left
-alone for a while.  Each replica takes at most ``max_concurrency`` calls at once.  A thread
-probes every replica's ``/health``: one that fails is passed over until it answers again, one
-that answers takes calls at once, and the engine (so ponder's own ``/health``) is down while
-no replica answers.
+that refuses connections or answers 5xx (or 429) is retried with backoff on the next one, and
+left alone for a while.  A 400, 413 or 422 refuses the call itself (the client's doing, not
+retried); any other 4xx refuses ponder's own setup (its key or model name): a fault.  Each
+replica takes at most ``max_concurrency`` calls at once.  A thread probes every replica's
+``/health``: one that fails is passed over until it answers again, one that answers takes
+calls at once, and the engine (so ponder's own ``/health``) is down while no replica answers.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from search.engine import Completion, GenerationRequest, TokenLogprob
+from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected, TokenLogprob
 from server.engines.base import BaseEngine
 from server.engines.hf_tokenizer import HFTokenizer
 
@@ -36,10 +37,12 @@ logger = logging.getLogger(__name__)
 PREFIX_TOKENS = 64  # leading prompt tokens that pick the replica
 DOWN_SECONDS = 5.0  # how long a failed replica is passed over
 RETRIES = 3  # rounds over the replicas before a call fails
+REFUSALS = (400, 413, 422)  # the call itself was refused
 
 
-class UpstreamError(RuntimeError):
-    """Every replica failed the call."""
+class UpstreamError(EngineFault):
+    """The fleet failed the call: every replica failed it, one refused ponder's own setup (its
+    key or model name), or one answered in a shape ponder cannot read."""
 
 
 @dataclass(eq=False)
@@ -116,9 +119,8 @@ class UpstreamEngine(BaseEngine):
         )
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Every request of the call, concurrently, each on its prompt's replica; only a call
-        that no replica could serve counts against health (a refused request does not)."""
-        with self._calling(failures=(UpstreamError,)):
+        """Every request of the call, concurrently, each on its prompt's replica."""
+        with self._calling():
             return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     def health(self) -> str | None:
@@ -155,12 +157,14 @@ class UpstreamEngine(BaseEngine):
                     errors.append(f"{replica.url}: {exc!r}")
                     replica.down_until = time.monotonic() + DOWN_SECONDS
                     continue
-                if response.status_code >= 500:
+                if response.status_code >= 500 or response.status_code == 429:  # 429: busy
                     errors.append(f"{replica.url}: {response.status_code}")
                     replica.down_until = time.monotonic() + DOWN_SECONDS
                     continue
+                if response.status_code in REFUSALS:
+                    raise _refusal(response)
                 if response.status_code >= 400:
-                    raise ValueError(f"upstream refused the call: {response.text}")
+                    raise UpstreamError(f"{replica.url} answered {response.status_code}")
                 completions = self._completions(response.json(), request)
                 self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
                 return completions
@@ -234,6 +238,18 @@ class UpstreamEngine(BaseEngine):
                 )
             )
         return completions
+
+
+def _refusal(response: httpx.Response) -> RequestRejected:
+    """A replica's refusal of the call as the engine's own, naming the field the replica named
+    (the fleet speaks ``/v1/completions``, whose fields are the ones an engine refusal names)."""
+    try:
+        error = response.json()
+        error = error.get("error", error)  # OpenAI's shape, or vLLM's older flat one
+        message, param = str(error["message"]), error.get("param")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message, param = response.text, None
+    return RequestRejected(f"the upstream refused the call: {message}", param=param)
 
 
 def _token_id(token: str) -> int:

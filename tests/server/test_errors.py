@@ -1,13 +1,18 @@
-"""Bad input gets an OpenAI-shaped error with the right status, and the server keeps serving."""
+"""Bad input gets an OpenAI-shaped error with the right status, and the server keeps serving
+(and stays healthy: what the client asked wrongly never counts against the engine)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import TINY_SEARCH
+from server.engines.llamacpp_engine import LlamaCppEngine
+from server.model_source import resolve
+from tests.conftest import TINY_SEARCH, LiveServer
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
@@ -123,3 +128,56 @@ def test_server_keeps_serving_after_errors(http: httpx.Client, model_name: str) 
     )
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"] is not None
+
+
+@pytest.mark.parametrize("samples", [65, 200])
+def test_more_samples_than_an_engine_runs_is_a_400_and_health_stays(
+    http: httpx.Client, model_name: str, samples: int
+) -> None:
+    search = {"method": "best_of_n", "samples": samples}
+    for _ in range(4):
+        r = http.post(
+            "/v1/chat/completions",
+            json={"model": model_name, "messages": MESSAGES, "max_tokens": 4, "search": search},
+        )
+        assert_error(r, 400, "search.samples")
+    assert http.get("/health").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def four_sequences() -> Iterator[LiveServer]:
+    """A server on an engine that runs 4 sequences at once, below what the schema accepts."""
+    engine = LlamaCppEngine(
+        resolve(None), kv_cache_tokens=1024, prefix_cache_tokens=0, max_sequences=4
+    )
+    with LiveServer(engine) as live:
+        yield live
+    engine.close()
+
+
+@pytest.mark.parametrize(
+    ("search", "param"),
+    [
+        ({"method": "best_of_n", "samples": 5}, "search.samples"),
+        ({**TINY_SEARCH, "branching": 5}, "search.branching"),
+    ],
+)
+def test_an_engine_refusal_names_the_chat_field_that_asked(
+    four_sequences: LiveServer, model_name: str, search: dict[str, Any], param: str
+) -> None:
+    """Refused by the engine (not the schema): a 400 naming the field, streamed or not, and
+    ``/health`` stays 200."""
+    body = {"model": model_name, "messages": MESSAGES, "max_tokens": 4}
+    with httpx.Client(base_url=four_sequences.url, timeout=120) as http:
+        for _ in range(3):
+            r = http.post("/v1/chat/completions", json={**body, "search": search})
+            assert "sequences" in assert_error(r, 400, param)["message"]
+        stream = {**body, "search": search, "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=stream) as r:
+            frames = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+        assert frames[-1] == "[DONE]"
+        error = json.loads(frames[-2])["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", param)
+        completion = {"model": model_name, "prompt": "Hi", "max_tokens": 2, "n": 5}
+        assert_error(http.post("/v1/completions", json=completion), 400, "n")
+        assert http.get("/health").status_code == 200

@@ -1,18 +1,21 @@
-"""Server caps on search budgets (400 naming the field and the cap) and the body size limit."""
+"""Server caps on search budgets (400 naming the field and the cap), the body size limit, and
+schema caps that every engine serves."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel
 
 from server.args import ServerArgs
 from server.engines import ServingEngine
 from server.limits import capped_defaults
-from server.protocol import SearchOptions
+from server.protocol import CompletionRequest, SearchOptions
 from tests.conftest import TINY_SEARCH, LiveServer
 
 MESSAGES = [{"role": "user", "content": "Tell me about the sea."}]
@@ -138,3 +141,59 @@ def test_a_timeout_over_the_cap_is_refused(capped: str, model_name: str) -> None
         },
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "timeout"
+
+
+def schema_cap(model: type[BaseModel], field: str) -> int:
+    """The largest value the request schema accepts for ``field``."""
+    return int(model.model_json_schema()["properties"][field]["maximum"])
+
+
+@pytest.fixture(scope="module", params=["llamacpp", "transformers"])
+def any_engine(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A server on each engine CI runs: its URL and model name."""
+    fixture = "engine" if request.param == "llamacpp" else "transformers_engine"
+    engine: ServingEngine = request.getfixturevalue(fixture)
+    with LiveServer(engine) as live:
+        yield live.url, engine.model_name
+
+
+# (the field as a client names it, the schema field, the rest of the search)
+AT_THE_CAP = [
+    ("search.samples", "samples", {"method": "best_of_n"}),
+    (
+        "search.branching",
+        "branching",
+        {"granularity": "mini_step", "step_tokens": 1, "rollout_tokens": 1, "iterations": 1},
+    ),
+    ("search.beam_width", "beam_width", {"method": "beam", "granularity": "mini_step"}),
+]
+
+
+@pytest.mark.parametrize(("param", "field", "search"), AT_THE_CAP)
+def test_the_largest_search_value_the_schema_accepts_is_served(
+    any_engine: tuple[str, str], param: str, field: str, search: dict[str, Any]
+) -> None:
+    url, model = any_engine
+    cap = schema_cap(SearchOptions, field)
+    body = {"model": model, "messages": MESSAGES, "max_tokens": 2, "search": search}
+    served = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={**body, "search": {**search, field: cap}},
+        timeout=300,
+    )
+    assert served.status_code == 200, served.text
+    past = httpx.post(
+        f"{url}/v1/chat/completions", json={**body, "search": {**search, field: cap + 1}}
+    )
+    assert past.status_code == 400 and past.json()["error"]["param"] == param
+
+
+def test_the_largest_n_the_schema_accepts_is_served(any_engine: tuple[str, str]) -> None:
+    url, model = any_engine
+    cap = schema_cap(CompletionRequest, "n")
+    body = {"model": model, "prompt": "The sea is", "max_tokens": 2}
+    served = httpx.post(f"{url}/v1/completions", json={**body, "n": cap}, timeout=300)
+    assert served.status_code == 200, served.text
+    assert len(served.json()["choices"]) == cap
+    past = httpx.post(f"{url}/v1/completions", json={**body, "n": cap + 1})
+    assert past.status_code == 400 and past.json()["error"]["param"] == "n"

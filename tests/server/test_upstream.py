@@ -1,5 +1,6 @@
 """A fleet: two ponder servers (plain generation) as the upstreams of a third that runs MCTS.
-One upstream is stopped mid-run and every search still completes."""
+One upstream is stopped mid-run and every search still completes.  A call a replica refuses is
+the client's; a fleet that cannot serve is a 503."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
+from search.engine import GenerationRequest, RequestRejected
 from server.args import ServerArgs
 from server.engines import load_engine
+from server.engines.base import Health
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.upstream import UpstreamEngine
 from tests.conftest import TINY_SEARCH, LiveServer, free_port
@@ -87,6 +91,34 @@ def test_health_probes_follow_a_replica_away_and_back(engine: LlamaCppEngine) ->
             assert reply.status_code == 503
             assert "no upstream replica answers" in reply.json()["reason"]
         fleet.close()
+
+
+def test_a_call_a_replica_refuses_names_the_field_and_spares_health(
+    upstream_engine: UpstreamEngine,
+) -> None:
+    prompt = tuple(upstream_engine.tokenizer.encode("The sea is"))
+    too_many = GenerationRequest(prompt, max_tokens=2, n=65)  # the replica's schema caps n
+    for _ in range(Health.FAILURES_BEFORE_DOWN + 1):
+        with pytest.raises(RequestRejected) as refused:
+            asyncio.run(upstream_engine.generate([too_many]))
+        assert refused.value.param == "n"
+    assert upstream_engine.health() is None
+
+
+def test_a_fleet_that_cannot_serve_is_a_503(engine: LlamaCppEngine) -> None:
+    with LiveServer(engine) as replica:
+        fleet = load_engine(ServerArgs(upstreams=[replica.url]))
+    # the replica has stopped: every call is refused a connection, round after round
+    with LiveServer(fleet) as front, httpx.Client(base_url=front.url, timeout=60) as http:
+        completion = {"model": fleet.model_name, "prompt": "Hi", "max_tokens": 2}
+        chat = {"model": fleet.model_name, "messages": [{"role": "user", "content": "Hi"}]}
+        answers = [http.post("/v1/completions", json=completion)]
+        answers.append(http.post("/v1/chat/completions", json={**chat, "search": TINY_SEARCH}))
+    fleet.close()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert (error["type"], error["code"]) == ("service_unavailable_error", "engine_fault")
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
