@@ -63,3 +63,11 @@ def test_ponder_serve_runs_a_real_server(monkeypatch: pytest.MonkeyPatch) -> Non
         )
         assert r.status_code == 200
         assert r.json()["search"]["method"] == "none"  # the server default from PONDER_*
+
+
+def test_external_launcher_is_refused() -> None:
+    """vLLM's external_launcher backend is for offline use: AsyncLLM cannot start with it."""
+    with pytest.raises(ValueError, match="'mp', 'ray' or 'uni'"):
+        parse_args(["serve", "--distributed-executor-backend", "external_launcher"])
+    args = parse_args(["serve", "--distributed-executor-backend", "mp"])
+    assert args.distributed_executor_backend == "mp"

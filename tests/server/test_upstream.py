@@ -127,3 +127,16 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.02)
+
+
+def test_the_fleet_is_sent_neutral_sampling_values(upstream_engine: UpstreamEngine) -> None:
+    """`vllm serve` fills missing top_k, min_p and penalties from the model's
+    generation_config.json; the upstream engine says the neutral ones outright, so the fleet
+    samples as every other engine does (and a ponder upstream accepts them)."""
+    ids = tuple(upstream_engine.tokenizer.encode("Once upon a time"))
+    request = GenerationRequest(ids, max_tokens=4, seed=5)
+    body = upstream_engine._body(request)
+    assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (0, 0.0, 1.0)
+    assert (body["presence_penalty"], body["frequency_penalty"]) == (0.0, 0.0)
+    [[sample]] = asyncio.run(upstream_engine.generate([request]))
+    assert len(sample.token_ids) == 4
