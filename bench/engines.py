@@ -45,7 +45,12 @@ def installed() -> list[str]:
     return kinds
 
 
-MODES = ("one call", "concurrent calls", "sequential calls", "one call, long prompt")
+MODES = {
+    "one": "one call",
+    "concurrent": "concurrent calls",
+    "sequential": "sequential calls",
+    "long": "one call, long prompt",
+}
 
 
 def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) -> dict[str, Any]:
@@ -75,23 +80,48 @@ def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) ->
     }
 
 
+def machine() -> dict[str, str]:
+    """The versions and device that gave the numbers."""
+    facts = {"torch": torch.__version__}
+    if torch.cuda.is_available():
+        facts["device"] = torch.cuda.get_device_name()
+    if importlib.util.find_spec("vllm") is not None:
+        from importlib.metadata import version
+
+        facts["vllm"] = version("vllm")
+    return facts
+
+
 def main() -> None:
     """Measure every installed engine; print a table; write bench/results/engines.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64, help="tokens per sequence")
+    parser.add_argument("--engines", help="comma-separated (default: every installed one)")
+    parser.add_argument("--sequences", default="1,4,8,16", help="comma-separated batch sizes")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
+    parser.add_argument(
+        "--sequential-up-to",
+        type=int,
+        help="run the sequential mode (no batching: the slowest) only up to this many sequences",
+    )
     args = parser.parse_args()
+    kinds = args.engines.split(",") if args.engines else installed()
+    sizes = [int(n) for n in args.sequences.split(",")]
+    limit = args.sequential_up_to or max(sizes)
     rows = []
-    for kind in installed():
+    for kind in kinds:
         engine = load_engine(ServerArgs(engine=kind))
         try:
             throughput(engine, 1, 8, "one call")  # warm up
-            for mode in MODES:
-                for sequences in (1, 4, 8, 16):
+            for mode in (MODES[m] for m in args.modes.split(",")):
+                for sequences in sizes:
+                    if mode == MODES["sequential"] and sequences > limit:
+                        continue
                     row = throughput(engine, sequences, args.tokens, mode)
                     rows.append({"engine": kind, **row})
         finally:
             engine.close()
-    report("engines", rows)
+    report("engines", rows, **machine())
 
 
 if __name__ == "__main__":

@@ -89,13 +89,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--clients", default="1,4,8,16")
+    parser.add_argument(
+        "--sequential-up-to",
+        type=int,
+        help="send the requests one after another too only up to this many clients",
+    )
     args = parser.parse_args()
     rows = []
     with live_server(args.url) as base:
         model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]
         asyncio.run(wave(base, model, 1, concurrent=False))  # warm up
-        for n in (int(c) for c in args.clients.split(",")):
-            for concurrent in (True, False):
+        clients = [int(c) for c in args.clients.split(",")]
+        limit = args.sequential_up_to or max(clients)
+        for n in clients:
+            for concurrent in (True, False) if n <= limit else (True,):
                 rows.append(asyncio.run(wave(base, model, n, concurrent)))
     report("load", rows)
 
