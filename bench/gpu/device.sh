@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, run on the device machine from the repository root, one step or several per call:
-#   bash bench/gpu/device.sh probe     what the machine has; which pieces have arrived
+#   bash bench/gpu/device.sh receive   keep the pieces this call carried (a carried path lasts one
+#                                      call only) in /tmp/ponder-pieces; say which have arrived
+#   bash bench/gpu/device.sh probe     what the machine has
 #   bash bench/gpu/device.sh install   verify and unpack the pieces (bench/gpu/unpack.py)
 #   bash bench/gpu/device.sh test      the engine contract suite and tests/engines/test_vllm*.py on vLLM
 #   bash bench/gpu/device.sh bench     bench/engines (vLLM beside transformers on CUDA), then a live
@@ -9,19 +11,26 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/ponder-out}
 SITE=/tmp/ponder-site
-mkdir -p "$OUT"
+PIECES=/tmp/ponder-pieces
+mkdir -p "$OUT" "$PIECES"
 export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PONDER_CACHE_DIR=/tmp/ponder-cache VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+# vLLM's FlashInfer sampler compiles its kernels on first use (minutes, nvcc): PyTorch's instead
+export VLLM_USE_FLASHINFER_SAMPLER=0
+
+receive() {
+    [ -d .gpu ] && cp -r .gpu/. "$PIECES"/
+    python3 -m bench.gpu.unpack --check --root "$PIECES"
+}
 
 probe() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python3 -V
     python3 -m pip list 2>/dev/null | grep -iE '^(torch|transformers|tokenizers|huggingface.hub|numba|numpy|protobuf|setuptools|triton|pytest|prometheus.client|httpx) '
-    python3 -m bench.gpu.unpack --check
 }
 
 install() {
-    [ -d "$SITE/vllm" ] || python3 -m bench.gpu.unpack --into "$SITE" || return 1
+    [ -d "$SITE/vllm" ] || python3 -m bench.gpu.unpack --root "$PIECES" --into "$SITE" || return 1
     python3 -c 'import torch, vllm, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "vllm", vllm.__version__, "transformers", transformers.__version__, torch.cuda.get_device_name())'
 }
 
@@ -54,6 +63,7 @@ bench() {
 for step in "$@"; do
     echo "=== $step $(date -u +%T)"
     case $step in
+        receive) receive ;;
         probe) probe ;;
         install) install || exit 1 ;;
         test) tests ;;

@@ -34,15 +34,16 @@ DEVICE_HAS = {
     "charset-normalizer", "jinja2", "markupsafe", "pyyaml", "regex", "tqdm", "filelock",
     "fsspec", "packaging", "psutil", "sentencepiece", "tiktoken", "einops", "cloudpickle",
     "ninja", "pygments", "rich", "markdown-it-py", "mdurl", "click", "typer", "shellingham",
-    "httpx", "httpcore", "h11", "anyio", "sniffio", "setuptools", "six", "typing-extensions",
+    "httpx", "httpcore", "h11", "anyio", "setuptools", "six", "typing-extensions",
     "prometheus-client", "uvloop", "cuda-bindings", "cuda-core", "cuda-pathfinder",
     "py-cpuinfo", "ml-dtypes", "pip", "accelerate", "pytest", "pytest-timeout",
 }  # fmt: skip
 # vLLM's optional kernels and front-end extras that a Llama-shaped model served through
 # AsyncLLM never imports (several hundred MB); vLLM falls back to its own kernels without them.
+# (FlashInfer is shipped: vLLM 0.26's sampler imports it whatever it then decides.)
 NOT_NEEDED_PREFIXES = ("nvidia-", "tokenspeed-")
 NOT_NEEDED = {
-    "tilelang", "flashinfer-python", "quack-kernels", "humming-kernels",
+    "tilelang", "quack-kernels", "humming-kernels",
     "cuda-tile", "torchcodec", "pynvvideocodec", "z3-solver", "fastsafetensors", "anthropic",
     "cryptography", "grpcio", "sentry-sdk", "torch-c-dlpack-ext", "cuda-python",
 }  # fmt: skip

@@ -81,7 +81,7 @@ class VllmEngine(BaseEngine):
         self.max_model_len = int(self._llm.model_config.max_model_len)
         self._ids = itertools.count()
         self._busy_since: float | None = None
-        self._in_flight: set[Future[list[list[Completion]]]] = set()
+        self._calls: set[asyncio.Task[Any]] = set()  # on the engine's loop
         # vLLM stops on the generation config's end-of-sequence ids as well as the tokenizer's;
         # the search must know them too, or such a token becomes a step of its own
         config_eos = self._llm.model_config.try_get_generation_config().get("eos_token_id")
@@ -115,16 +115,13 @@ class VllmEngine(BaseEngine):
         calls = [(request, self._sampling_params(request)) for request in requests]
         with self._calling():
             self._busy(+1)
-            future = self._call(self._generate_all(calls))
-            self._in_flight.add(future)
             try:
-                return await asyncio.wrap_future(future)
+                return await asyncio.wrap_future(self._call(self._generate_all(calls)))
             except asyncio.CancelledError:
                 if self._health.closed and not _caller_cancelled():
                     raise EngineFault("the vLLM engine closed during the call") from None
                 raise
             finally:
-                self._in_flight.discard(future)
                 self._busy(-1)
 
     def _sampling_params(self, request: GenerationRequest) -> Any:
@@ -169,11 +166,16 @@ class VllmEngine(BaseEngine):
     ) -> list[list[Completion]]:
         """On the engine's loop: one vLLM request per generation request, awaited together;
         one that fails cancels (so aborts) its siblings."""
+        call = asyncio.current_task()
+        assert call is not None
+        self._calls.add(call)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._generate_one(r, p)) for r, p in calls]
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
+        finally:
+            self._calls.discard(call)
         return [task.result() for task in tasks]
 
     async def _generate_one(self, request: GenerationRequest, params: Any) -> list[Completion]:
@@ -222,12 +224,21 @@ class VllmEngine(BaseEngine):
             stop_reason=stop,
         )
 
+    async def _cancel_calls(self) -> None:
+        """On the engine's loop: cancel every call and wait until each has unwound (its vLLM
+        requests aborted)."""
+        calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+
     def close(self) -> None:
         """Fail the calls still running (vLLM aborts them), shut vLLM's engine core down and
-        stop the engine's loop."""
+        stop the engine's loop (once: a second close finds nothing to do)."""
+        if self._health.closed:
+            return
         self._health.closed = True
-        for future in list(self._in_flight):
-            future.cancel()
+        self._call(self._cancel_calls()).result(timeout=60)
         self._llm.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
