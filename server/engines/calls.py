@@ -5,6 +5,7 @@ they share: a queue the thread sleeps on, and a call that settles on its caller'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class Call:
             else:
                 self.future.set_result(result)
 
-        self.loop.call_soon_threadsafe(resolve)
+        with contextlib.suppress(RuntimeError):  # the caller has gone, its loop closed
+            self.loop.call_soon_threadsafe(resolve)
 
 
 C = TypeVar("C", bound=Call)

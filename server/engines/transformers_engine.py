@@ -192,7 +192,7 @@ class TransformersEngine(BaseEngine):
                 continue
             held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
             self._keep_prefix(held, batch.cache, j, batch.mask[j])
-            if call.finished():
+            if call.finished() and not call.settled:  # its rows can finish in one step
                 call.settle(call.results())
         if not keep:
             return None
