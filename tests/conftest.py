@@ -83,6 +83,9 @@ def vllm_engine() -> Iterator[ServingEngine]:
     reason = vllm_unavailable()
     if reason is not None:
         pytest.skip(reason)
+    # a forked engine core would inherit pytest's warnings-as-errors (torch's TF32 hint then
+    # fails its compile): spawn it clean
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     loaded = load_engine(
         ServerArgs(engine="vllm", dtype="float32", gpu_memory_utilization=0.3, max_model_len=2048)
     )

@@ -42,7 +42,7 @@ tests() {
 
 bench() {
     python3 -m bench.engines --engines vllm,transformers --sequences 1,8,32,128 \
-        --modes one,concurrent,sequential,long --sequential-up-to 8 2>&1 | tee "$OUT/engines.log"
+        --modes one,concurrent,sequential --sequential-up-to 8 2>&1 | tee "$OUT/engines.log"
     cp bench/results/engines.json "$OUT/" 2>/dev/null
     local port=8123 base=http://127.0.0.1:8123
     python3 -m server.cli serve --engine vllm --port $port --dtype bfloat16 \

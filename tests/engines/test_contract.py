@@ -8,6 +8,7 @@ joins this suite where vLLM and CUDA are present.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import time
 from collections import Counter
@@ -164,7 +165,11 @@ def test_logprobs_do_not_depend_on_temperature(engine_under_test: ServingEngine,
     [[hot]] = generate(engine, GenerationRequest(ids, max_tokens=1, temperature=1.7, seed=1))
     assert [t for t, _ in hot.logprobs[0].top] == [t for t, _ in cold.logprobs[0].top]
     hot_values = [lp for _, lp in hot.logprobs[0].top]
-    assert hot_values == pytest.approx([lp for _, lp in cold.logprobs[0].top], abs=1e-4)
+    # vLLM reads the second call's prompt from its prefix cache and recomputes only the last
+    # block, summing in another order (seen on an H200: 8e-4 nats); temperature 1.7 applied to
+    # logprobs would move them by tenths of a nat
+    same = 2e-3 if kind == "vllm" else 1e-4
+    assert hot_values == pytest.approx([lp for _, lp in cold.logprobs[0].top], abs=same)
 
 
 def test_batched_generation_equals_one_by_one_for_greedy(
@@ -190,21 +195,32 @@ def test_a_call_joins_another_calls_batch_midway(
     first = GenerationRequest(
         prompt(engine, "Count from one to fifty."), max_tokens=48, temperature=0
     )
+    if kind == "vllm":  # a GPU decodes 48 tokens in a blink: eight long samples keep it busy
+        first = GenerationRequest(
+            prompt(engine, "Write a long essay about the sea."), max_tokens=1500, n=8, seed=1
+        )
     second = GenerationRequest(prompt(engine, "Name three fruits."), max_tokens=8, temperature=0)
     [[alone]] = generate(engine, second)
-    stats = engine.stats if kind == "vllm" else scorer.stats  # vLLM counts no forward passes
+    stats = scorer.stats
     before = Counter(stats.batch_sizes)
 
+    def decoded() -> float:
+        """How far the engine has decoded: forward passes, or (vLLM, which counts none for
+        ponder) its own generated-token counter, eight a step for the first call."""
+        return _vllm_generated_tokens() if kind == "vllm" else stats.decode_steps
+
     async def second_joins() -> Completion:
+        start = decoded()
         running = asyncio.ensure_future(engine.generate([first]))
-        steps = stats.decode_steps
-        if kind == "vllm":  # a GPU decodes a step in milliseconds: the first call is running
-            await asyncio.sleep(0.05)
-        while kind != "vllm" and stats.decode_steps < steps + 2:  # the first call is decoding
+        deadline = time.monotonic() + 120
+        while decoded() < start + (16 if kind == "vllm" else 2):  # the first call is decoding
+            assert time.monotonic() < deadline, "the first call never started decoding"
             await asyncio.sleep(0.002)
         [[joined]] = await engine.generate([second])
         assert not running.done()
-        await running
+        running.cancel()  # what it would have generated is not the point
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
         return joined
 
     joined = asyncio.run(second_joins())
@@ -212,6 +228,19 @@ def test_a_call_joins_another_calls_batch_midway(
     if kind != "vllm":
         shared = stats.batch_sizes - before
         assert any(rows >= 2 for rows in shared), shared
+
+
+def _vllm_generated_tokens() -> float:
+    """vLLM's ``vllm:generation_tokens`` counter, which its stat logger bumps every step."""
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "vllm:generation_tokens"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
 
 
 def assert_same_greedy(a: Completion, b: Completion, tolerance: float) -> None:
