@@ -5,6 +5,7 @@ the client's; a fleet that cannot serve is a 503."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -50,7 +51,10 @@ def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
             async def run() -> list[httpx.Response]:
                 async with httpx.AsyncClient(base_url=front.url, timeout=300) as client:
                     searches = [asyncio.ensure_future(ask(client, q)) for q in chosen]
-                    await asyncio.sleep(1.0)  # the searches are under way
+                    deadline = time.monotonic() + 120
+                    while fleet.stats.requests_in_flight == 0:  # the searches are under way
+                        assert time.monotonic() < deadline, "no search reached the fleet"
+                        await asyncio.sleep(0.05)
                     first.server.should_exit = True  # stop one upstream mid-run
                     return list(await asyncio.gather(*searches))
 
@@ -58,7 +62,12 @@ def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
             first.thread.join(timeout=30)
             assert not first.thread.is_alive()
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
-    assert all(a.json()["choices"][0]["message"]["content"] for a in answers)
+    # every search finished a path.  Not necessarily with content: when a path's last action is
+    # its end-of-sequence token alone, the last-step rule leaves the answer empty and the whole
+    # text in the reasoning (1 of 40 such searches on this model, 2026-11-26; not this test's point)
+    messages = [a.json()["choices"][0]["message"] for a in answers]
+    empty = [m for m in messages if not (m["content"] or m.get("reasoning_content"))]
+    assert not empty, json.dumps(empty)
     down = [r for r in fleet.ranked(()) if r.url == first.url]
     assert down[0].down_until > 0  # calls to the stopped replica failed over
     fleet.close()
