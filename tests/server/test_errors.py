@@ -109,6 +109,49 @@ def test_prompt_longer_than_the_context(http: httpx.Client, model_name: str) -> 
     assert "maximum context length is 8192" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("route", "fields", "status", "param"),
+    [
+        (
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "\udcff"}]},
+            400,
+            "messages",
+        ),
+        (
+            "chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "a\ud800"}]}]},
+            400,
+            "messages",
+        ),
+        ("completions", {"prompt": "\udcff"}, 400, "prompt"),
+        ("chat/completions", {"model": "\udcff", "messages": MESSAGES}, 404, "model"),
+    ],
+)
+def test_a_lone_surrogate_is_the_clients_error_and_the_server_keeps_serving(
+    http: httpx.Client,
+    model_name: str,
+    route: str,
+    fields: dict[str, Any],
+    status: int,
+    param: str,
+) -> None:
+    """JSON's ``\\u`` escapes can spell half a surrogate pair, which is no Unicode text: the
+    tokenizer cannot read it and UTF-8 cannot encode it, so it must not reach either."""
+    raw = json.dumps({"model": model_name, "max_tokens": 2, **fields}).encode()
+    assert b"\\ud" in raw  # valid JSON: the escape, as any client sends it
+    r = http.post(f"/v1/{route}", content=raw, headers={"content-type": "application/json"})
+    assert_error(r, status, param)
+    assert http.get("/health").status_code == 200
+    chat = {
+        "model": model_name,
+        "messages": MESSAGES,
+        "max_tokens": 2,
+        "search": {"method": "none"},
+    }
+    assert http.post("/v1/chat/completions", json=chat).status_code == 200
+
+
 def test_unknown_route_is_openai_shaped(http: httpx.Client) -> None:
     assert_error(http.get("/v1/nothing"), 404, None)
 
