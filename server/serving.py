@@ -187,7 +187,6 @@ class ChatService:
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,
-                incremental=request.stream,
             )
         except SearchConfigError as exc:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param
