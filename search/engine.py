@@ -8,6 +8,7 @@ temperature), so rewards do not depend on the sampling temperature.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,7 +105,9 @@ class Completion:
 class EngineStats:
     """Counters an engine keeps for metrics and tests (mutable, owned by the engine).
 
-    ``decode_rows / decode_steps`` is the mean number of sequences per forward pass.
+    ``decode_rows / decode_steps`` is the mean number of sequences per forward pass.  An
+    engine's scheduler thread records steps while a scrape reads them: read the forward passes
+    through :meth:`batch_histogram`, never by iterating ``batch_sizes``.
     """
 
     prompt_tokens_computed: int = 0
@@ -116,12 +119,23 @@ class EngineStats:
     batch_sizes: Counter[int] = field(default_factory=Counter)  # forward passes by rows
     busy_seconds: float = 0.0  # time spent computing, for the orchestration overhead
     preemptions: int = 0  # calls sent back to wait because the KV cache was full
+    _steps_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def record_step(self, rows: int) -> None:
         """Count one forward pass over ``rows`` sequences."""
-        self.decode_steps += 1
-        self.decode_rows += rows
-        self.batch_sizes[rows] += 1
+        with self._steps_lock:
+            self.decode_steps += 1
+            self.decode_rows += rows
+            self.batch_sizes[rows] += 1
+
+    def batch_histogram(self) -> tuple[Counter[int], int]:
+        """A copy of ``batch_sizes`` and the rows of all those passes, taken together: a
+        counter that another thread adds a key to while it is iterated raises, and the two
+        must agree for a histogram's buckets to."""
+        with self._steps_lock:
+            return Counter(self.batch_sizes), self.decode_rows
 
 
 @runtime_checkable

@@ -37,7 +37,8 @@ class SearchParams:
     :param method: search method name, looked up in :data:`search.methods.METHODS`.
     :param granularity: an action is a ``step`` (up to ``step_separator``), a ``mini_step`` of
         ``step_tokens`` tokens, or a single ``token``.
-    :param step_tokens: mini-step size; in ``step`` granularity the cap on one step's length.
+    :param step_tokens: mini-step size; in ``step`` granularity the cap on one step's length;
+        for method ``none``, the tokens of one engine call.
     :param iterations: simulations per commit round.
     :param branching: children per expansion (the ``n`` of one engine call).
     :param exploration: UCT constant ``c``.
@@ -82,7 +83,6 @@ class SearchParams:
     samples: int = 4
     beam_width: int = 2
     parallel: int = 1
-    incremental: bool = True
 
     def __post_init__(self) -> None:
         positive = {

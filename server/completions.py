@@ -28,10 +28,13 @@ def prompts_of(request: CompletionRequest, engine: ServingEngine) -> list[tuple[
         items = [[int(t) for t in prompt]]
     else:
         items = list(prompt)
-    batches = [
-        tuple(engine.tokenizer.encode(item)) if isinstance(item, str) else tuple(item)
-        for item in items
-    ]
+    try:
+        batches = [
+            tuple(engine.tokenizer.encode(item)) if isinstance(item, str) else tuple(item)
+            for item in items
+        ]
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="prompt") from exc
     if not all(batches):
         raise InvalidRequest("every prompt needs at least one token", param="prompt")
     vocab = engine.tokenizer.vocab_size

@@ -14,12 +14,12 @@ An engine's own errors (``search.engine.EngineError``) are mapped once, by
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search.engine import EngineError, RequestRejected
@@ -96,23 +96,25 @@ def from_engine(exc: EngineError, fields: Mapping[str, str] | None = None) -> Po
     )
 
 
-def _json(status: int, body: ErrorResponse) -> JSONResponse:
-    return JSONResponse(body.model_dump(), status_code=status)
+def _json(status: int, body: ErrorResponse) -> Response:
+    # ASCII with escapes: a message may quote the request, and a lone surrogate in it (valid
+    # JSON) has no UTF-8 encoding, which JSONResponse needs
+    return Response(json.dumps(body.model_dump()), status, media_type="application/json")
 
 
-async def _on_ponder_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_ponder_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, PonderError)
     response = _json(exc.status_code, exc.body())
     response.headers.update(exc.headers or {})
     return response
 
 
-async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_engine_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngineError)
     return await _on_ponder_error(request, from_engine(exc))
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     if first.get("type") == "json_invalid":
@@ -123,13 +125,13 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(400, InvalidRequest(message, param=param).body())
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     error_type = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     return _json(exc.status_code, ErrorResponse.of(str(exc.detail), error_type, None))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return _json(500, PonderError(f"Internal error: {type(exc).__name__}").body())
 

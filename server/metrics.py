@@ -120,16 +120,16 @@ class EngineCollector(Collector):
             "Calls sent back to wait, and later recomputed, because the KV cache was full",
             value=self._stats.preemptions,
         )
-        sizes = self._stats.batch_sizes
+        sizes, rows_in_all = self._stats.batch_histogram()
         buckets = [
             (str(bound), sum(n for rows, n in sizes.items() if rows <= bound))
             for bound in self.BATCH_BUCKETS
         ]
-        buckets.append(("+Inf", self._stats.decode_steps))
+        buckets.append(("+Inf", sizes.total()))
         batch = HistogramMetricFamily(
             "ponder_engine_batch_size", "Sequences in each engine forward pass"
         )
-        batch.add_metric([], buckets, sum_value=self._stats.decode_rows)
+        batch.add_metric([], buckets, sum_value=rows_in_all)
         yield batch
 
 

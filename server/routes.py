@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from server.completions import completion_response, generation_requests, prompts_of
@@ -109,7 +110,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     answer has been sent or the client has gone.
     """
     service = _service(request)
-    prepared = service.prepare(body)
+    prepared = await service.prepare(body)
     admission = service.admission
     if not await _slot(request, admission):
         return Response(status_code=CLIENT_CLOSED)
@@ -127,7 +128,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     engine = service.engine
     if body.model != engine.model_name:
         raise ModelNotFound(body.model)
-    prompts = prompts_of(body, engine)
+    prompts = await run_in_threadpool(prompts_of, body, engine)  # seconds for megabytes
     generation = generation_requests(body, prompts)
 
     async def generate() -> CompletionResponse:

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import get_args
 
+from starlette.concurrency import run_in_threadpool
+
 from search import (
     AnswerDelta,
     Finished,
@@ -156,8 +158,10 @@ class ChatService:
         ids = [name, *(f"{name}:{m}" for m in ALIASES)]
         return ModelList(data=[ModelCard(id=i, root=name, max_model_len=limit) for i in ids])
 
-    def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
-        """Check the request against the model and build its frozen search parameters."""
+    async def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
+        """Check the request against the model and build its frozen search parameters.  The
+        chat template runs in a worker thread: a message of megabytes takes seconds to
+        tokenize, and on the event loop every other request and stream would wait for it."""
         options = self._options(request)
         check_caps(options, self.args)
         if request.logprobs:
@@ -167,7 +171,8 @@ class ChatService:
             for m in request.messages
         ]
         try:
-            prompt = tuple(self.engine.tokenizer.apply_chat_template(messages))
+            template = self.engine.tokenizer.apply_chat_template
+            prompt = tuple(await run_in_threadpool(template, messages))
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
         max_tokens = self._max_tokens(request, len(prompt))
@@ -182,7 +187,6 @@ class ChatService:
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,
-                incremental=request.stream,
             )
         except SearchConfigError as exc:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param

@@ -1,7 +1,8 @@
 """Method ``none``: plain sampling, no search; the baseline every search is measured against.
 
-When the caller wants incremental output, generation runs in chunks of ``step_tokens`` so the
-answer streams as it is produced.
+Generation runs in engine calls of ``step_tokens`` tokens, so the answer streams as it is
+produced.  Each call draws its own seed, so a sample depends on where the calls split it: they
+split it the same way whether or not the caller streams, and a seed gives one answer.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ async def run_plain(
     """Generate one answer and yield it as reasoning/answer deltas."""
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
     writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="content")
-    chunk = params.step_tokens if params.incremental else params.max_tokens
     logprobs: list[TokenLogprob] = []
     finish_reason: FinishReason = "length"
     stop_reason: StopReason = "max_tokens"
     while True:
         generated = len(writer.token_ids)
-        max_tokens = min(chunk, params.max_tokens - generated, budget.remaining_tokens())
+        max_tokens = min(
+            params.step_tokens, params.max_tokens - generated, budget.remaining_tokens()
+        )
         if max_tokens < 1:
             stop_reason = budget.exhausted() or "max_tokens"
             break

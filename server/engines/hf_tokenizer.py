@@ -45,16 +45,19 @@ class HFTokenizer:
         return len(self._tokenizer)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` without special tokens."""
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+        """Token ids of ``text`` without special tokens; ``ValueError`` if it is not Unicode
+        text."""
+        return list(self._tokenizer.encode(_unicode(text), add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids`` without special tokens."""
         return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added; ``ValueError`` if the template
-        rejects the conversation (an unsupported role, say)."""
+        """Prompt ids for a chat, generation prompt added; ``ValueError`` if a message is not
+        Unicode text or the template rejects the conversation (an unsupported role, say)."""
+        for message in messages:
+            _unicode(message["content"])
         try:
             ids = self._tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=True, return_dict=False
@@ -62,3 +65,16 @@ class HFTokenizer:
         except TemplateError as exc:
             raise ValueError(f"the chat template rejected the messages: {exc}") from exc
         return list(ids)
+
+
+def _unicode(text: str) -> str:
+    """``text``, checked to be Unicode text: JSON's ``\\u`` escapes can spell a lone surrogate,
+    which the Rust tokenizer refuses with a ``TypeError`` and UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the text holds a lone surrogate ({text[exc.start]!r} at character {exc.start}), "
+            "which is not Unicode text"
+        ) from None
+    return text

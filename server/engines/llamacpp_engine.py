@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
 
 BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
+CLOSE_WAIT_SECONDS = 60.0  # how long close waits for the decode step in progress to end
 
 
 @dataclass(eq=False)
@@ -123,7 +124,7 @@ class LlamaCppEngine(BaseEngine):
         self._waiting: list[_Group] = []  # not yet given sequences
         self._prefilling: list[_Group] = []
         self._running: list[_Running] = []
-        self._thread = threading.Thread(target=self._loop, name="ponder-llamacpp", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ponder-llamacpp", daemon=True)
         self._thread.start()
         logger.info("loaded %s with llama.cpp (%d threads)", source.path, params.n_threads)
 
@@ -150,15 +151,28 @@ class LlamaCppEngine(BaseEngine):
         done.wait()
 
     def close(self) -> None:
-        """Stop the scheduler and free llama.cpp's context and model."""
+        """Stop the scheduler, which frees llama.cpp's context and model as it exits: freed
+        from here, they could go while a ``llama_decode`` still runs on them."""
         self._health.closed = True
         self._queue.close()
-        self._thread.join(timeout=10)
-        llama_cpp.llama_batch_free(self._batch)
-        llama_cpp.llama_free(self._ctx)
-        llama_cpp.llama_model_free(self._model)
+        self._thread.join(timeout=CLOSE_WAIT_SECONDS)
+        if self._thread.is_alive():
+            logger.error(
+                "llama.cpp's scheduler is still in a decode step after %.0f s; its context is "
+                "freed only once that step ends",
+                CLOSE_WAIT_SECONDS,
+            )
 
     # --- the scheduler thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The scheduler thread owns llama.cpp's context, so it alone frees it, when it stops."""
+        try:
+            self._loop()
+        finally:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            llama_cpp.llama_model_free(self._model)
 
     def _loop(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import openai
@@ -103,6 +104,50 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
     assert r.choices[0].message.content == content
     assert (r.choices[0].message.model_extra or {})["reasoning_content"] == reasoning
     assert r.usage.completion_tokens == usage.completion_tokens
+
+
+SEEDED_SEARCHES: dict[str, dict[str, object]] = {
+    "none": {"method": "none", "step_tokens": 8},  # streamed, it goes out 8 tokens at a time
+    "mcts": TINY_SEARCH,
+    "best_of_n": {"method": "best_of_n", "samples": 2},
+    "self_consistency": {"method": "self_consistency", "samples": 2},
+    "beam": {
+        "method": "beam",
+        "granularity": "mini_step",
+        "step_tokens": 8,
+        "beam_width": 2,
+        "branching": 2,
+    },
+}
+
+
+@pytest.mark.parametrize("method", SEEDED_SEARCHES)
+def test_a_seeded_answer_is_the_same_streamed_or_not(
+    client: openai.OpenAI, model_name: str, engine: LlamaCppEngine, method: str
+) -> None:
+    """The README's promise, for every method, sampling at temperature 0.8."""
+    asked: dict[str, Any] = {
+        "model": model_name,
+        "messages": QUESTION,
+        "seed": 7,
+        "temperature": 0.8,
+        "max_tokens": 24,
+        "extra_body": {"search": SEEDED_SEARCHES[method]},
+    }
+    engine.reset_prefix_cache()  # both runs start from the same engine state
+    reasoning = content = ""
+    for chunk in client.chat.completions.create(**asked, stream=True):
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
+            content += delta.content or ""
+    engine.reset_prefix_cache()
+    message = client.chat.completions.create(**asked).choices[0].message
+    assert ((message.model_extra or {}).get("reasoning_content") or "", message.content) == (
+        reasoning,
+        content,
+    )
+    assert content
 
 
 def test_method_none_is_plain_generation(client: openai.OpenAI, model_name: str) -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -15,6 +17,8 @@ from server.model_source import resolve
 from tests.conftest import TINY_SEARCH, LiveServer
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
+HUGE = "hello world " * 625_000  # 7.5 MB: under the 8 MiB body limit, seconds to tokenize
+USER_HUGE = {"role": "user", "content": HUGE}
 
 
 def assert_error(response: httpx.Response, status: int, param: str | None) -> dict[str, Any]:
@@ -107,6 +111,89 @@ def test_prompt_longer_than_the_context(http: httpx.Client, model_name: str) -> 
     r = http.post("/v1/chat/completions", json={"model": model_name, "messages": long})
     error = assert_error(r, 400, "messages")
     assert "maximum context length is 8192" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "status", "param"),
+    [
+        (
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "\udcff"}]},
+            400,
+            "messages",
+        ),
+        (
+            "chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "a\ud800"}]}]},
+            400,
+            "messages",
+        ),
+        ("completions", {"prompt": "\udcff"}, 400, "prompt"),
+        ("chat/completions", {"model": "\udcff", "messages": MESSAGES}, 404, "model"),
+    ],
+)
+def test_a_lone_surrogate_is_the_clients_error_and_the_server_keeps_serving(
+    http: httpx.Client,
+    model_name: str,
+    route: str,
+    fields: dict[str, Any],
+    status: int,
+    param: str,
+) -> None:
+    """JSON's ``\\u`` escapes can spell half a surrogate pair, which is no Unicode text: the
+    tokenizer cannot read it and UTF-8 cannot encode it, so it must not reach either."""
+    raw = json.dumps({"model": model_name, "max_tokens": 2, **fields}).encode()
+    assert b"\\ud" in raw  # valid JSON: the escape, as any client sends it
+    r = http.post(f"/v1/{route}", content=raw, headers={"content-type": "application/json"})
+    assert_error(r, status, param)
+    assert http.get("/health").status_code == 200
+    chat = {
+        "model": model_name,
+        "messages": MESSAGES,
+        "max_tokens": 2,
+        "search": {"method": "none"},
+    }
+    assert http.post("/v1/chat/completions", json=chat).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "tokenize", "fields", "param"),
+    [
+        ("chat/completions", "apply_chat_template", {"messages": [USER_HUGE]}, "messages"),
+        ("completions", "encode", {"prompt": HUGE}, "max_tokens"),
+    ],
+)
+def test_while_a_huge_request_is_tokenized_the_server_answers_others(
+    server: LiveServer,
+    engine: LlamaCppEngine,
+    model_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
+    tokenize: str,
+    fields: dict[str, Any],
+    param: str,
+) -> None:
+    """7.5 MB of text takes seconds to tokenize; meanwhile ``/health`` (and every stream) is
+    answered.  The tokenizer is held until ``/health`` has answered, so on the event loop it
+    would wait for an answer that cannot come."""
+    tokenizing, health_answered = threading.Event(), threading.Event()
+    answered_first: list[bool] = []
+    real = getattr(engine.tokenizer, tokenize)
+
+    def held(*args: Any) -> Any:
+        tokenizing.set()
+        answered_first.append(health_answered.wait(60))
+        return real(*args)
+
+    monkeypatch.setattr(engine.tokenizer, tokenize, held)
+    with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=server.url, timeout=300) as http:
+        rejected = pool.submit(http.post, f"/v1/{route}", json={"model": model_name, **fields})
+        assert tokenizing.wait(120), "the huge request was never tokenized"
+        assert httpx.get(f"{server.url}/health", timeout=120).status_code == 200
+        health_answered.set()
+        response = rejected.result()
+    assert answered_first == [True]
+    assert "maximum context length" in assert_error(response, 400, param)["message"]
 
 
 def test_unknown_route_is_openai_shaped(http: httpx.Client) -> None:
