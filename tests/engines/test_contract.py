@@ -217,9 +217,10 @@ def test_a_call_joins_another_calls_batch_midway(
             await asyncio.sleep(0.002)
         [[joined]] = await engine.generate([second])
         assert not running.done()
-        running.cancel()  # what it would have generated is not the point
+        if kind == "vllm":  # its eight long samples are not the point
+            running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await running
+            await running  # the engine is idle again for the next test
         return joined
 
     joined = asyncio.run(second_joins())
