@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import lzma
-import os
 import shutil
 import subprocess
 import tarfile
@@ -183,7 +182,6 @@ def main() -> None:
     pieces = manifest["pieces"]
     assert isinstance(pieces, list)
     print(f"{len(pieces)} pieces, {sum(p['bytes'] for p in pieces) / 2**20:.0f} MiB in all")
-    os.sync()
 
 
 if __name__ == "__main__":

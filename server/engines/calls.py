@@ -31,7 +31,10 @@ class Call:
         return cls(list(requests), loop.create_future(), loop)
 
     def settle(self, result: list[list[Completion]] | BaseException) -> None:
-        """Hand the result (or error) to the caller's event loop, unless it has gone."""
+        """Hand the result (or error) to the caller's event loop, unless it has gone; once:
+        a call's first result stands (several of its rows can finish, or fail, in one step)."""
+        if self.settled:
+            return
         self.settled = True
 
         def resolve() -> None:

@@ -20,12 +20,20 @@ class HFTokenizer:
         self._eos = eos_token_ids
 
     @classmethod
-    def load(cls, folder: str, eos_token_ids: Iterable[int | None] = ()) -> HFTokenizer:
-        """The tokenizer in ``folder``; its own end-of-sequence id joins ``eos_token_ids``."""
+    def load(
+        cls, folder: str, eos_token_ids: int | Iterable[int | None] | None = ()
+    ) -> HFTokenizer:
+        """The tokenizer in ``folder``; its own end-of-sequence id joins ``eos_token_ids`` (a
+        generation config's ``eos_token_id`` as it comes: one id, a list, or none)."""
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        ids = (tokenizer.eos_token_id, *eos_token_ids)
+        extra = (
+            [eos_token_ids]
+            if eos_token_ids is None or isinstance(eos_token_ids, int)
+            else eos_token_ids
+        )
+        ids = (tokenizer.eos_token_id, *extra)
         return cls(tokenizer, frozenset(int(t) for t in ids if t is not None))
 
     @property

@@ -94,8 +94,7 @@ class TransformersEngine(BaseEngine):
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()  # type: ignore[no-untyped-call]
         config_eos = self.model.generation_config.eos_token_id
-        eos = config_eos if isinstance(config_eos, list) else [config_eos]
-        super().__init__(source.served_name, HFTokenizer.load(folder, eos))
+        super().__init__(source.served_name, HFTokenizer.load(folder, config_eos))
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._vocab = int(self.model.config.vocab_size)
         self._prefixes: PrefixCache[_LayerKV] = PrefixCache(prefix_cache_tokens)
@@ -192,7 +191,7 @@ class TransformersEngine(BaseEngine):
                 continue
             held = sample.spec.prompt_token_ids + tuple(sample.token_ids[:-1])
             self._keep_prefix(held, batch.cache, j, batch.mask[j])
-            if call.finished() and not call.settled:  # its rows can finish in one step
+            if call.finished():
                 call.settle(call.results())
         if not keep:
             return None
@@ -326,10 +325,9 @@ def _calls(batch: _Batch | None) -> list[_Call]:
 
 
 def _fail(calls: list[_Call], exc: BaseException) -> None:
-    """Settle each of ``calls`` with ``exc`` (a call is failed once)."""
+    """Settle each of ``calls`` with ``exc`` (one already settled keeps its result)."""
     for call in calls:
-        if not call.settled:
-            call.settle(exc)
+        call.settle(exc)
 
 
 def _joinable(cache: DynamicCache) -> bool:

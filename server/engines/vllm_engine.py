@@ -85,9 +85,9 @@ class VllmEngine(BaseEngine):
         # vLLM stops on the generation config's end-of-sequence ids as well as the tokenizer's;
         # the search must know them too, or such a token becomes a step of its own
         config_eos = self._llm.model_config.try_get_generation_config().get("eos_token_id")
-        eos = config_eos if isinstance(config_eos, list) else [config_eos]
-        tokenizer = HFTokenizer.load(source.tokenizer_folder(), eos)
-        super().__init__(source.served_name, tokenizer)
+        super().__init__(
+            source.served_name, HFTokenizer.load(source.tokenizer_folder(), config_eos)
+        )
 
     @staticmethod
     async def _build(async_llm: Any, args: Any) -> Any:
