@@ -10,6 +10,11 @@ Expansion and simulation share one engine call: each of the ``n = branching`` sa
 from the leaf to the end of the answer (or ``rollout_tokens``); its first action becomes the
 child and the rest is that child's rollout.  Sampling the action and then continuing it is the
 same distribution as sampling the whole continuation at once, and it halves the engine calls.
+
+Every rollout that ends casts a vote for its final answer (:func:`search.extract.extract_answer`),
+weighted by its reward.  With ``vote`` the commit follows the leading answer rather than the
+visit count, and with ``consensus`` the search stops as soon as one answer clearly leads: the
+tree holds many finished answers, and Marco-o1's rule used only the committed one.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine
 from search.events import Expanded, Finished, SearchEvent, Started
+from search.extract import extract_answer
 from search.policies import (
     add_virtual_loss,
     backpropagate,
     best_child,
+    leading_answer,
     path_end,
     select_leaf,
+    vote_child,
 )
 from search.reward import REWARDS, Step
 from search.steps import StepCutter
@@ -59,6 +67,7 @@ class _MctsRun:
         self.cutter = StepCutter(params, tokenizer)
         self.writer = PathWriter(tokenizer, params.answer_markers, implicit="last_step")
         self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
+        self.finished: list[Trajectory] = []  # rollouts that ended with an answer
 
     async def events(self) -> AsyncGenerator[SearchEvent, None]:
         """The search loop: rounds of simulations, each ending in one committed step."""
@@ -85,7 +94,10 @@ class _MctsRun:
                     yield expansion
             if budget_out is not None or not root.children:
                 break
-            root = best_child(root)
+            if self._agreed(root):
+                budget_out = "consensus"
+                break
+            root = vote_child(root) if params.vote else best_child(root)
             for delta in self.writer.commit(
                 root.token_ids, last=path_end(root, self.params) is not None, stop=root.stop_reason
             ):
@@ -94,6 +106,17 @@ class _MctsRun:
         for event in closing:
             yield event
         yield Finished(result)
+
+    def _agreed(self, root: Node) -> bool:
+        """Whether the rollouts below ``root`` agree enough to stop (``consensus``): one
+        answer holds that share of the vote among at least one round's worth of them."""
+        consensus = self.params.consensus
+        leader = leading_answer(root)
+        if consensus is None or leader is None:
+            return False
+        return root.voters >= self.params.iterations * self.params.branching and (
+            leader[1] >= consensus
+        )
 
     def _select(self, root: Node, want: int) -> tuple[list[Node], int]:
         """Up to ``want`` distinct leaves to expand together, each chosen by UCT with virtual
@@ -179,9 +202,16 @@ class _MctsRun:
         reward = self.reward([*child.path_steps(), *tail])
         if is_new and terminal:
             self._maybe_reflect(leaf, child, reward)
-        return Trajectory(
-            child, tuple(tail), reward, completion.finish_reason, completion.stop_reason
+        answer = None
+        if completion.finish_reason == "stop":
+            ids = [*child.path_token_ids(), *(t for step in tail for t in step.token_ids)]
+            answer = extract_answer(self.engine.tokenizer.decode(ids))
+        trajectory = Trajectory(
+            child, tuple(tail), reward, completion.finish_reason, completion.stop_reason, answer
         )
+        if answer is not None:
+            self.finished.append(trajectory)
+        return trajectory
 
     def _maybe_reflect(self, leaf: Node, child: Node, reward: float) -> None:
         """Give a low-confidence finished path a sibling that asks the model to rethink."""
@@ -203,6 +233,17 @@ class _MctsRun:
         )
         self.tree.add_child(leaf, reflected, terminal=False, reflections=1)
 
+    def _final_rollout(self, root: Node, best: Trajectory) -> Trajectory:
+        """The rollout that completes a path cut short: ``best`` (the most rewarded below
+        ``root``), or under voting the most rewarded one that gives the leading answer."""
+        leader = leading_answer(root)
+        if not (self.params.vote or self.params.consensus) or leader is None:
+            return best
+        return max(
+            (t for t in self.finished if t.answer == leader[0] and _below(t.node, root)),
+            key=lambda t: t.reward,
+        )
+
     def _finish(
         self, root: Node, budget_out: StopReason | None
     ) -> tuple[list[SearchEvent], SearchResult]:
@@ -214,7 +255,7 @@ class _MctsRun:
             finish_reason, stop_reason = end
             reward = self.reward(root.path_steps())
         elif root.best is not None:
-            best = root.best
+            best = self._final_rollout(root, root.best)
             chosen = best.node
             steps = [node.token_ids for node in best.node.path()[root.depth :]]
             steps += [best.tail_token_ids] if best.tail else []
@@ -236,3 +277,12 @@ class _MctsRun:
             tree=trace_tree(self.tree, chosen, self.engine.tokenizer),
         )
         return events, result
+
+
+def _below(node: Node | None, root: Node) -> bool:
+    """Whether ``root`` is ``node`` or one of its ancestors."""
+    while node is not None:
+        if node is root:
+            return True
+        node = node.parent
+    return False

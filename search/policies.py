@@ -41,6 +41,25 @@ def best_child(node: Node) -> Node:
     return max(node.children, key=lambda c: (c.visits, c.mean_value))
 
 
+def leading_answer(node: Node) -> tuple[str, float] | None:
+    """The final answer with the most rollout reward below ``node`` and its share of the
+    vote; ``None`` before any rollout below it has ended with an answer."""
+    if not node.votes:
+        return None
+    total = sum(node.votes.values())
+    answer = max(node.votes, key=lambda a: node.votes[a])
+    return answer, (node.votes[answer] / total if total > 0 else 1 / len(node.votes))
+
+
+def vote_child(node: Node) -> Node:
+    """The child to commit under voting: the most reward for the leading answer, then
+    :func:`best_child`'s order (also the whole rule while no rollout has an answer)."""
+    leader = leading_answer(node)
+    if leader is None:
+        return best_child(node)
+    return max(node.children, key=lambda c: (c.votes.get(leader[0], 0.0), c.visits, c.mean_value))
+
+
 def add_virtual_loss(leaf: Node, amount: int = 1) -> None:
     """Count ``amount`` pending visits worth nothing on the path to ``leaf``, so the next
     selection of a parallel batch prefers other paths; take it back with ``-amount``."""
@@ -51,11 +70,16 @@ def add_virtual_loss(leaf: Node, amount: int = 1) -> None:
 
 
 def backpropagate(trajectory: Trajectory) -> None:
-    """Add the trajectory's reward to every node on its path and remember the best rollout."""
+    """Add the trajectory's reward to every node on its path, remember the best rollout, and
+    count its final answer's vote (a rollout that ended with one)."""
     node: Node | None = trajectory.node
+    answer = trajectory.answer
     while node is not None:
         node.visits += 1
         node.value_sum += trajectory.reward
         if node.best is None or trajectory.reward > node.best.reward:
             node.best = trajectory
+        if answer is not None:
+            node.votes[answer] = node.votes.get(answer, 0.0) + trajectory.reward
+            node.voters += 1
         node = node.parent

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
 Granularity = Literal["step", "mini_step", "token"]
 StopReason = Literal[
-    "completed", "max_tokens", "max_depth", "max_search_tokens", "max_seconds", "interrupted"
+    "completed",
+    "consensus",
+    "max_tokens",
+    "max_depth",
+    "max_search_tokens",
+    "max_seconds",
+    "interrupted",
 ]
 
 REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
@@ -54,6 +60,13 @@ class SearchParams:
     :param beam_width: partial paths ``beam`` keeps after each step.
     :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
         engine call; 1 is the sequential algorithm.
+    :param vote: MCTS commits the child whose finished rollouts carry the most reward for the
+        leading final answer (the reward-weighted vote of every finished rollout below the
+        root), and a search cut short answers with that answer's best rollout; otherwise it
+        commits the most visited child, as Marco-o1 does.
+    :param consensus: MCTS stops once one final answer holds this share of the vote's reward
+        among at least one round's worth of finished rollouts, and answers with its best
+        rollout; ``None`` never stops early.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -83,6 +96,8 @@ class SearchParams:
     samples: int = 4
     beam_width: int = 2
     parallel: int = 1
+    vote: bool = False
+    consensus: float | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -106,6 +121,8 @@ class SearchParams:
             raise SearchConfigError("messages", "the prompt is empty")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise SearchConfigError("max_seconds", "max_seconds must be positive")
+        if self.consensus is not None and not 0 < self.consensus <= 1:
+            raise SearchConfigError("consensus", "consensus must be in (0, 1]")
         if self.exploration < 0:
             raise SearchConfigError("exploration", "exploration must be non-negative")
         if not 0 < self.top_p <= 1:
@@ -151,6 +168,7 @@ class Trajectory:
     reward: float
     finish_reason: FinishReason
     stop_reason: str | int | None
+    answer: str | None = None  # the final answer of a rollout that ended; None otherwise
 
     @property
     def tail_token_ids(self) -> tuple[int, ...]:
@@ -174,6 +192,8 @@ class Node:
     visits: int = 0
     value_sum: float = 0.0
     best: Trajectory | None = None
+    votes: dict[str, float] = field(default_factory=dict)  # answer -> reward of rollouts below
+    voters: int = 0  # finished rollouts below with an answer
 
     @property
     def token_ids(self) -> tuple[int, ...]:

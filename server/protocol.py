@@ -72,6 +72,12 @@ class SearchOptions(BaseModel):
     parallel: int = Field(
         1, ge=1, le=64, description="MCTS leaves expanded together per engine call (virtual loss)"
     )
+    vote: bool = Field(
+        False, description="MCTS commits toward the final answer its finished rollouts vote for"
+    )
+    consensus: float | None = Field(
+        None, gt=0, le=1, description="MCTS stops once one answer holds this share of the vote"
+    )
     return_tree: bool = Field(False, description="include the whole search tree in the response")
     progress: bool = Field(
         False, description="streaming: send search_progress chunks as the search expands"

@@ -213,3 +213,33 @@ def test_invalid_parameters_name_the_field() -> None:
             prompt_token_ids=PROMPT, granularity="mini_step", step_tokens=64, rollout_tokens=8
         )
     assert excinfo.value.param == "rollout_tokens"
+
+
+def test_voting_commits_toward_the_answer_most_rollouts_reach() -> None:
+    root = [scored("ab7", 0.9), scored("cd3", 0.5), scored("ce3", 0.5)]
+
+    def last(digit: str) -> list[list[tuple[int, float]]]:
+        return [scored(digit, 0.9)] * 3
+
+    reasoning, answer, _ = text_of(run(ScriptedEngine([*root, *last("7")]), branching=3))
+    assert (reasoning, answer) == ("ab", "7")  # Marco-o1: most visits, then most reward
+    engine = ScriptedEngine([*root, *last("3")])
+    reasoning, answer, result = text_of(run(engine, branching=3, vote=True))
+    assert (reasoning, answer) == ("cd", "3")  # two rollouts say 3: their reward outweighs 0.9
+    assert result.stop_reason == "completed"
+
+
+def test_consensus_stops_once_the_rollouts_agree() -> None:
+    engine = ScriptedEngine([scored("ab4", 0.6), scored("cd4", 0.8), scored("xx", 0.1)])
+    reasoning, answer, result = text_of(run(engine, consensus=0.9))
+    assert (reasoning, answer) == ("cd", "4")  # the more rewarded of the agreeing rollouts
+    assert result.stop_reason == "consensus" and result.finish_reason == "stop"
+    assert engine.calls == [1]  # one expansion, then no more engine work
+
+
+def test_consensus_waits_for_a_round_of_rollouts_and_a_clear_lead() -> None:
+    split = [scored("ab4", 0.6), scored("cd5", 0.8), scored("4", 0.9), scored("5", 0.9)]
+    engine = ScriptedEngine(split)
+    result = text_of(run(engine, consensus=0.9))[2]
+    assert result.stop_reason == "completed"  # 4 and 5 split the vote: the search goes on
+    assert engine.calls == [1, 1]
