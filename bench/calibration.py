@@ -1,0 +1,232 @@
+"""Does a reward know right from wrong?  ``python -m bench.eval --calibration``.
+
+Samples ``--samples`` plain answers per problem on an engine loaded in this process (the
+rewards need every token's top-k logprobs, which the HTTP API does not return for chat), scores
+each answer with every reward, and reports per reward the AUROC of reward against correctness,
+and at k answers per problem: pass@k (some answer right: the ceiling of any chooser), majority@k
+(self-consistency), the most rewarded answer (best-of-n) and the reward-weighted vote.  What a
+search can gain by trusting a reward is bounded by how well the reward ranks answers.
+
+Rewards scored: ``confidence`` and ``min_step`` (:mod:`search.reward`), ``last_step`` (the mean
+confidence of the last step, where the answer is stated) and ``answer`` (the mean confidence of
+the tokens that spell the final answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.problems import Problem
+from bench.stats import auroc, wilson
+from search.engine import Completion, Engine, GenerationRequest, Tokenizer
+from search.extract import extract_answer
+from search.reward import Step, confidence_reward, mean_confidence, min_step_reward
+from search.steps import StepCutter
+from search.types import SearchParams
+
+logger = logging.getLogger("bench.calibration")
+_BOXED = re.compile(r"\\boxed\{")
+
+
+def answer_span(text: str, answer: str | None) -> tuple[int, int] | None:
+    """Character span of the final answer in ``text``: the last ``\\boxed{...}``, else the last
+    place the answer's text occurs; ``None`` when it cannot be found."""
+    boxed = list(_BOXED.finditer(text))
+    if boxed:
+        start = boxed[-1].end()
+        end = text.find("}", start)
+        return start, end if end > start else len(text)
+    if answer:
+        start = text.rfind(answer)
+        if start >= 0:
+            return start, start + len(answer)
+    return None
+
+
+def token_offsets(tokenizer: Tokenizer, token_ids: Sequence[int]) -> list[int]:
+    """Where each token ends in the decoded text (decoding prefixes: exact for any tokenizer)."""
+    return [len(tokenizer.decode(token_ids[: i + 1])) for i in range(len(token_ids))]
+
+
+def rewards(completion: Completion, steps: list[Step], tokenizer: Tokenizer) -> dict[str, float]:
+    """Every reward of one answer."""
+    scored = [step for step in steps if step.confidences]
+    span = answer_span(completion.text, extract_answer(completion.text))
+    confidences = [c for step in steps for c in step.confidences]
+    answer = scored[-1].confidences if scored else ()
+    if span is not None:
+        ends = token_offsets(tokenizer, completion.token_ids)
+        starts = [0, *ends[:-1]]
+        inside = [
+            c
+            for c, s, e in zip(confidences, starts, ends, strict=False)
+            if e > span[0] and s < span[1]
+        ]
+        answer = tuple(inside) or answer
+    return {
+        "confidence": confidence_reward(steps),
+        "min_step": min_step_reward(steps),
+        "last_step": mean_confidence(scored[-1].confidences) if scored else 0.0,
+        "answer": mean_confidence(answer),
+    }
+
+
+async def sample(
+    engine: Engine, problem: Problem, args: argparse.Namespace, cutter: StepCutter
+) -> list[dict[str, Any]]:
+    """``args.samples`` answers to one problem, each with its answer, correctness and rewards."""
+    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
+    prompt = tuple(template([{"role": "user", "content": problem.prompt}]))
+    request = GenerationRequest(
+        prompt, args.max_tokens, n=args.samples, temperature=args.temperature, seed=args.seed
+    )
+    (completions,) = await engine.generate([request])
+    records = []
+    for completion in completions:
+        answer = extract_answer(completion.text)
+        steps = cutter.split(completion.token_ids, completion.logprobs)
+        records.append(
+            {
+                "problem": problem.id,
+                "answer": answer,
+                "correct": answer == problem.gold,
+                "tokens": len(completion.token_ids),
+                "finish_reason": completion.finish_reason,
+                "rewards": rewards(completion, steps, engine.tokenizer),
+            }
+        )
+    return records
+
+
+def choose(records: list[dict[str, Any]], rule: str) -> bool:
+    """Whether the answer one rule picks from ``records`` (one problem's) is right."""
+    if rule == "pass":
+        return any(r["correct"] for r in records)
+    if rule == "majority":
+        votes = Counter(r["answer"] for r in records if r["answer"] is not None)
+        if not votes:
+            return False
+        top = votes.most_common(1)[0][0]
+        return any(r["correct"] for r in records if r["answer"] == top)
+    kind, reward = rule.split(":")
+    if kind == "best":
+        return bool(max(records, key=lambda r: r["rewards"][reward])["correct"])
+    weights: dict[str, float] = defaultdict(float)
+    for r in records:
+        if r["answer"] is not None:
+            weights[r["answer"]] += r["rewards"][reward]
+    if not weights:
+        return False
+    top = max(weights, key=lambda a: weights[a])
+    return any(r["correct"] for r in records if r["answer"] == top)
+
+
+def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str, dict[str, Any]]:
+    """Markdown tables and their numbers: AUROC per reward; accuracy per chooser and k."""
+    names = list(records[0]["rewards"]) if records else []
+    labels = [r["correct"] for r in records]
+    aurocs = {n: auroc([r["rewards"][n] for r in records], labels) for n in names}
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_problem[r["problem"]].append(r)
+    within: dict[str, float | None] = {}
+    for n in names:  # among one problem's answers: what a chooser of that problem faces
+        scores = [
+            auroc([r["rewards"][n] for r in items], [r["correct"] for r in items])
+            for items in by_problem.values()
+        ]
+        mixed = [a for a in scores if a is not None]
+        within[n] = sum(mixed) / len(mixed) if mixed else None
+    ks = sorted({k for k in (1, 2, 4, samples) if k <= samples})
+    rules = ["pass", "majority", *(f"best:{n}" for n in names), *(f"vote:{n}" for n in names)]
+    accuracy: dict[str, dict[int, tuple[int, int]]] = {}
+    for rule in rules:
+        accuracy[rule] = {}
+        for k in ks:
+            hits = [choose(items[:k], rule) for items in by_problem.values()]
+            accuracy[rule][k] = (sum(hits), len(hits))
+    lines = [
+        title,
+        "",
+        f"{len(records)} answers, {sum(labels)} right ({sum(labels) / max(len(labels), 1):.1%}).",
+        "",
+        "| reward | AUROC, all answers | AUROC within a problem (mean over mixed ones) |",
+        "|---|---|---|",
+        *(f"| {n} | {_num(aurocs[n])} | {_num(within[n])} |" for n in names),
+        "",
+        "| chooser | " + " | ".join(f"@{k}" for k in ks) + " |",
+        "|---|" + "---|" * len(ks),
+    ]
+    for rule in rules:
+        cells = []
+        for k in ks:
+            right, total = accuracy[rule][k]
+            low, high = wilson(right, total)
+            cells.append(f"{right / max(total, 1):.1%} ({low:.0%}-{high:.0%})")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    numbers = {
+        "auroc": aurocs,
+        "accuracy": {r: {str(k): v for k, v in a.items()} for r, a in accuracy.items()},
+    }
+    return "\n".join(lines), numbers
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
+    """Load the engine here, sample every problem, write ``bench/results/<name>.{md,json}``."""
+    from bench.eval import RESULTS
+    from server.cli import parse_args
+    from server.engines import load_engine
+
+    serve = ["serve", "--engine", args.engine, *(["--model", args.model] if args.model else [])]
+    engine = load_engine(parse_args([*serve, *args.serve_arg]))
+    cutter = StepCutter(SearchParams(prompt_token_ids=(0,), granularity="step"), engine.tokenizer)
+    gate = asyncio.Semaphore(args.concurrency)
+    records: list[dict[str, Any]] = []
+
+    async def one(problem: Problem) -> None:
+        async with gate:
+            found = await sample(engine, problem, args, cutter)
+        records.extend(found)
+        right = sum(r["correct"] for r in found)
+        logger.info(
+            "%d/%d %s: %d/%d right",
+            len(records) // args.samples,
+            len(problems),
+            problem.id,
+            right,
+            len(found),
+        )
+
+    async def run_all() -> None:
+        await asyncio.gather(*(one(p) for p in problems))
+
+    try:
+        asyncio.run(run_all())
+    finally:
+        engine.close()
+    title = (
+        f"{engine.model_name}: {args.samples} answers per problem, temperature "
+        f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
+    )
+    text, numbers = report(records, args.samples, title)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.md").write_text(text + "\n")
+    document = {
+        "model": engine.model_name,
+        "args": {k: v for k, v in vars(args).items() if k != "config"},
+        **numbers,
+        "records": records,
+    }
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False))
