@@ -330,7 +330,8 @@ def main() -> None:
             "configs": {c.label: c.spec for c in configs},
         }
         ledger = Ledger(args.results / f"{args.name}.json", meta, args.fresh)
-        jobs = [(p, c) for c in configs for p in problems if (p.id, c.label) not in ledger.outcomes]
+        # problem by problem: a run stopped early still compares every config on the same ones
+        jobs = [(p, c) for p in problems for c in configs if (p.id, c.label) not in ledger.outcomes]
         done = 0
 
         def run(problem: Problem, config: Config) -> None:
