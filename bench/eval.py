@@ -283,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model for the started server (default: ponder's)")
     parser.add_argument("--engine", default="auto", help="engine for the started server")
     parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        help="an OpenAI-compatible server (vllm serve) the started ponder generates on; "
+        "repeatable (a fleet); --model or --tokenizer then names the fleet's tokenizer",
+    )
+    parser.add_argument("--tokenizer", help="the fleet's tokenizer, if not --model's")
+    parser.add_argument(
         "--serve-arg", action="append", default=[], help="more `ponder serve` flags (repeatable)"
     )
     parser.add_argument("--gsm", default="eng", help="GSM8K languages, comma-separated ('' none)")
@@ -319,7 +327,9 @@ def main() -> None:
         return
     configs: list[Config] = args.config or [Config.parse(spec) for spec in CORE]
     serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
-    serve_args += args.serve_arg
+    for url in args.upstream:
+        serve_args += ["--upstream", url]
+    serve_args += [*(["--tokenizer", args.tokenizer] if args.tokenizer else []), *args.serve_arg]
     args.results.mkdir(parents=True, exist_ok=True)
     with live_server(args.url, serve_args) as base:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=7200, max_retries=0)
