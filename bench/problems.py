@@ -63,7 +63,9 @@ def gym_problems(task: str, size: int, seed: int) -> list[Problem]:
     ]
 
 
-def load_problems(gsm: str, gym: str, gym_size: int, gym_seed: int, limit: int | None) -> list[Problem]:
+def load_problems(
+    gsm: str, gym: str, gym_size: int, gym_seed: int, limit: int | None
+) -> list[Problem]:
     """The problems of comma-separated GSM8K languages and reasoning-gym tasks, ``limit`` each."""
     problems: list[Problem] = []
     for language in filter(None, gsm.split(",")):

@@ -19,8 +19,9 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     if trials == 0:
         return 0.0, 1.0
     p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    shrink = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / shrink
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / shrink
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
