@@ -96,6 +96,15 @@ def test_the_server_flag_applies_unless_the_request_names_a_format(
         marco = prompt_tokens(engine, with_system(MARCO_O1_SYSTEM_PROMPT))
         assert ask(client, model_name, USER)[:2] == (marco, "marco")
         assert ask(client, model_name, USER, "plain")[:2] == (prompt_tokens(engine, USER), "plain")
+        stream = client.chat.completions.create(
+            model=model_name,
+            messages=USER,
+            max_tokens=1,
+            stream=True,
+            extra_body={"search": PLAIN, "reasoning_format": "think"},
+        )
+        last = [chunk for chunk in stream if chunk.choices and chunk.choices[0].finish_reason]
+        assert (last[0].model_extra or {})["search"]["reasoning_format"] == "think"
 
 
 def test_the_flag_and_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
