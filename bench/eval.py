@@ -2,9 +2,10 @@
 each spends, against one ponder server (started here, or any at ``--url``).
 
 A configuration is ``LABEL=METHOD[,field=value...]`` (``--config``, repeatable): the method and
-the ``search`` fields it changes from the server's defaults, plus ``temperature`` and
-``max_tokens``.  Every configuration answers the same problems with the same seed, so two of them
-are compared problem by problem (exact McNemar) rather than by two noisy totals.
+the ``search`` fields it changes from the server's defaults, plus ``temperature``,
+``max_tokens`` and ``reasoning_format`` (``marco=none,temperature=0,reasoning_format=marco``).
+Every configuration answers the same problems with the same seed, so two of them are compared
+problem by problem (exact McNemar) rather than by two noisy totals.
 
 Problems (:mod:`bench.problems`): GSM8K test problems per language (``--gsm eng,zho``) and
 reasoning-gym tasks (``--gym chain_sum``).  ``--concurrency`` requests run at once: they share the
@@ -44,7 +45,8 @@ CORE = (
     "sc4=self_consistency,samples=4",
     "mcts=mcts,granularity=step,iterations=2,branching=2",
 )
-TOP_LEVEL = ("temperature", "max_tokens")  # request fields; every other key is a search field
+TOP_LEVEL = ("temperature", "max_tokens", "reasoning_format")  # the rest are search fields
+EXTENSIONS = ("reasoning_format",)  # top-level fields of ponder's, sent in extra_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,13 @@ def attempt(
     """Ask once; extract the answer from the reasoning and the content together."""
     request: dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     request.update(config.request)
+    extensions = {key: request.pop(key) for key in EXTENSIONS if key in request}
     started = time.monotonic()
     r = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": problem.prompt}],
         seed=args.seed,
-        extra_body={"search": config.search},
+        extra_body={"search": config.search, **extensions},
         **request,
     )
     seconds = time.monotonic() - started

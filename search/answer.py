@@ -7,7 +7,8 @@ The rule (documented in the README):
   ``</Thought>``, ``<think>`` and ``</Output>`` are dropped.
 * Otherwise, for tree searches (``implicit="last_step"``), the last step of the path is the
   answer and the steps before it the reasoning; for plain generation (``implicit="content"``),
-  everything is the answer unless the text opens with ``<think>``/``<Thought>``.
+  everything is the answer unless the text opens with ``<think>``/``<Thought>`` or the prompt
+  already opened a reasoning block (``starts_in_reasoning``: a thinking template's ``<think>``).
 
 Text that might be the beginning of a tag is held back until the next step decides it, and an
 incomplete UTF-8 character at the end of a step waits for the bytes that finish it.
@@ -59,10 +60,15 @@ class AnswerSplitter:
     """Feeds on committed text and returns ``(reasoning_delta, answer_delta)`` pairs."""
 
     def __init__(
-        self, markers: Sequence[str], *, implicit: Literal["last_step", "content"]
+        self,
+        markers: Sequence[str],
+        *,
+        implicit: Literal["last_step", "content"],
+        starts_in_reasoning: bool = False,
     ) -> None:
         self._markers = tuple(markers)
         self._implicit = implicit
+        self._starts_in_reasoning = starts_in_reasoning
         self._tags = (*self._markers, *REASONING_TAGS, *ANSWER_TAGS)
         self._raw = ""
         self._reasoning_sent = 0
@@ -108,7 +114,7 @@ class AnswerSplitter:
                 self._reasoning_end = self._content_start = step_start
             return
         head = self._raw.lstrip()
-        if any(head.startswith(tag) for tag in OPEN_TAGS):
+        if self._starts_in_reasoning or any(head.startswith(tag) for tag in OPEN_TAGS):
             return  # reasoning until an answer marker shows up
         if last or not any(tag.startswith(head) for tag in OPEN_TAGS):
             self._reasoning_end = self._content_start = 0
@@ -151,18 +157,23 @@ def count_tokens_within(tokenizer: Tokenizer, token_ids: Sequence[int], chars: i
 
 
 class PathWriter:
-    """Turns committed token ids into reasoning/answer events and counts reasoning tokens."""
+    """Turns committed token ids into reasoning/answer events and counts reasoning tokens,
+    split at ``params``' answer markers."""
 
     def __init__(
         self,
         tokenizer: Tokenizer,
-        markers: Sequence[str],
+        params: SearchParams,
         *,
         implicit: Literal["last_step", "content"],
     ) -> None:
         self._tokenizer = tokenizer
         self._decoder = IncrementalDecoder(tokenizer)
-        self._splitter = AnswerSplitter(markers, implicit=implicit)
+        self._splitter = AnswerSplitter(
+            params.answer_markers,
+            implicit=implicit,
+            starts_in_reasoning=params.starts_in_reasoning,
+        )
         self.token_ids: list[int] = []
 
     def commit(

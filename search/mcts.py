@@ -65,7 +65,7 @@ class _MctsRun:
         tokenizer = engine.tokenizer
         self.reward = REWARDS[params.reward]
         self.cutter = StepCutter(params, tokenizer)
-        self.writer = PathWriter(tokenizer, params.answer_markers, implicit="last_step")
+        self.writer = PathWriter(tokenizer, params, implicit="last_step")
         self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
         self.finished: list[Trajectory] = []  # rollouts that ended with an answer
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from search.engine import FinishReason, GenerationRequest
+from search.formats import PROFILES
 from search.reward import REWARDS, Step
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ class SearchParams:
     :param max_seconds: wall-time budget; ``None`` for none.
     :param reflection_threshold: a finished path whose reward is below this gets the
         reflection prompt appended and competes with the unreflected one.
+    :param answer_markers: the answer is the text after the first of these (default: the
+        ``plain`` reasoning format's, :data:`search.formats.PROFILES`).
+    :param starts_in_reasoning: the prompt leaves the model inside an open reasoning block (a
+        thinking template's trailing ``<think>``), so the text is reasoning until a marker.
     :param reward: name of the path reward in :data:`search.reward.REWARDS`.
     :param samples: full answers sampled by ``best_of_n`` and ``self_consistency``.
     :param beam_width: partial paths ``beam`` keeps after each step.
@@ -91,7 +96,8 @@ class SearchParams:
     reflection_threshold: float = 0.6
     reflection_text: str = REFLECTION_TEXT
     max_reflections: int = 1
-    answer_markers: tuple[str, ...] = ("<Output>", "</think>")
+    answer_markers: tuple[str, ...] = PROFILES["plain"].answer_markers
+    starts_in_reasoning: bool = False
     reward: str = "confidence"
     samples: int = 4
     beam_width: int = 2

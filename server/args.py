@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from search.formats import AUTO_FALLBACK, ReasoningFormat
 from server.protocol import SearchOptions
 
 
@@ -107,6 +108,13 @@ class ServerArgs(BaseSettings):
         ge=0,
         description="on SIGTERM, how long running searches may go on before they are cut "
         "short and answered with their best path so far",
+    )
+    reasoning_format: ReasoningFormat = Field(
+        "auto",
+        description="how chat requests ask the model to lay out its reasoning, unless a "
+        "request names its own: plain (no system prompt), marco (Marco-o1's system prompt, "
+        "answer after <Output>), think (<think>...</think>, answer after </think>), auto "
+        f"(think for a thinking chat template, else {AUTO_FALLBACK})",
     )
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,

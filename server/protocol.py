@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from search.formats import ReasoningFormat
 from search.trace import TraceNode
 
 # The most samples one engine request may ask for (``search.samples``, ``search.branching``,
@@ -59,8 +60,9 @@ class SearchOptions(BaseModel):
         0.6, ge=0, le=1, description="reward below which a finished path is reflected on"
     )
     max_reflections: int = Field(1, ge=0, le=16, description="reflections per path")
-    answer_markers: list[str] = Field(
-        ["<Output>", "</think>"], description="text after the first marker is the answer"
+    answer_markers: list[str] | None = Field(
+        None,
+        description="text after the first marker is the answer (default: the reasoning format's)",
     )
     reward: Literal["confidence", "min_step"] = Field(
         "confidence", description="path score: mean token confidence, or the weakest step's"
@@ -129,6 +131,11 @@ class ChatCompletionRequest(OpenAIBaseModel):
     user: str | None = None
     # ponder extensions
     search: SearchOptions | None = None
+    reasoning_format: ReasoningFormat | None = Field(
+        None,
+        description="how the model is asked to lay out its reasoning, and where its answer "
+        "begins (default: the server's --reasoning-format)",
+    )
     timeout: float | None = Field(
         None,
         gt=0,
@@ -142,6 +149,7 @@ class SearchInfo(OpenAIBaseModel):
     """ponder's ``search`` object: what the search did and what the answer scored."""
 
     method: str
+    reasoning_format: str
     iterations: int
     nodes: int
     generated_tokens: int

@@ -24,6 +24,7 @@ from search import (
     run_search,
 )
 from search.engine import EngineError
+from search.formats import choose, opens_reasoning, with_system_prompt
 from server.args import ServerArgs
 from server.engines import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError, from_engine
@@ -57,6 +58,7 @@ class PreparedChat:
     created: int
     model: str
     params: SearchParams
+    reasoning_format: str
     include_usage: bool
     return_tree: bool
     progress: bool
@@ -84,11 +86,12 @@ def finish_reason_of(result: SearchResult) -> str:
     return result.finish_reason
 
 
-def search_info(result: SearchResult, *, with_tree: bool) -> SearchInfo:
+def search_info(prepared: PreparedChat, result: SearchResult, *, with_tree: bool) -> SearchInfo:
     """ponder's ``search`` object for a finished search, with the tree when asked for."""
-    fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name != "tree"}
+    own = ("reasoning_format", "tree")
+    fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name not in own}
     tree = list(result.tree) if with_tree else None
-    return SearchInfo(**fields, tree=tree)
+    return SearchInfo(**fields, reasoning_format=prepared.reasoning_format, tree=tree)
 
 
 def _engine_fields(method: str) -> dict[str, str]:
@@ -106,6 +109,7 @@ def _log_outcome(
     facts: dict[str, object] = {
         "chat_id": prepared.request_id,
         "method": p.method,
+        "reasoning_format": prepared.reasoning_format,
         "status": status,
         "duration_s": round(seconds, 3),
         "granularity": p.granularity,
@@ -140,6 +144,7 @@ class ChatService:
         self.engine = engine
         self.args = args
         self.defaults = capped_defaults(args)
+        self.chat_template = engine.tokenizer.chat_template
         self.metrics = metrics
         self.admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
         self.traces = TraceStore()
@@ -160,16 +165,20 @@ class ChatService:
 
     async def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         """Check the request against the model and build its frozen search parameters.  The
-        chat template runs in a worker thread: a message of megabytes takes seconds to
-        tokenize, and on the event loop every other request and stream would wait for it."""
+        reasoning format (the request's, else the server's) may put its system prompt first,
+        where the messages hold no system or developer message.  The chat template runs in a
+        worker thread: a message of megabytes takes seconds to tokenize, and on the event loop
+        every other request and stream would wait for it."""
         options = self._options(request)
         check_caps(options, self.args)
         if request.logprobs:
             raise InvalidRequest("logprobs are not supported", param="logprobs")
+        profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
         messages = [
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in request.messages
         ]
+        messages = with_system_prompt(messages, profile)
         try:
             template = self.engine.tokenizer.apply_chat_template
             prompt = tuple(await run_in_threadpool(template, messages))
@@ -177,11 +186,17 @@ class ChatService:
             raise InvalidRequest(str(exc), param="messages") from exc
         max_tokens = self._max_tokens(request, len(prompt))
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        markers = options.answer_markers
+        # a thinking template that ends its prompt in <think> leaves the model mid-reasoning
+        opened = profile.name == "think" and opens_reasoning(
+            self.engine.tokenizer.decode(prompt[-8:])
+        )
         try:
             params = SearchParams(
                 prompt_token_ids=prompt,
                 **options.model_dump(exclude={"answer_markers", "return_tree", "progress"}),
-                answer_markers=tuple(options.answer_markers),
+                answer_markers=profile.answer_markers if markers is None else tuple(markers),
+                starts_in_reasoning=opened,
                 max_tokens=max_tokens,
                 temperature=1.0 if request.temperature is None else request.temperature,
                 top_p=1.0 if request.top_p is None else request.top_p,
@@ -197,6 +212,7 @@ class ChatService:
             created=int(time.time()),
             model=request.model,
             params=params,
+            reasoning_format=profile.name,
             include_usage=include_usage,
             return_tree=options.return_tree,
             progress=options.progress,
@@ -274,7 +290,7 @@ class ChatService:
             _log_outcome(prepared, status, time.monotonic() - started, result)
 
     def _keep_trace(self, prepared: PreparedChat, result: SearchResult) -> None:
-        info = search_info(result, with_tree=True)
+        info = search_info(prepared, result, with_tree=True)
         self.traces.put(
             prepared.request_id,
             {
@@ -311,5 +327,5 @@ class ChatService:
             model=prepared.model,
             choices=[Choice(message=message, finish_reason=finish_reason_of(result))],
             usage=usage_of(result),
-            search=search_info(result, with_tree=prepared.return_tree),
+            search=search_info(prepared, result, with_tree=prepared.return_tree),
         )

@@ -60,7 +60,7 @@ async def chat_chunks(
             yield chunk(
                 DeltaMessage(),
                 finish_reason_of(result),
-                search=search_info(result, with_tree=prepared.return_tree),
+                search=search_info(prepared, result, with_tree=prepared.return_tree),
             )
             if prepared.include_usage:
                 yield chunk(None, usage=usage_of(result))

@@ -42,7 +42,7 @@ async def run_beam(
     tree = Tree()
     cutter = StepCutter(params, engine.tokenizer)
     reward = REWARDS[params.reward]
-    writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")
+    writer = PathWriter(engine.tokenizer, params, implicit="last_step")
     beams, committed = [tree.root], tree.root
     budget_out: StopReason | None = None
     expansions = 0

@@ -24,7 +24,7 @@ async def run_plain(
 ) -> AsyncGenerator[SearchEvent, None]:
     """Generate one answer and yield it as reasoning/answer deltas."""
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
-    writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="content")
+    writer = PathWriter(engine.tokenizer, params, implicit="content")
     logprobs: list[TokenLogprob] = []
     finish_reason: FinishReason = "length"
     stop_reason: StopReason = "max_tokens"

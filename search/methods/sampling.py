@@ -80,7 +80,7 @@ async def _run_sampled(
     yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
     cutter = StepCutter(params, engine.tokenizer)
     reward = REWARDS[params.reward]
-    writer = PathWriter(engine.tokenizer, params.answer_markers, implicit="last_step")
+    writer = PathWriter(engine.tokenizer, params, implicit="last_step")
     max_tokens = min(params.max_tokens, budget.remaining_tokens() // params.samples)
     outputs = None
     if max_tokens >= 1:

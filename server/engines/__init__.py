@@ -20,6 +20,11 @@ class ChatTokenizer(Tokenizer, Protocol):
     @property
     def vocab_size(self) -> int: ...
 
+    @property
+    def chat_template(self) -> str:
+        """The chat template's source text (``""`` if the model has none)."""
+        ...
+
     def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
         ...

@@ -52,6 +52,15 @@ class HFTokenizer:
         """How many token ids there are (special tokens included)."""
         return len(self._tokenizer)
 
+    @property
+    def chat_template(self) -> str:
+        """The chat template's source text (all of them where a tokenizer names several; ``""``
+        where it has none)."""
+        template = self._tokenizer.chat_template
+        if isinstance(template, dict):
+            return "\n".join(str(text) for text in template.values())
+        return str(template or "")
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens; ``ValueError`` if it is not Unicode
         text."""

@@ -36,3 +36,17 @@ def test_a_possible_tag_start_is_held_back() -> None:
     splitter = AnswerSplitter(("<Output>",), implicit="last_step")
     assert splitter.feed("so the answer <Ou", last=False) == ("so the answer ", "")
     assert splitter.feed("tput>42", last=True) == ("", "42")
+
+
+def test_a_prompt_that_opened_think_makes_the_text_reasoning_until_the_marker() -> None:
+    splitter = AnswerSplitter(("</think>",), implicit="content", starts_in_reasoning=True)
+    steps = ["First add 2 and 2.\n\n", "That is 4.\n</th", "ink>\n\nThe answer is 4."]
+    assert feed_all(splitter, steps) == ("First add 2 and 2.\n\nThat is 4.\n", "The answer is 4.")
+
+
+def test_an_unclosed_think_block_from_the_prompt_is_all_reasoning() -> None:
+    splitter = AnswerSplitter(("</think>",), implicit="content", starts_in_reasoning=True)
+    assert feed_all(splitter, ["Let me see", " how far this goes"]) == (
+        "Let me see how far this goes",
+        "",
+    )
