@@ -12,6 +12,7 @@ time.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -93,6 +94,11 @@ class TransformersEngine(BaseEngine):
         self.device = torch.device(device)
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()  # type: ignore[no-untyped-call]
+        # transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name is still
+        # taken there): an unknown keyword is swallowed by ``**kwargs``, and the model then
+        # runs without its cache and writes nonsense, so ask the model which one it takes
+        parameters = inspect.signature(self.model.forward).parameters
+        self._cache_keyword = "cache" if "cache" in parameters else "past_key_values"
         config_eos = self.model.generation_config.eos_token_id
         super().__init__(source.served_name, HFTokenizer.load(folder, config_eos))
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
@@ -203,7 +209,7 @@ class TransformersEngine(BaseEngine):
             input_ids=tokens.unsqueeze(1),
             attention_mask=mask,
             position_ids=positions,
-            cache=batch.cache,
+            **{self._cache_keyword: batch.cache},
             use_cache=True,
         )
         return _Batch(batch.rows, batch.cache, mask, out.logits[:, -1, :].float())
@@ -249,7 +255,7 @@ class TransformersEngine(BaseEngine):
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            cache=cache,
+            **{self._cache_keyword: cache},
             use_cache=True,
             logits_to_keep=1,
         )
