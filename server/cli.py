@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.args import ServerArgs
+from server.catalogue import FetchError
 from server.logs import configure_logging
 
 
@@ -86,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from server.engines import load_engine
     from server.shutdown import BACKSTOP_SECONDS, DrainingServer
 
-    engine = load_engine(args)
+    try:
+        engine = load_engine(args)
+    except FetchError as exc:
+        sys.exit(f"ponder: {exc}")
     try:
         app = build_app(args, engine)
         config = uvicorn.Config(

@@ -3,72 +3,16 @@ local folder (no index), or installed on ``sys.path``."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from server import catalogue
-from server.catalogue import CATALOGUE, Entry, FetchError, Part, fetch, split
-
-PARTS = split("ponder-test-tiny-part", "1.0", 2)
-BLOBS = (b"GGUF first part " * 1000, b"second part, shorter")
-DATA = b"".join(BLOBS)
-
-
-def tiny(parts: tuple[Part, ...] = PARTS, sha256: str | None = None) -> Entry:
-    """A catalogue entry for the tiny parts (their SHA-256 unless one is given)."""
-    return Entry(
-        name="tiny",
-        file="tiny.gguf",
-        size=len(DATA) if len(parts) > 1 else len(BLOBS[0]),
-        sha256=sha256 or hashlib.sha256(DATA if len(parts) > 1 else BLOBS[0]).hexdigest(),
-        parts=parts,
-        licence="none",
-        description="a test entry",
-    )
-
-
-def build_wheel(folder: Path, part: Part, data: bytes) -> None:
-    """The wheel of one part package: the module, its data file, and the dist-info pip reads."""
-    name, version = part.requirement.split("==")
-    dist = f"{part.module}-{version}"
-    with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as wheel:
-        wheel.writestr(f"{part.module}/__init__.py", "")
-        wheel.writestr(f"{part.module}/{part.member}", data)
-        wheel.writestr(
-            f"{dist}.dist-info/METADATA",
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        )
-        wheel.writestr(
-            f"{dist}.dist-info/WHEEL",
-            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        wheel.writestr(f"{dist}.dist-info/RECORD", "")
-
-
-@pytest.fixture()
-def wheels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The only place pip may download from: a folder of wheels, empty until a test fills it."""
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
-    return folder
-
-
-@pytest.fixture()
-def published(wheels: Path) -> Path:
-    """The tiny parts' wheels, downloadable."""
-    for part, blob in zip(PARTS, BLOBS, strict=True):
-        build_wheel(wheels, part, blob)
-    return wheels
+from server.catalogue import CATALOGUE, FetchError, Part, fetch
+from tests.server.conftest import BLOBS, DATA, PARTS, build_wheel, tiny
 
 
 def install(site: Path, monkeypatch: pytest.MonkeyPatch, part: Part, data: bytes) -> Path:

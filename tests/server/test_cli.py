@@ -7,6 +7,7 @@ import pytest
 
 from bench.server import live_server
 from server.cli import parse_args
+from tests.conftest import TEST_MODEL
 
 
 def test_flags_are_named_like_vllm_serve() -> None:
@@ -50,7 +51,8 @@ def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch)
 
 def test_ponder_serve_runs_a_real_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PONDER_SEARCH_DEFAULTS__METHOD", "none")
-    with live_server(None, ["--served-model-name", "smol"]) as base:  # python -m server.cli serve
+    serve = ["--model", TEST_MODEL, "--served-model-name", "smol"]
+    with live_server(None, serve) as base:  # python -m server.cli serve
         assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "smol"
         r = httpx.post(
             f"{base}/v1/chat/completions",
