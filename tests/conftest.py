@@ -1,4 +1,4 @@
-"""Shared fixtures: the real default model (loaded once per session), a live uvicorn server on
+"""Shared fixtures: the real test model (loaded once per session), a live uvicorn server on
 a free loopback port, and the official ``openai`` client pointed at it."""
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from server.engines.upstream import UpstreamEngine
 if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
     from server.engines.llamacpp_engine import LlamaCppEngine
 
+# The suite's model, named wherever a test loads one: SmolLM2-135M (its package is installed
+# with ponder's), fast enough for the whole suite on 2 cores.  Tests of the server's default
+# model are marked real_model.
+TEST_MODEL = "smollm2-135m-instruct"
+
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
 TINY_SEARCH = {
     "method": "mcts",
@@ -47,10 +52,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[LlamaCppEngine]:
-    """The server's default engine: llama.cpp on the packaged GGUF model."""
+    """The server's default engine, llama.cpp, on the test model."""
     from server.engines.llamacpp_engine import LlamaCppEngine
 
-    loaded = load_engine(ServerArgs(engine="llamacpp"))
+    loaded = load_engine(ServerArgs(engine="llamacpp", model=TEST_MODEL))
     assert isinstance(loaded, LlamaCppEngine)
     yield loaded
     loaded.close()
@@ -60,7 +65,7 @@ def engine() -> Iterator[LlamaCppEngine]:
 def transformers_engine() -> Iterator[TransformersEngine]:
     """The reference engine on the same weights (loaded only when a test asks for it), in
     float32 on a GPU too, where it scores the vLLM engine."""
-    loaded = load_engine(ServerArgs(engine="transformers", dtype="float32"))
+    loaded = load_engine(ServerArgs(engine="transformers", model=TEST_MODEL, dtype="float32"))
     assert isinstance(loaded, TransformersEngine)
     yield loaded
     loaded.close()
@@ -87,7 +92,13 @@ def vllm_engine() -> Iterator[ServingEngine]:
     # fails its compile): spawn it clean
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     loaded = load_engine(
-        ServerArgs(engine="vllm", dtype="float32", gpu_memory_utilization=0.3, max_model_len=2048)
+        ServerArgs(
+            engine="vllm",
+            model=TEST_MODEL,
+            dtype="float32",
+            gpu_memory_utilization=0.3,
+            max_model_len=2048,
+        )
     )
     yield loaded
     loaded.close()
@@ -95,9 +106,10 @@ def vllm_engine() -> Iterator[ServingEngine]:
 
 @pytest.fixture(scope="session")
 def upstream_engine(engine: LlamaCppEngine) -> Iterator[UpstreamEngine]:
-    """The upstream engine, calling a ponder on the default engine over loopback."""
+    """The upstream engine, calling a ponder on the test engine over loopback (the test model
+    is its tokenizer)."""
     with LiveServer(engine) as upstream:
-        loaded = load_engine(ServerArgs(upstreams=[upstream.url]))
+        loaded = load_engine(ServerArgs(upstreams=[upstream.url], model=TEST_MODEL))
         assert isinstance(loaded, UpstreamEngine)
         yield loaded
         loaded.close()

@@ -15,6 +15,8 @@ PIECES=/tmp/ponder-pieces
 mkdir -p "$OUT" "$PIECES"
 export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PONDER_CACHE_DIR=/tmp/ponder-cache VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+# the model the pieces carry (the tests name it themselves; the benchmarks' server reads this)
+export PONDER_MODEL=smollm2-135m-instruct
 # vLLM's FlashInfer sampler compiles its kernels on first use (minutes, nvcc): PyTorch's instead
 export VLLM_USE_FLASHINFER_SAMPLER=0
 

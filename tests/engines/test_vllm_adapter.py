@@ -18,6 +18,7 @@ import pytest
 from search.engine import SEED_BOUND, EngineFault, GenerationRequest, RequestRejected
 from server.engines.vllm_engine import VllmEngine
 from server.model_source import resolve
+from tests.conftest import TEST_MODEL
 
 if importlib.util.find_spec("vllm") is None:
     pytest.skip(
@@ -85,7 +86,7 @@ class StandIn:
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[VllmEngine, StandIn]]:
     fake = StandIn()
     monkeypatch.setattr(AsyncLLM, "from_engine_args", lambda *_, **__: fake)
-    engine = VllmEngine(resolve(None), {})
+    engine = VllmEngine(resolve(TEST_MODEL), {})
     yield engine, fake
     engine.close()
 

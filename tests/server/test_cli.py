@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from bench.server import live_server
-from server.cli import parse_args
+from server import cli
+from server.catalogue import CATALOGUE, DEFAULT
+from server.cli import main, parse_args
+from server.model_source import resolve
+from tests.conftest import TEST_MODEL
+from tests.server.conftest import DATA, tiny
 
 
 def test_flags_are_named_like_vllm_serve() -> None:
@@ -50,7 +57,8 @@ def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch)
 
 def test_ponder_serve_runs_a_real_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PONDER_SEARCH_DEFAULTS__METHOD", "none")
-    with live_server(None, ["--served-model-name", "smol"]) as base:  # python -m server.cli serve
+    serve = ["--model", TEST_MODEL, "--served-model-name", "smol"]
+    with live_server(None, serve) as base:  # python -m server.cli serve
         assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == "smol"
         r = httpx.post(
             f"{base}/v1/chat/completions",
@@ -71,3 +79,58 @@ def test_external_launcher_is_refused() -> None:
         parse_args(["serve", "--distributed-executor-backend", "external_launcher"])
     args = parse_args(["serve", "--distributed-executor-backend", "mp"])
     assert args.distributed_executor_backend == "mp"
+
+
+@pytest.fixture()
+def models_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``ponder models`` in this process, on an empty cache (its path), leaving logging alone."""
+    monkeypatch.setenv("PONDER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cli, "configure_logging", lambda fmt: None)
+    return tmp_path / "cache"
+
+
+def listed(out: str) -> dict[str, str]:
+    """``ponder models``' lines by model name (the description lines are indented)."""
+    return {line.split()[0]: line for line in out.splitlines() if not line.startswith(" ")}
+
+
+def test_ponder_models_lists_the_catalogue_and_what_is_present(
+    models_cli: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["models"])
+    rows = listed(capsys.readouterr().out)
+    assert set(rows) == {"NAME", *CATALOGUE}
+    default = rows[DEFAULT].split()
+    assert default[1:6] == [
+        "(default)",
+        "491",
+        "MB",
+        "no",
+        str(models_cli / "models" / CATALOGUE[DEFAULT].file),
+    ]
+    test_model = rows[TEST_MODEL].split()
+    assert test_model[1:] == ["98", "MB", "yes", resolve(TEST_MODEL).path]  # its package's file
+
+
+def test_ponder_models_pull_fetches_a_model_and_prints_its_path(
+    models_cli: Path,
+    published: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(CATALOGUE, "tiny", tiny())
+    main(["models", "pull", "tiny"])
+    path = Path(capsys.readouterr().out.strip())
+    assert path == models_cli / "models" / "tiny.gguf" and path.read_bytes() == DATA
+    main(["models"])
+    assert listed(capsys.readouterr().out)["tiny"].split()[3] == "yes"
+
+
+def test_ponder_models_pull_exits_with_the_reason(
+    models_cli: Path, published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match=r"no model 'nope' in the catalogue \(qwen2.5"):
+        main(["models", "pull", "nope"])
+    monkeypatch.setitem(CATALOGUE, "tiny", tiny(sha256="0" * 64))
+    with pytest.raises(SystemExit, match=r"ponder: tiny: its parts make .* SHA-256"):
+        main(["models", "pull", "tiny"])

@@ -14,7 +14,7 @@ import pytest
 
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.model_source import resolve
-from tests.conftest import TINY_SEARCH, LiveServer
+from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 HUGE = "hello world " * 625_000  # 7.5 MB: under the 8 MiB body limit, seconds to tokenize
@@ -235,7 +235,7 @@ def test_more_samples_than_an_engine_runs_is_a_400_and_health_stays(
 def four_sequences() -> Iterator[LiveServer]:
     """A server on an engine that runs 4 sequences at once, below what the schema accepts."""
     engine = LlamaCppEngine(
-        resolve(None), kv_cache_tokens=1024, prefix_cache_tokens=0, max_sequences=4
+        resolve(TEST_MODEL), kv_cache_tokens=1024, prefix_cache_tokens=0, max_sequences=4
     )
     with LiveServer(engine) as live:
         yield live

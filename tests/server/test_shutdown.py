@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bench.server import spawn_server
+from tests.conftest import TEST_MODEL
 
 DRAIN_SECONDS = 8
 
@@ -53,7 +54,14 @@ def _wait(condition: Any, what: str, seconds: float = 60) -> None:
 
 def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
     proc, base = spawn_server(
-        ["--drain-seconds", str(DRAIN_SECONDS), "--max-concurrent-searches", "2"]
+        [
+            "--model",
+            TEST_MODEL,
+            "--drain-seconds",
+            str(DRAIN_SECONDS),
+            "--max-concurrent-searches",
+            "2",
+        ]
     )
     try:
         model = httpx.get(f"{base}/v1/models").json()["data"][0]["id"]

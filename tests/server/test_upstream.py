@@ -19,7 +19,7 @@ from server.engines import load_engine
 from server.engines.base import Health
 from server.engines.llamacpp_engine import LlamaCppEngine
 from server.engines.upstream import UpstreamEngine
-from tests.conftest import TINY_SEARCH, LiveServer, free_port
+from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer, free_port
 
 QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]
 
@@ -27,7 +27,7 @@ QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]
 def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
     first, second = LiveServer(engine), LiveServer(engine)
     with first, second:
-        fleet = load_engine(ServerArgs(upstreams=[first.url, second.url]))
+        fleet = load_engine(ServerArgs(upstreams=[first.url, second.url], model=TEST_MODEL))
         assert isinstance(fleet, UpstreamEngine)
         # three questions whose prompts hash to each replica: both get traffic
         by_replica: dict[str, list[str]] = {first.url: [], second.url: []}
@@ -80,7 +80,9 @@ def test_health_probes_follow_a_replica_away_and_back(engine: LlamaCppEngine) ->
     port = free_port()
     late = f"http://127.0.0.1:{port}"  # nothing listens there yet
     with LiveServer(engine) as live:
-        fleet = load_engine(ServerArgs(upstreams=[live.url, late], upstream_probe_seconds=0.1))
+        fleet = load_engine(
+            ServerArgs(upstreams=[live.url, late], model=TEST_MODEL, upstream_probe_seconds=0.1)
+        )
         assert isinstance(fleet, UpstreamEngine)
         replica = next(r for r in fleet.ranked(()) if r.url == late)
         prompts = [(i, i + 1) for i in range(20)]
@@ -116,7 +118,7 @@ def test_a_call_a_replica_refuses_names_the_field_and_spares_health(
 
 def test_a_fleet_that_cannot_serve_is_a_503(engine: LlamaCppEngine) -> None:
     with LiveServer(engine) as replica:
-        fleet = load_engine(ServerArgs(upstreams=[replica.url]))
+        fleet = load_engine(ServerArgs(upstreams=[replica.url], model=TEST_MODEL))
     # the replica has stopped: every call is refused a connection, round after round
     with LiveServer(fleet) as front, httpx.Client(base_url=front.url, timeout=60) as http:
         completion = {"model": fleet.model_name, "prompt": "Hi", "max_tokens": 2}
