@@ -24,7 +24,7 @@ from server.cli import parse_args
 from server.engines import ServingEngine
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import resolve
-from tests.conftest import LiveServer
+from tests.conftest import TEST_MODEL, LiveServer
 
 USER = [{"role": "user", "content": "What is 17*23?"}]
 OWN_SYSTEM = {"role": "system", "content": "Answer in one word."}
@@ -130,7 +130,7 @@ class ThinkingTemplate:
 
     def __init__(self, engine: ServingEngine) -> None:
         self._engine = engine
-        hf = AutoTokenizer.from_pretrained(resolve(None).tokenizer_folder())
+        hf = AutoTokenizer.from_pretrained(resolve(TEST_MODEL).tokenizer_folder())
         hf.chat_template = hf.chat_template.replace(
             "'<|im_start|>assistant\n'", "'<|im_start|>assistant\n<think>\n'"
         )
