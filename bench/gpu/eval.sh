@@ -48,6 +48,7 @@ serve() {
     python3 -m server.cli serve --engine transformers --model "$KEEP/$MODEL.gguf" \
         --served-model-name $MODEL --dtype bfloat16 --port 8123 --max-concurrent-searches 256 \
         --max-queued-searches 1024 --prefix-cache-tokens 262144 --uvicorn-log-level warning >"$OUT/serve.log" 2>&1 &
+    SERVER=$!
     for _ in $(seq 900); do
         python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8123/health', timeout=2)" \
             2>/dev/null && return 0
@@ -83,6 +84,7 @@ run() {
         --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
         --config "mcts=$mcts" --config "cons=$mcts,vote=true,consensus=0.75" \
         --config "vote=$mcts,vote=true" --config "sc8=self_consistency,samples=8" &
+    local phases=$!
     (
         phase zho-core --gsm zho --limit 50 --concurrency 32 \
             --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
@@ -96,9 +98,12 @@ run() {
             --config "cons4=${mcts/iterations=2/iterations=4},vote=true,consensus=0.6" \
             --config "sc16=self_consistency,samples=16"
     ) &
+    phases="$phases $!"
     phase calibration --gsm eng --calibration --samples 8 --concurrency 16 \
         --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
-    wait
+    phases="$phases $!"
+    wait $phases # not the server, which runs on
+    kill $SERVER
     tar czf "$OUT/results.tgz" -C /tmp/results .
     grep -c "" /tmp/results/*.log
     echo "done after $((SECONDS - start)) s"
