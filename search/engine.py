@@ -51,6 +51,9 @@ class EngineFault(EngineError):
     """The engine failed a call it should have served; counts against its health."""
 
 
+GREEDY_BELOW = 1e-5  # vLLM's _SAMPLING_EPS: a temperature under it decodes greedily
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """Sample ``n`` continuations of ``prompt_token_ids``.
@@ -74,6 +77,12 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         if self.seed is not None and not 0 <= self.seed < SEED_BOUND:
             raise ValueError(f"seed {self.seed} is outside [0, 2**62)")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether to take the most likely token: at temperature 0, and below
+        :data:`GREEDY_BELOW`, where dividing logits by the temperature overflows."""
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass(frozen=True, slots=True)

@@ -441,7 +441,7 @@ def _finished(running: _Running) -> Completion:
 
 def _rng(spec: GenerationRequest, index: int) -> np.random.Generator | None:
     """Sample ``index``'s random stream (``seed + index``); ``None`` when greedy."""
-    if spec.temperature == 0:
+    if spec.greedy:
         return None
     return np.random.default_rng(None if spec.seed is None else spec.seed + index)
 

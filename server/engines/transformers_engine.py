@@ -215,7 +215,7 @@ class TransformersEngine(BaseEngine):
         return _Batch(batch.rows, batch.cache, mask, out.logits[:, -1, :].float())
 
     def _generator(self, spec: GenerationRequest, index: int) -> torch.Generator | None:
-        if spec.temperature == 0:
+        if spec.greedy:
             return None
         generator = torch.Generator(device=self.device)
         if spec.seed is None:
@@ -314,7 +314,7 @@ class TransformersEngine(BaseEngine):
     @staticmethod
     def _sample(sample: Sample, logits: torch.Tensor) -> torch.Tensor:
         spec = sample.spec
-        if spec.temperature == 0 or sample.rng is None:
+        if spec.greedy or sample.rng is None:
             return logits.argmax()
         probs = torch.softmax(logits / spec.temperature, dim=-1)
         if spec.top_p < 1.0:

@@ -137,7 +137,7 @@ class VllmEngine(BaseEngine):
             )
         try:
             return SamplingParams(
-                n=1 if _greedy(request) else request.n,
+                n=1 if request.greedy else request.n,
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 top_p=request.top_p,
@@ -197,7 +197,7 @@ class VllmEngine(BaseEngine):
         self._stats.prompt_tokens_cached += cached
         self._stats.prompt_tokens_computed += len(request.prompt_token_ids) - cached
         completions = [self._completion(c, request) for c in final.outputs]
-        if _greedy(request):
+        if request.greedy:
             completions *= request.n
         self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
         return completions
@@ -242,12 +242,6 @@ class VllmEngine(BaseEngine):
         self._llm.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-
-
-def _greedy(request: GenerationRequest) -> bool:
-    """Whether vLLM samples ``request`` greedily (it then refuses ``n > 1``: the ``n`` are one
-    sample, repeated).  vLLM's threshold, ``_SAMPLING_EPS``."""
-    return request.temperature < 1e-5
 
 
 def _caller_cancelled() -> bool:

@@ -243,6 +243,17 @@ def _vllm_generated_tokens() -> float:
     )
 
 
+def test_a_vanishing_temperature_decodes_greedily(
+    engine_under_test: ServingEngine, kind: str
+) -> None:
+    # found by the schema fuzzer: 5e-269 divided llama.cpp's logits into infinities (a 500)
+    engine = engine_under_test
+    ids = prompt(engine, "Count to five.")
+    [[greedy]] = generate(engine, GenerationRequest(ids, max_tokens=8, temperature=0))
+    [[tiny]] = generate(engine, GenerationRequest(ids, max_tokens=8, temperature=5e-269, seed=3))
+    assert_same_greedy(tiny, greedy, TOLERANCE[kind])
+
+
 def assert_same_greedy(a: Completion, b: Completion, tolerance: float) -> None:
     """Two greedy completions of one prompt agree: the same logprobs on their common prefix,
     and where they part, only at a near tie (both choices within the tolerance)."""
