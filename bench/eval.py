@@ -312,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument(
+        "--report", action="store_true", help="only summarise NAME.json (e.g. of a stopped run)"
+    )
+    parser.add_argument(
         "--calibration", action="store_true", help="score the rewards instead (bench.calibration)"
     )
     parser.add_argument("--samples", type=int, default=8, help="--calibration: answers per problem")
@@ -328,12 +331,23 @@ def main() -> None:
 
         calibrate(problems, args)
         return
+    path = args.results / f"{args.name}.json"
+    if args.report:
+        saved = json.loads(path.read_text())
+        ledger = Ledger(path, {k: saved[k] for k in ("model", "args", "configs")}, fresh=False)
+    else:
+        ledger = answer_all(problems, args, path)
+    report(ledger, problems, args.results / args.name)
+
+
+def answer_all(problems: list[Problem], args: argparse.Namespace, path: Path) -> Ledger:
+    """Every configuration's answer to every problem not yet in the ledger at ``path``."""
     configs: list[Config] = args.config or [Config.parse(spec) for spec in CORE]
     serve_args = [*(["--model", args.model] if args.model else []), "--engine", args.engine]
     for url in args.upstream:
         serve_args += ["--upstream", url]
     serve_args += [*(["--tokenizer", args.tokenizer] if args.tokenizer else []), *args.serve_arg]
-    args.results.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with live_server(args.url, serve_args) as base:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", timeout=7200, max_retries=0)
         model = client.models.list().data[0].id
@@ -342,7 +356,7 @@ def main() -> None:
             "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
             "configs": {c.label: c.spec for c in configs},
         }
-        ledger = Ledger(args.results / f"{args.name}.json", meta, args.fresh)
+        ledger = Ledger(path, meta, args.fresh)
         # problem by problem: a run stopped early still compares every config on the same ones
         jobs = [(p, c) for p in problems for c in configs if (p.id, c.label) not in ledger.outcomes]
         done = 0
@@ -367,19 +381,25 @@ def main() -> None:
         with ThreadPoolExecutor(args.concurrency) as pool:
             for future in [pool.submit(run, p, c) for p, c in jobs]:
                 future.result()
+    return ledger
+
+
+def report(ledger: Ledger, problems: list[Problem], stem: Path) -> None:
+    """Tables of the ledger's answers to ``problems``: printed, and ``stem`` .md/.png/.json."""
     sources = {p.id: p.source for p in problems}
     outcomes = [o for o in ledger.outcomes.values() if o.problem in sources]
     rows, pair_rows = summarise(outcomes, sources), pairs(outcomes, sources)
+    run = ledger.meta["args"]
     note = (
-        f"{model}, seed {args.seed}, temperature {args.temperature} (unless a config sets it), "
-        f"max_tokens {args.max_tokens}, {args.concurrency} requests at once. Configs: "
-        + "; ".join(f"`{spec}`" for spec in ledger.meta["configs"].values())
+        f"{ledger.meta['model']}, seed {run['seed']}, temperature {run['temperature']} (unless a "
+        f"config sets it), max_tokens {run['max_tokens']}, {run['concurrency']} requests at once. "
+        "Configs: " + "; ".join(f"`{spec}`" for spec in ledger.meta["configs"].values())
     )
     text = markdown(rows, pair_rows, note)
     print(text)
     ledger.save({"summary": rows, "pairs": pair_rows})
-    (args.results / f"{args.name}.md").write_text(text + "\n")
-    plot(rows, args.results / f"{args.name}.png", f"{model}: {len(problems)} problems")
+    stem.with_suffix(".md").write_text(text + "\n")
+    plot(rows, stem.with_suffix(".png"), f"{ledger.meta['model']}: {len(problems)} problems")
 
 
 if __name__ == "__main__":
