@@ -20,11 +20,12 @@ import json
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from bench.problems import Problem
 from bench.stats import auroc, wilson
+from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
 from search.reward import Step, confidence_reward, mean_confidence, min_step_reward
@@ -50,26 +51,16 @@ def answer_span(text: str, answer: str | None) -> tuple[int, int] | None:
     return None
 
 
-def token_offsets(tokenizer: Tokenizer, token_ids: Sequence[int]) -> list[int]:
-    """Where each token ends in the decoded text (decoding prefixes: exact for any tokenizer)."""
-    return [len(tokenizer.decode(token_ids[: i + 1])) for i in range(len(token_ids))]
-
-
 def rewards(completion: Completion, steps: list[Step], tokenizer: Tokenizer) -> dict[str, float]:
     """Every reward of one answer."""
     scored = [step for step in steps if step.confidences]
     span = answer_span(completion.text, extract_answer(completion.text))
     confidences = [c for step in steps for c in step.confidences]
     answer = scored[-1].confidences if scored else ()
-    if span is not None:
-        ends = token_offsets(tokenizer, completion.token_ids)
-        starts = [0, *ends[:-1]]
-        inside = [
-            c
-            for c, s, e in zip(confidences, starts, ends, strict=False)
-            if e > span[0] and s < span[1]
-        ]
-        answer = tuple(inside) or answer
+    if span is not None:  # the tokens that end past the span's start and start before its end
+        first = count_tokens_within(tokenizer, completion.token_ids, span[0] + 1) - 1
+        last = count_tokens_within(tokenizer, completion.token_ids, span[1])
+        answer = tuple(confidences[max(first, 0) : last]) or answer
     return {
         "confidence": confidence_reward(steps),
         "min_step": min_step_reward(steps),

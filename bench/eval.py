@@ -51,11 +51,10 @@ EXTENSIONS = ("reasoning_format",)  # top-level fields of ponder's, sent in extr
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """One way of asking: a label, the method, and what it changes from the defaults."""
+    """One way of asking: a label and what it changes from the defaults (the method too)."""
 
     label: str
     spec: str
-    method: str
     search: dict[str, Any] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
 
@@ -77,7 +76,7 @@ class Config:
             except json.JSONDecodeError:
                 value = raw
             (request if key in TOP_LEVEL else search)[key] = value
-        return cls(label, spec, method, search, request)
+        return cls(label, spec, search, request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from the leaf to the end of the answer (or ``rollout_tokens``); its first action
 child and the rest is that child's rollout.  Sampling the action and then continuing it is the
 same distribution as sampling the whole continuation at once, and it halves the engine calls.
 
-Every rollout that ends casts a vote for its final answer (:func:`search.extract.extract_answer`),
-weighted by its reward.  With ``vote`` the commit follows the leading answer rather than the
-visit count, and with ``consensus`` the search stops as soon as one answer clearly leads: the
-tree holds many finished answers, and Marco-o1's rule used only the committed one.
+With ``vote`` or ``consensus``, every rollout that ends casts a vote for its final answer
+(:func:`search.extract.extract_answer`), weighted by its reward.  With ``vote`` the commit
+follows the leading answer rather than the visit count, and with ``consensus`` the search stops
+as soon as one answer clearly leads: the tree holds many finished answers, and Marco-o1's rule
+used only the committed one.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class _MctsRun:
         self.cutter = StepCutter(params, tokenizer)
         self.writer = PathWriter(tokenizer, params, implicit="last_step")
         self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
+        # answers are read from rollouts only when something uses their vote
+        self.voting = params.vote or params.consensus is not None
         self.finished: list[Trajectory] = []  # rollouts that ended with an answer
 
     async def events(self) -> AsyncGenerator[SearchEvent, None]:
@@ -203,7 +206,7 @@ class _MctsRun:
         if is_new and terminal:
             self._maybe_reflect(leaf, child, reward)
         answer = None
-        if completion.finish_reason == "stop":
+        if self.voting and completion.finish_reason == "stop":
             ids = [*child.path_token_ids(), *(t for step in tail for t in step.token_ids)]
             answer = extract_answer(self.engine.tokenizer.decode(ids))
         trajectory = Trajectory(
@@ -237,7 +240,7 @@ class _MctsRun:
         """The rollout that completes a path cut short: ``best`` (the most rewarded below
         ``root``), or under voting the most rewarded one that gives the leading answer."""
         leader = leading_answer(root)
-        if not (self.params.vote or self.params.consensus) or leader is None:
+        if not self.voting or leader is None:
             return best
         return max(
             (t for t in self.finished if t.answer == leader[0] and _below(t.node, root)),

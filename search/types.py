@@ -174,7 +174,7 @@ class Trajectory:
     reward: float
     finish_reason: FinishReason
     stop_reason: str | int | None
-    answer: str | None = None  # the final answer of a rollout that ended; None otherwise
+    answer: str | None = None  # a finished rollout's final answer, when the search votes
 
     @property
     def tail_token_ids(self) -> tuple[int, ...]:
