@@ -7,6 +7,9 @@ and at k answers per problem: pass@k (some answer right: the ceiling of any choo
 (self-consistency), the most rewarded answer (best-of-n) and the reward-weighted vote.  What a
 search can gain by trusting a reward is bounded by how well the reward ranks answers.
 
+The answers so far are kept in ``NAME.records.json`` after every problem; a rerun with the same
+name resumes from them (``--fresh`` starts over).
+
 Rewards scored: ``confidence`` and ``min_step`` (:mod:`search.reward`), ``last_step`` (the mean
 confidence of the last step, where the answer is stated) and ``answer`` (the mean confidence of
 the tokens that spell the final answer).
@@ -182,10 +185,13 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     engine = load_engine(parse_args([*serve, *args.serve_arg]))
     cutter = StepCutter(SearchParams(prompt_token_ids=(0,), granularity="step"), engine.tokenizer)
     gate = asyncio.Semaphore(args.concurrency)
-    records: list[dict[str, Any]] = []
-
     partial = args.results / f"{args.name}.records.json"
     args.results.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = (
+        json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
+    )
+    done_before = {r["problem"] for r in records}  # a rerun resumes a killed one
+    problems = [p for p in problems if p.id not in done_before]
 
     async def one(problem: Problem) -> None:
         async with gate:
@@ -194,7 +200,8 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         partial.write_text(json.dumps(records, ensure_ascii=False))  # survives a kill
         right = sum(r["correct"] for r in found)
         done = len(records) // args.samples
-        logger.info("%d/%d %s: %d/%d right", done, len(problems), problem.id, right, len(found))
+        total = len(problems) + len(done_before)
+        logger.info("%d/%d %s: %d/%d right", done, total, problem.id, right, len(found))
 
     async def run_all() -> None:
         await asyncio.gather(*(one(p) for p in problems))
