@@ -21,7 +21,8 @@ import torch
 from bench.report import report
 from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
-from server.engines import ServingEngine, load_engine
+from server.engines import load_engine
+from server.engines.base import ServingEngine
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 # ~420 tokens: the length of an MCTS node's prompt (question + path) in the load benchmark, where

@@ -6,10 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from search import Finished, SearchParams, SearchResult, run_search
-from search.engine import Engine, EngineStats
+from search.engine import Engine
+from server.engines.stats import EngineStats
+
+
+class CountedEngine(Engine, Protocol):
+    """An engine whose counters a benchmark reads around a search."""
+
+    @property
+    def stats(self) -> EngineStats: ...
+
 
 QUESTION = [
     {
@@ -59,7 +68,7 @@ def mcts_params(prompt: tuple[int, ...], **overrides: Any) -> SearchParams:
     return replace(SearchParams(prompt_token_ids=prompt), **{**options, **overrides})
 
 
-def search_cost(engine: Engine, params: SearchParams) -> Cost:
+def search_cost(engine: CountedEngine, params: SearchParams) -> Cost:
     """Run one search to the end and read the engine's counters around it."""
     stats: EngineStats = engine.stats
     before = replace(stats)

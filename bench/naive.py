@@ -13,10 +13,11 @@ from dataclasses import replace
 
 from bench.inprocess import QUESTION, mcts_params, search_cost
 from bench.report import report
-from search.engine import Completion, EngineStats, GenerationRequest, Tokenizer
+from search.engine import Completion, GenerationRequest, Tokenizer
 from server.args import ServerArgs
 from server.engines import load_engine
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
+from server.engines.stats import EngineStats
 
 
 class ProxyDriver:

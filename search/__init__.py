@@ -13,7 +13,6 @@ from search.budget import Budget
 from search.engine import (
     Completion,
     Engine,
-    EngineStats,
     FinishReason,
     GenerationRequest,
     Tokenizer,
@@ -51,7 +50,6 @@ __all__ = [
     "Budget",
     "Completion",
     "Engine",
-    "EngineStats",
     "Expanded",
     "FinishReason",
     "Finished",

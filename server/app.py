@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from server.args import ServerArgs
 from server.auth import install_auth, load_keys
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.errors import install_error_handlers
 from server.limits import BodySizeLimit
 from server.logs import RequestIdMiddleware

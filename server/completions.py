@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from search.engine import SEED_BOUND, Completion, GenerationRequest
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.errors import InvalidRequest
 from server.protocol import (
     CompletionChoice,

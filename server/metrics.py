@@ -10,8 +10,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from search import Expanded, Finished, SearchEvent
-from search.engine import EngineStats
 from search.events import AnswerDelta, ReasoningDelta
+from server.engines.stats import EngineStats
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 _COUNTS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)

@@ -26,7 +26,7 @@ from search import (
 from search.engine import EngineError
 from search.formats import choose, opens_reasoning, with_system_prompt
 from server.args import ServerArgs
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError, from_engine
 from server.limits import Admission, capped_defaults, check_caps
 from server.metrics import Metrics

@@ -21,12 +21,13 @@ import uvicorn
 
 from server.app import build_app
 from server.args import ServerArgs
-from server.engines import ServingEngine, load_engine
+from server.engines import load_engine
+from server.engines.base import ServingEngine
 from server.engines.transformers_engine import TransformersEngine
-from server.engines.upstream import UpstreamEngine
+from server.engines.upstream_engine import UpstreamEngine
 
 if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
-    from server.engines.llamacpp_engine import LlamaCppEngine
+    from server.engines.llamacpp.engine import LlamaCppEngine
 
 # The suite's model, named wherever a test loads one: SmolLM2-135M (its package is installed
 # with ponder's), fast enough for the whole suite on 2 cores.  Tests of the server's default
@@ -53,7 +54,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[LlamaCppEngine]:
     """The server's default engine, llama.cpp, on the test model."""
-    from server.engines.llamacpp_engine import LlamaCppEngine
+    from server.engines.llamacpp.engine import LlamaCppEngine
 
     loaded = load_engine(ServerArgs(engine="llamacpp", model=TEST_MODEL))
     assert isinstance(loaded, LlamaCppEngine)

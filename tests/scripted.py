@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from search.engine import Completion, EngineStats, GenerationRequest, TokenLogprob
+from search.engine import Completion, GenerationRequest, TokenLogprob
+from server.engines.stats import EngineStats
 
 EOS = 0
 

@@ -1,130 +1,55 @@
-"""Engine adapters, loaded lazily by name so heavy optional imports stay where they are used."""
+"""The engine registry: each engine's class by name, imported only when that engine is loaded,
+so heavy optional dependencies (llama.cpp, torch, vLLM) stay with the engine that uses them."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol, cast
 
-from prometheus_client.registry import Collector
-
-from search.engine import Completion, EngineStats, GenerationRequest, Tokenizer
 from server.args import ServerArgs
+from server.engines.base import ServingEngine
 from server.model_source import ModelSource, resolve
 
+# ``--engine`` names (all but ``auto``) -> "module:Class"
+ENGINES: dict[str, str] = {
+    "llamacpp": "server.engines.llamacpp.engine:LlamaCppEngine",
+    "transformers": "server.engines.transformers_engine:TransformersEngine",
+    "vllm": "server.engines.vllm_engine:VllmEngine",
+    "upstream": "server.engines.upstream_engine:UpstreamEngine",
+}
 
-class ChatTokenizer(Tokenizer, Protocol):
-    """A tokenizer that also knows the model's chat template and its vocabulary size."""
 
-    @property
-    def vocab_size(self) -> int: ...
+class EngineClass(Protocol):
+    """What the registry needs of an engine class: a constructor from the server's settings."""
 
-    @property
-    def chat_template(self) -> str:
-        """The chat template's source text (``""`` if the model has none)."""
+    def from_args(self, args: ServerArgs, source: ModelSource) -> ServingEngine:
+        """The engine ``args`` configure, serving ``source`` (already given its served name)."""
         ...
 
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
-        ...
 
-
-class ServingEngine(Protocol):
-    """What the server needs of an engine: the search's interface plus chat and limits."""
-
-    @property
-    def model_name(self) -> str: ...
-
-    @property
-    def tokenizer(self) -> ChatTokenizer: ...
-
-    @property
-    def stats(self) -> EngineStats: ...
-
-    @property
-    def max_model_len(self) -> int: ...
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """See :meth:`search.engine.Engine.generate`."""
-        ...
-
-    def health(self) -> str | None:
-        """``None`` while the engine can serve, else the reason it cannot."""
-        ...
-
-    def close(self) -> None:
-        """Release the engine's resources."""
-        ...
-
-    def metric_collectors(self) -> list[Collector]:
-        """The engine's own Prometheus families, shown on ponder's ``/metrics`` (vLLM's)."""
-        ...
+def engine_class(kind: str) -> EngineClass:
+    """The class registered as ``kind``, imported now."""
+    module, _, name = ENGINES[kind].partition(":")
+    return cast(EngineClass, getattr(importlib.import_module(module), name))
 
 
 def load_engine(args: ServerArgs) -> ServingEngine:
-    """Build the engine ``args.engine`` names (``auto``: the upstream fleet when one is given,
-    llama.cpp for a GGUF model when llama-cpp-python is installed and no GPU is asked for,
-    else transformers)."""
+    """Build the engine ``args.engine`` names (``auto``: see :func:`pick_engine`)."""
     source = resolve(args.model)
     if args.served_model_name:
         source = replace(source, served_name=args.served_model_name)
-    engine: ServingEngine
-    kind = pick_engine(args, source)
-    if kind == "upstream":
-        from server.engines.hf_tokenizer import HFTokenizer
-        from server.engines.upstream import UpstreamEngine
-
-        fleet_tokenizer = resolve(args.tokenizer) if args.tokenizer else source
-        engine = UpstreamEngine(
-            args.upstreams,
-            HFTokenizer.load(fleet_tokenizer.tokenizer_folder()),
-            served_name=args.served_model_name,
-            probe_seconds=args.upstream_probe_seconds,
-        )
-    elif kind == "vllm":
-        from server.engines.vllm_engine import VllmEngine
-
-        engine = VllmEngine(source, vllm_args(args))
-    elif kind == "llamacpp":
-        from server.engines.llamacpp_engine import LlamaCppEngine
-
-        engine = LlamaCppEngine(
-            source,
-            kv_cache_tokens=args.kv_cache_tokens,
-            prefix_cache_tokens=args.prefix_cache_tokens,
-            threads=args.threads,
-        )
-    else:
-        from server.engines.transformers_engine import TransformersEngine
-
-        engine = TransformersEngine(
-            source,
-            dtype=args.dtype,
-            device=args.device,
-            prefix_cache_tokens=args.prefix_cache_tokens,
-        )
+    engine = engine_class(pick_engine(args, source)).from_args(args, source)
     if args.max_model_len is not None:
         engine.max_model_len = min(engine.max_model_len, args.max_model_len)
     return engine
 
 
-def vllm_args(args: ServerArgs) -> dict[str, Any]:
-    """The ``AsyncEngineArgs`` ponder passes through to vLLM (unset ones keep vLLM's default)."""
-    given = {
-        "tensor_parallel_size": args.tensor_parallel_size,
-        "pipeline_parallel_size": args.pipeline_parallel_size,
-        "distributed_executor_backend": args.distributed_executor_backend,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
-        "max_model_len": args.max_model_len,
-        "dtype": args.dtype,
-        "quantization": args.quantization,
-    }
-    return {name: value for name, value in given.items() if value is not None}
-
-
 def pick_engine(args: ServerArgs, source: ModelSource) -> str:
-    """The engine ``auto`` stands for, or the one named (llama.cpp needs a GGUF file)."""
+    """The engine ``auto`` stands for (the upstream fleet when one is given, vLLM on a GPU when
+    it is installed, llama.cpp for a GGUF model when llama-cpp-python is installed and no GPU is
+    asked for, else transformers), or the one named (llama.cpp needs a GGUF file)."""
     if args.engine == "upstream" or (args.engine == "auto" and args.upstreams):
         return "upstream"
     if args.engine == "llamacpp" and not source.is_gguf:

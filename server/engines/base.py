@@ -1,15 +1,61 @@
-"""What every engine keeps and shows: its served name, tokenizer, counters and health, and the
-bookkeeping around each ``generate`` call (in flight, failed in a row, or through)."""
+"""What the server needs of an engine (:class:`ServingEngine`), and what every engine keeps
+and shows: its served name, tokenizer, counters and health, and the bookkeeping around each
+``generate`` call (in flight, failed in a row, or through)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from prometheus_client.registry import Collector
 
-from search.engine import EngineStats, RequestRejected
+from search.engine import Engine, RequestRejected, Tokenizer
 from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.stats import EngineStats
+
+
+class ChatTokenizer(Tokenizer, Protocol):
+    """A tokenizer that also knows the model's chat template and its vocabulary size."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def chat_template(self) -> str:
+        """The chat template's source text (``""`` if the model has none)."""
+        ...
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+        """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
+        ...
+
+
+class ServingEngine(Engine, Protocol):
+    """What the server needs of an engine: the search's :class:`~search.engine.Engine`, plus
+    a chat tokenizer, counters, a context length, health and shutdown."""
+
+    max_model_len: int
+
+    @property
+    def tokenizer(self) -> ChatTokenizer: ...
+
+    @property
+    def stats(self) -> EngineStats:
+        """Live counters for ``/metrics`` and the benchmarks."""
+        ...
+
+    def health(self) -> str | None:
+        """``None`` while the engine can serve, else the reason it cannot."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+        ...
+
+    def metric_collectors(self) -> list[Collector]:
+        """The engine's own Prometheus families, shown on ponder's ``/metrics`` (vLLM's)."""
+        ...
 
 
 class Health:
@@ -40,7 +86,7 @@ class Health:
 
 
 class BaseEngine:
-    """The part of :class:`server.engines.ServingEngine` that is the same for every engine."""
+    """The part of :class:`ServingEngine` that is the same for every engine."""
 
     max_model_len: int
 

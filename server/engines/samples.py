@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from search.engine import Completion, GenerationRequest, Tokenizer, TokenLogprob
+from server.engines import sampling
 
 
 @dataclass(slots=True)
@@ -15,18 +18,28 @@ class Sample:
     request: int
     index: int
     spec: GenerationRequest
-    rng: Any = None  # the engine's random generator; None samples greedily
+    rng: np.random.Generator | None = None  # sample's own stream (seed + index); None: greedy
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish: Completion | None = None
 
-    def add(
-        self, token: int, logprob: float, top: tuple[tuple[int, float], ...], tokenizer: Tokenizer
-    ) -> None:
-        """Record one generated token; finish the sample on a stop token or string (which stays
-        in the output) or when ``max_tokens`` is reached."""
+    def advance(
+        self,
+        logprobs: np.ndarray[Any, Any],
+        candidates: np.ndarray[Any, Any] | None,
+        tokenizer: Tokenizer,
+    ) -> int:
+        """Choose the next token from this step's raw ``logprobs`` (with the step's top-k
+        ``candidates``, see :mod:`server.engines.sampling`) and record it; finish the sample on
+        a stop token or string (which stays in the output) or at ``max_tokens``."""
+        token = sampling.choose(self.spec, logprobs, self.rng)
+        top = sampling.ranked(logprobs, candidates, self.spec.logprobs)
         self.token_ids.append(token)
-        self.logprobs.append(TokenLogprob(token, logprob, top))
+        self.logprobs.append(TokenLogprob(token, float(logprobs[token]), top))
+        self._finish(tokenizer)
+        return token
+
+    def _finish(self, tokenizer: Tokenizer) -> None:
         stop = self._stop(tokenizer)
         if stop is None and len(self.token_ids) < self.spec.max_tokens:
             return

@@ -7,7 +7,7 @@ running batch at the next step (rows are left-padded to a common width; position
 so padding and the hole between a reused prefix and the rest of a prompt are only masked out).
 Finished or cancelled samples leave the batch at once.  Models whose cache is not plain
 per-layer keys and values (sliding windows) cannot join batches: their calls run one set at a
-time.
+time.  Tokens are chosen by :mod:`server.engines.sampling`, as the llama.cpp engine's are.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from search.engine import Completion, GenerationRequest
+from server.args import ServerArgs
+from server.engines import sampling
 from server.engines.base import BaseEngine
 from server.engines.calls import Call, CallQueue, check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
@@ -109,6 +111,16 @@ class TransformersEngine(BaseEngine):
         self._thread.start()
         logger.info("loaded %s on %s (%s)", folder, device, self.model.dtype)
 
+    @classmethod
+    def from_args(cls, args: ServerArgs, source: ModelSource) -> TransformersEngine:
+        """The engine on ``--device`` in ``--dtype``."""
+        return cls(
+            source,
+            dtype=args.dtype,
+            device=args.device,
+            prefix_cache_tokens=args.prefix_cache_tokens,
+        )
+
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Queue the call for the scheduler and wait; cancelling it drops its rows."""
         if not requests:
@@ -174,7 +186,7 @@ class TransformersEngine(BaseEngine):
         for call in calls:
             for r, spec in enumerate(call.requests):
                 for i in range(spec.n):
-                    sample = Sample(r, i, spec, self._generator(spec, i))
+                    sample = Sample(r, i, spec, sampling.generator(spec, i))
                     call.samples.append(sample)
                     rows.append((call, sample))
         self._stats.prompt_tokens_cached += sum(
@@ -213,16 +225,6 @@ class TransformersEngine(BaseEngine):
             use_cache=True,
         )
         return _Batch(batch.rows, batch.cache, mask, out.logits[:, -1, :].float())
-
-    def _generator(self, spec: GenerationRequest, index: int) -> torch.Generator | None:
-        if spec.greedy:
-            return None
-        generator = torch.Generator(device=self.device)
-        if spec.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(spec.seed + index)
-        return generator
 
     def _prefill(
         self, requests: list[GenerationRequest], cache: DynamicCache
@@ -296,33 +298,16 @@ class TransformersEngine(BaseEngine):
         self._prefixes.add(held, kv)
 
     def _step(self, samples: list[Sample], logits: torch.Tensor) -> torch.Tensor:
-        """Pick one token per sample, record its logprobs, and mark finished samples."""
-        logprobs = torch.log_softmax(logits, dim=-1)
-        k = max(s.spec.logprobs for s in samples)
-        top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0],) * 2
-        chosen = torch.stack([self._sample(s, logits[row]) for row, s in enumerate(samples)])
-        chosen_lp = logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
-        top_values_list, top_ids_list = top_values.tolist(), top_ids.tolist()
-        for row, sample in enumerate(samples):
-            token = int(chosen[row])
-            k_row = sample.spec.logprobs
-            top = tuple(zip(top_ids_list[row][:k_row], top_values_list[row][:k_row], strict=True))
-            sample.add(token, chosen_lp[row], top, self._tokenizer)
+        """Pick one token per sample, record its logprobs, and mark finished samples: by the
+        same rules, on the same float32 numpy logits, as the llama.cpp engine."""
+        logprobs = sampling.log_softmax(logits.float().cpu().numpy())
+        top = sampling.top_candidates(logprobs, max(s.spec.logprobs for s in samples))
+        chosen = [
+            sample.advance(logprobs[row], None if top is None else top[row], self._tokenizer)
+            for row, sample in enumerate(samples)
+        ]
         self._stats.generated_tokens += len(samples)
-        return chosen
-
-    @staticmethod
-    def _sample(sample: Sample, logits: torch.Tensor) -> torch.Tensor:
-        spec = sample.spec
-        if spec.greedy or sample.rng is None:
-            return logits.argmax()
-        probs = torch.softmax(logits / spec.temperature, dim=-1)
-        if spec.top_p < 1.0:
-            sorted_probs, order = probs.sort(descending=True)
-            outside = sorted_probs.cumsum(0) - sorted_probs > spec.top_p
-            sorted_probs[outside] = 0.0
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        return torch.multinomial(probs, 1, generator=sample.rng).squeeze(0)
+        return torch.tensor(chosen, device=self.device)
 
 
 def _calls(batch: _Batch | None) -> list[_Call]:

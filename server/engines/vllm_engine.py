@@ -33,10 +33,11 @@ from search.engine import (
     EngineFault,
     GenerationRequest,
     RequestRejected,
-    TokenLogprob,
 )
+from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
+from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import ModelSource
 
@@ -88,6 +89,11 @@ class VllmEngine(BaseEngine):
         super().__init__(
             source.served_name, HFTokenizer.load(source.tokenizer_folder(), config_eos)
         )
+
+    @classmethod
+    def from_args(cls, args: ServerArgs, source: ModelSource) -> VllmEngine:
+        """The engine with the ``AsyncEngineArgs`` that ``args`` set."""
+        return cls(source, vllm_args(args))
 
     @staticmethod
     async def _build(async_llm: Any, args: Any) -> Any:
@@ -203,25 +209,19 @@ class VllmEngine(BaseEngine):
         return completions
 
     def _completion(self, output: Any, request: GenerationRequest) -> Completion:
-        """vLLM's ``CompletionOutput`` -> :class:`Completion`; the text is re-decoded from the
-        ids so that it covers every token (vLLM cuts it after a stop string).  vLLM's other
-        finish reasons (``abort``, ``error``, ``repetition``) are not a finished sample."""
-        if output.finish_reason not in ("stop", "length"):
-            raise EngineFault(f"vLLM ended a sample with finish reason {output.finish_reason!r}")
-        ids = tuple(int(t) for t in output.token_ids)
-        logprobs = tuple(
-            _token_logprob(token, ranked, request.logprobs)
-            for token, ranked in zip(ids, output.logprobs, strict=True)
+        """vLLM's ``CompletionOutput`` -> :class:`Completion` (each position's logprob dict
+        holds the chosen token and the top ``k``, each with its rank)."""
+        k = request.logprobs
+        positions = (
+            (
+                token,
+                ranked[token].logprob,
+                ((t, lp.logprob) for t, lp in ranked.items() if _rank(lp) <= k),
+            )
+            for token, ranked in zip(output.token_ids, output.logprobs, strict=True)
         )
-        stop = output.stop_reason
-        if output.finish_reason == "stop" and stop is None and ids:
-            stop = ids[-1]  # ended on an end-of-sequence token
-        return Completion(
-            token_ids=ids,
-            text=self._tokenizer.decode(ids),
-            logprobs=logprobs,
-            finish_reason=output.finish_reason,
-            stop_reason=stop,
+        return foreign_completion(
+            positions, output.finish_reason, output.stop_reason, k, self._tokenizer
         )
 
     async def _cancel_calls(self) -> None:
@@ -244,20 +244,24 @@ class VllmEngine(BaseEngine):
         self._thread.join(timeout=10)
 
 
+def vllm_args(args: ServerArgs) -> dict[str, Any]:
+    """The ``AsyncEngineArgs`` ponder passes through to vLLM (unset ones keep vLLM's default)."""
+    given = {
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "distributed_executor_backend": args.distributed_executor_backend,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_model_len": args.max_model_len,
+        "dtype": args.dtype,
+        "quantization": args.quantization,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def _caller_cancelled() -> bool:
     """Whether the task awaiting the call is itself being cancelled (its client went away)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _token_logprob(token: int, ranked: Mapping[int, Any], k: int) -> TokenLogprob:
-    """One position's logprob dict (the chosen token plus the top ``k``, each with its rank)
-    -> the chosen token's logprob and the top ``k`` pairs, best first."""
-    top = sorted(
-        ((int(t), float(lp.logprob)) for t, lp in ranked.items() if _rank(lp) <= k),
-        key=lambda pair: -pair[1],
-    )
-    return TokenLogprob(token, float(ranked[token].logprob), tuple(top[:k]))
 
 
 def _rank(logprob: Any) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 from tests.deploy.conftest import REPO
 

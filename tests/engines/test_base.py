@@ -8,7 +8,7 @@ import pytest
 
 from search.engine import EngineFault, RequestRejected
 from server.engines.base import BaseEngine, Health
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 
 
 def fail(engine: BaseEngine, exc: BaseException) -> None:

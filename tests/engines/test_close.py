@@ -43,7 +43,7 @@ def test_closing_frees_llama_cpp_only_once_its_decode_step_has_ended(
     step ends, never under it (a use-after-free in llama.cpp)."""
     import llama_cpp
 
-    from server.engines import llamacpp_engine
+    from server.engines.llamacpp import engine as llamacpp_engine
 
     engine = load_engine(
         ServerArgs(engine="llamacpp", model=TEST_MODEL)

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from search.engine import Completion, GenerationRequest
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.engines.prefix_cache import common_prefix
 from server.engines.transformers_engine import TransformersEngine
 
 if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
-    from server.engines.llamacpp_engine import LlamaCppEngine
+    from server.engines.llamacpp.engine import LlamaCppEngine
 
 # transformers: float32 logits, identical however the batch is made up.  llama.cpp: a call
 # that runs alone on an empty cache matches a from-scratch scoring exactly, but once other
@@ -103,7 +103,7 @@ class _fresh_context:
 
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = params.n_batch = params.n_ubatch = max(tokens, 64)
-        self.ctx = llama_cpp.llama_init_from_model(engine._model, params)
+        self.ctx = llama_cpp.llama_init_from_model(engine._scheduler._context.model, params)
 
     def __enter__(self) -> ctypes.c_void_p:
         return self.ctx  # type: ignore[no-any-return]

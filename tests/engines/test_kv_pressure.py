@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from search.engine import Completion, GenerationRequest, RequestRejected
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL, LiveServer
 from tests.engines.test_contract import TOLERANCE, assert_same_greedy

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY, Gauge
 
-from search.engine import EngineStats
 from server.args import ServerArgs
-from server.engines import ServingEngine, pick_engine
+from server.engines import pick_engine
+from server.engines.base import ServingEngine
+from server.engines.stats import EngineStats
 from server.engines.vllm_engine import VllmMetrics
 from server.metrics import Metrics
 from server.model_source import resolve

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from server.args import ServerArgs
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from tests.conftest import LiveServer
 from tests.server.test_disconnect import BODY, LONG_SEARCH, wait_until_idle
 

@@ -10,7 +10,7 @@ import pytest
 
 from server.args import ServerArgs
 from server.cli import parse_args
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from tests.conftest import LiveServer
 
 

@@ -9,8 +9,8 @@ import httpx
 import openai
 import pytest
 
-from server.engines import ServingEngine
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.base import ServingEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH
 
 QUESTION = [{"role": "user", "content": "What is 17*23?"}]

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 
 
 def test_text_prompt_with_logprobs(client: openai.OpenAI, model_name: str) -> None:

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 
 LONG_SEARCH = {
     "method": "mcts",

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 
 
@@ -17,14 +17,14 @@ from tests.conftest import TINY_SEARCH, LiveServer
 def poisoned(engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generation raises, inside the engine's scheduler, for any prompt that mentions POISON;
     the others, batched in the same decode steps, run as usual."""
-    real = engine._take
+    real = engine._scheduler._take
 
     def faulty(running: Any, logprobs: Any, top: Any) -> None:
         if "POISON" in engine.tokenizer.decode(running.group.spec.prompt_token_ids):
             raise RuntimeError("injected engine fault")
         real(running, logprobs, top)
 
-    monkeypatch.setattr(engine, "_take", faulty)
+    monkeypatch.setattr(engine._scheduler, "_take", faulty)
 
 
 def body(model: str, text: str, **extra: Any) -> dict[str, Any]:

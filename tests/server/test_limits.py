@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from server.args import ServerArgs
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.limits import capped_defaults
 from server.protocol import CompletionRequest, SearchOptions
 from tests.conftest import TINY_SEARCH, LiveServer

@@ -8,7 +8,7 @@ import time
 
 from prometheus_client import generate_latest
 
-from search.engine import EngineStats
+from server.engines.stats import EngineStats
 from server.metrics import Metrics
 
 

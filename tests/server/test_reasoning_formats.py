@@ -21,7 +21,7 @@ from search.formats import (
 )
 from server.args import ServerArgs
 from server.cli import parse_args
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL, LiveServer

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
 from server.args import ServerArgs
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from tests.conftest import LiveServer
 
 CAPPED = ServerArgs(

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import psutil
 
-from server.engines import ServingEngine
+from server.engines.base import ServingEngine
 from tests.conftest import LiveServer
 
 CLIENTS = 32

@@ -9,7 +9,7 @@ import sys
 
 import httpx
 
-from server.engines.llamacpp_engine import LlamaCppEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = "What is 12 + 7?"

@@ -17,8 +17,8 @@ from search.engine import GenerationRequest, RequestRejected
 from server.args import ServerArgs
 from server.engines import load_engine
 from server.engines.base import Health
-from server.engines.llamacpp_engine import LlamaCppEngine
-from server.engines.upstream import UpstreamEngine
+from server.engines.llamacpp.engine import LlamaCppEngine
+from server.engines.upstream_engine import UpstreamEngine
 from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer, free_port
 
 QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]

@@ -28,9 +28,12 @@ from typing import Any
 
 import httpx
 
-from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected, TokenLogprob
+from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
+from server.args import ServerArgs
 from server.engines.base import BaseEngine
+from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
+from server.model_source import ModelSource, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +101,17 @@ class UpstreamEngine(BaseEngine):
             target=self._probe, args=(probe_seconds,), name="ponder-upstream-health", daemon=True
         )
         self._prober.start()
+
+    @classmethod
+    def from_args(cls, args: ServerArgs, source: ModelSource) -> UpstreamEngine:
+        """The fleet ``--upstream`` lists, read with ``--tokenizer`` (default: the model's)."""
+        fleet_tokenizer = resolve(args.tokenizer) if args.tokenizer else source
+        return cls(
+            args.upstreams,
+            HFTokenizer.load(fleet_tokenizer.tokenizer_folder()),
+            served_name=args.served_model_name,
+            probe_seconds=args.upstream_probe_seconds,
+        )
 
     def _probe(self, every: float) -> None:
         """Every ``every`` seconds, probe each replica's ``/health``."""
@@ -209,32 +223,26 @@ class UpstreamEngine(BaseEngine):
         completions = []
         for choice in sorted(payload["choices"], key=lambda c: c["index"]):
             logprobs = choice["logprobs"]
-            ids = [_token_id(t) for t in logprobs["tokens"]]
-            tokens = tuple(
-                TokenLogprob(
-                    token,
-                    float(logprob),
-                    tuple(
-                        sorted(
-                            ((_token_id(t), float(lp)) for t, lp in (top or {}).items()),
-                            key=lambda pair: -pair[1],
-                        )
-                    )[: request.logprobs],
+            positions = (
+                (
+                    _token_id(token),
+                    logprob,
+                    ((_token_id(t), lp) for t, lp in (top or {}).items()),
                 )
                 for token, logprob, top in zip(
-                    ids, logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True
+                    logprobs["tokens"],
+                    logprobs["token_logprobs"],
+                    logprobs["top_logprobs"],
+                    strict=True,
                 )
             )
-            stop = choice.get("stop_reason")
-            if choice["finish_reason"] == "stop" and stop is None and ids:
-                stop = ids[-1]  # ended on an end-of-sequence token
             completions.append(
-                Completion(
-                    token_ids=tuple(ids),
-                    text=self._tokenizer.decode(ids),
-                    logprobs=tokens,
-                    finish_reason="stop" if choice["finish_reason"] == "stop" else "length",
-                    stop_reason=stop,
+                foreign_completion(
+                    positions,
+                    choice["finish_reason"],
+                    choice.get("stop_reason"),
+                    request.logprobs,
+                    self._tokenizer,
                 )
             )
         return completions

@@ -1,0 +1,107 @@
+"""The sampling rules both local engines share: raw logprobs, top-k, temperature, top-p and
+per-sample seeds, on fixed distributions."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from search.engine import GenerationRequest
+from server.engines import sampling
+from server.engines.samples import Sample
+from server.engines.transformers_engine import TransformersEngine
+
+PROBS = np.array([0.05, 0.5, 0.15, 0.3])  # token 1, then 3, then 2, then 0
+
+
+def spec(**fields: float | int | None) -> GenerationRequest:
+    return GenerationRequest((1,), max_tokens=1, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("top_p", "kept"),
+    [(1.0, [0, 1, 2, 3]), (0.97, [0, 1, 2, 3]), (0.9, [1, 2, 3]), (0.7, [1, 3]), (0.3, [1])],
+)
+def test_top_p_keeps_tokens_while_the_mass_before_them_is_within_it(
+    top_p: float, kept: list[int]
+) -> None:
+    weights = sampling.nucleus(PROBS * 7.0, top_p)  # unnormalised weights: the rule is relative
+    assert np.flatnonzero(weights).tolist() == kept
+    assert np.allclose(weights[kept], PROBS[kept] * 7.0)
+
+
+def test_draws_follow_the_renormalised_nucleus() -> None:
+    logprobs = np.log(PROBS).astype(np.float32)
+    rng = np.random.default_rng(0)
+    draws = Counter(sampling.choose(spec(top_p=0.7), logprobs, rng) for _ in range(4000))
+    assert set(draws) == {1, 3}
+    assert draws[1] / 4000 == pytest.approx(0.5 / 0.8, abs=0.03)
+
+
+def test_temperature_sharpens_and_flattens() -> None:
+    logprobs = np.log(PROBS).astype(np.float32)
+
+    def share_of_best(temperature: float) -> float:
+        rng = np.random.default_rng(1)
+        request = spec(temperature=temperature)
+        return sum(sampling.choose(request, logprobs, rng) == 1 for _ in range(2000)) / 2000
+
+    assert share_of_best(1.0) == pytest.approx(0.5, abs=0.04)
+    assert share_of_best(0.1) > 0.99
+    expected = math.sqrt(0.5) / sum(math.sqrt(p) for p in PROBS)  # temperature 2: p ** (1/2)
+    assert share_of_best(2.0) == pytest.approx(expected, abs=0.04)
+
+
+def test_greedy_takes_the_most_likely_token() -> None:
+    request = spec(temperature=0.0, seed=5)
+    assert sampling.generator(request, 0) is None
+    assert sampling.choose(request, np.log(PROBS), None) == 1
+
+
+def test_sample_i_draws_from_seed_plus_i() -> None:
+    request = spec(seed=7, n=3)
+    for i in range(3):
+        rng = sampling.generator(request, i)
+        assert rng is not None
+        assert rng.random() == np.random.default_rng(7 + i).random()
+
+
+def test_logprobs_and_top_k_agree_with_torch() -> None:
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    logprobs = sampling.log_softmax(logits.numpy())
+    assert np.allclose(logprobs, torch.log_softmax(logits, dim=-1).numpy(), atol=1e-5)
+    candidates = sampling.top_candidates(logprobs, 5)
+    assert candidates is not None
+    values, ids = torch.log_softmax(logits, dim=-1).topk(5)
+    for row in range(3):
+        ranked = sampling.ranked(logprobs[row], candidates[row], 5)
+        assert [t for t, _ in ranked] == ids[row].tolist()
+        assert np.allclose([lp for _, lp in ranked], values[row].numpy(), atol=1e-5)
+    assert sampling.top_candidates(logprobs, 0) is None
+    assert sampling.ranked(logprobs[0], None, 0) == ()
+
+
+def test_the_transformers_engine_samples_as_llama_cpp_does_on_the_same_logits(
+    transformers_engine: TransformersEngine,
+) -> None:
+    """The same logits and seed choose the same tokens, logprobs and top-k whether they come
+    as torch's tensor (the transformers engine) or numpy's array (llama.cpp's)."""
+    vocab = transformers_engine.tokenizer.vocab_size
+    logits = torch.randn(4, vocab, generator=torch.Generator().manual_seed(3))
+    request = GenerationRequest((1,), max_tokens=50, n=4, temperature=0.8, top_p=0.9, seed=11)
+
+    def samples() -> list[Sample]:
+        return [Sample(0, i, request, sampling.generator(request, i)) for i in range(4)]
+
+    by_torch, by_numpy = samples(), samples()
+    transformers_engine._step(by_torch, logits)
+    logprobs = sampling.log_softmax(logits.numpy())
+    candidates = sampling.top_candidates(logprobs, request.logprobs)
+    assert candidates is not None
+    for row, sample in enumerate(by_numpy):
+        sample.advance(logprobs[row], candidates[row], transformers_engine.tokenizer)
+    assert [s.logprobs for s in by_torch] == [s.logprobs for s in by_numpy]
