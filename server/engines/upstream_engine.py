@@ -9,9 +9,12 @@ first, so a search keeps hitting the replica whose prefix cache holds its prompt
 that refuses connections or answers 5xx (or 429) is retried with backoff on the next one, and
 left alone for a while.  A 400, 413 or 422 refuses the call itself (the client's doing, not
 retried); any other 4xx refuses ponder's own setup (its key or model name): a fault.  Each
-replica takes at most ``max_concurrency`` calls at once.  A thread probes every replica's
-``/health``: one that fails is passed over until it answers again, one that answers takes
-calls at once, and the engine (so ponder's own ``/health``) is down while no replica answers.
+replica takes at most ``max_concurrency`` calls at once.  The connection pool and those
+limits live on the engine's own event loop (they are bound to the loop they are used on),
+which every caller's loop hands its calls to; closing the engine closes the pool.  A thread
+probes every replica's ``/health``: one that fails is passed over until it answers again, one
+that answers takes calls at once, and the engine (so ponder's own ``/health``) is down while
+no replica answers.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import httpx
 from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
+from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import ModelSource, resolve
@@ -50,8 +54,8 @@ class UpstreamError(EngineFault):
 
 @dataclass(eq=False)
 class Replica:
-    """One upstream server: its URL, a concurrency limit, until when calls pass it over, and
-    whether its last health probe answered."""
+    """One upstream server: its URL, its concurrency limit (awaited on the engine's loop only,
+    so bound to it), until when calls pass it over, and whether its last health probe answered."""
 
     url: str
     slots: asyncio.Semaphore
@@ -91,11 +95,15 @@ class UpstreamEngine(BaseEngine):
         self._replicas = [
             Replica(url.rstrip("/"), asyncio.Semaphore(max_concurrency)) for url in urls
         ]
-        self._timeout = httpx.Timeout(timeout, connect=5.0)
-        self._limits = httpx.Limits(max_keepalive_connections=max_concurrency)
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._model, self.max_model_len = self._discover()
         super().__init__(served_name or self._model, tokenizer)
+        self._loop = EngineLoop("ponder-upstream")
+        self._client = self._loop.call(
+            _open(
+                httpx.Timeout(timeout, connect=5.0),
+                httpx.Limits(max_keepalive_connections=max_concurrency),
+            )
+        )
         self._stop_probing = threading.Event()
         self._prober = threading.Thread(
             target=self._probe, args=(probe_seconds,), name="ponder-upstream-health", daemon=True
@@ -135,7 +143,7 @@ class UpstreamEngine(BaseEngine):
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Every request of the call, concurrently, each on its prompt's replica."""
         with self._calling():
-            return list(await asyncio.gather(*(self._one(r) for r in requests)))
+            return await self._loop.run(self._generate_all(requests))
 
     def health(self) -> str | None:
         """Down when closed, after failed calls in a row, or when no replica passes its probe."""
@@ -145,10 +153,16 @@ class UpstreamEngine(BaseEngine):
         return problem
 
     def close(self) -> None:
-        """Stop probing and mark the engine closed (each keep-alive pool goes with its loop)."""
+        """Stop probing, fail the calls still running, close the connection pool and stop the
+        engine's loop (once: a second close finds nothing to do)."""
+        if self._health.closed:
+            return
         self._health.closed = True
         self._stop_probing.set()
         self._prober.join(timeout=10)
+        self._loop.cancel_all()
+        self._loop.call(self._client.aclose())
+        self._loop.stop()
 
     def ranked(self, prompt: Sequence[int]) -> list[Replica]:
         """Replicas in rendezvous order for ``prompt``; the ones resting after a failure last."""
@@ -157,6 +171,10 @@ class UpstreamEngine(BaseEngine):
         now = time.monotonic()
         return [r for r in order if r.down_until <= now] + [r for r in order if r.down_until > now]
 
+    async def _generate_all(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        """On the engine's loop: the call's requests, concurrently."""
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
     async def _one(self, request: GenerationRequest) -> list[Completion]:
         body = self._body(request)
         errors: list[str] = []
@@ -164,7 +182,7 @@ class UpstreamEngine(BaseEngine):
             for replica in self.ranked(request.prompt_token_ids):
                 try:
                     async with replica.slots:
-                        response = await self._client().post(
+                        response = await self._client.post(
                             f"{replica.url}/v1/completions", json=body
                         )
                 except httpx.TransportError as exc:
@@ -184,16 +202,6 @@ class UpstreamEngine(BaseEngine):
                 return completions
             await asyncio.sleep(0.2 * 2**attempt)
         raise UpstreamError("every upstream failed: " + "; ".join(errors[-3:]))
-
-    def _client(self) -> httpx.AsyncClient:
-        """The keep-alive pool of the running event loop (pools cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients = {
-                held: client for held, client in self._clients.items() if not held.is_closed()
-            }
-            self._clients[loop] = httpx.AsyncClient(timeout=self._timeout, limits=self._limits)
-        return self._clients[loop]
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         return {
@@ -246,6 +254,11 @@ class UpstreamEngine(BaseEngine):
                 )
             )
         return completions
+
+
+async def _open(timeout: httpx.Timeout, limits: httpx.Limits) -> httpx.AsyncClient:
+    """The keep-alive pool, made on the engine's loop (a pool cannot cross loops)."""
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
 def _refusal(response: httpx.Response) -> RequestRejected:

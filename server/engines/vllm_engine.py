@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 import time
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
@@ -37,12 +35,12 @@ from search.engine import (
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
+from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
 from server.model_source import ModelSource
 
 VLLM_METRIC_PREFIX = "vllm:"
-_T = TypeVar("_T")
 
 
 class VllmMetrics(Collector):
@@ -73,16 +71,11 @@ class VllmEngine(BaseEngine):
             disable_log_stats=False,
             **engine_args,
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="ponder-vllm", daemon=True
-        )
-        self._thread.start()
-        self._llm = self._call(self._build(AsyncLLM, args)).result()
+        self._loop = EngineLoop("ponder-vllm")
+        self._llm = self._loop.call(self._build(AsyncLLM, args))
         self.max_model_len = int(self._llm.model_config.max_model_len)
         self._ids = itertools.count()
         self._busy_since: float | None = None
-        self._calls: set[asyncio.Task[Any]] = set()  # on the engine's loop
         # vLLM stops on the generation config's end-of-sequence ids as well as the tokenizer's;
         # the search must know them too, or such a token becomes a step of its own
         config_eos = self._llm.model_config.try_get_generation_config().get("eos_token_id")
@@ -99,9 +92,6 @@ class VllmEngine(BaseEngine):
     async def _build(async_llm: Any, args: Any) -> Any:
         """Create AsyncLLM on the engine's loop, so its output handler lives there."""
         return async_llm.from_engine_args(args)
-
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> Future[_T]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def metric_collectors(self) -> list[Collector]:
         """vLLM's own metrics, for ponder's ``/metrics``."""
@@ -122,11 +112,7 @@ class VllmEngine(BaseEngine):
         with self._calling():
             self._busy(+1)
             try:
-                return await asyncio.wrap_future(self._call(self._generate_all(calls)))
-            except asyncio.CancelledError:
-                if self._health.closed and not _caller_cancelled():
-                    raise EngineFault("the vLLM engine closed during the call") from None
-                raise
+                return await self._loop.run(self._generate_all(calls))
             finally:
                 self._busy(-1)
 
@@ -172,16 +158,11 @@ class VllmEngine(BaseEngine):
     ) -> list[list[Completion]]:
         """On the engine's loop: one vLLM request per generation request, awaited together;
         one that fails cancels (so aborts) its siblings."""
-        call = asyncio.current_task()
-        assert call is not None
-        self._calls.add(call)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._generate_one(r, p)) for r, p in calls]
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
-        finally:
-            self._calls.discard(call)
         return [task.result() for task in tasks]
 
     async def _generate_one(self, request: GenerationRequest, params: Any) -> list[Completion]:
@@ -224,24 +205,15 @@ class VllmEngine(BaseEngine):
             positions, output.finish_reason, output.stop_reason, k, self._tokenizer
         )
 
-    async def _cancel_calls(self) -> None:
-        """On the engine's loop: cancel every call and wait until each has unwound (its vLLM
-        requests aborted)."""
-        calls = list(self._calls)
-        for call in calls:
-            call.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
-
     def close(self) -> None:
         """Fail the calls still running (vLLM aborts them), shut vLLM's engine core down and
         stop the engine's loop (once: a second close finds nothing to do)."""
         if self._health.closed:
             return
         self._health.closed = True
-        self._call(self._cancel_calls()).result(timeout=60)
+        self._loop.cancel_all()  # each call unwinds, its vLLM requests aborted
         self._llm.shutdown()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._loop.stop()
 
 
 def vllm_args(args: ServerArgs) -> dict[str, Any]:
@@ -256,12 +228,6 @@ def vllm_args(args: ServerArgs) -> dict[str, Any]:
         "quantization": args.quantization,
     }
     return {name: value for name, value in given.items() if value is not None}
-
-
-def _caller_cancelled() -> bool:
-    """Whether the task awaiting the call is itself being cancelled (its client went away)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _rank(logprob: Any) -> int:
