@@ -148,10 +148,12 @@ def schema_cap(model: type[BaseModel], field: str) -> int:
     return int(model.model_json_schema()["properties"][field]["maximum"])
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "transformers"])
+@pytest.fixture(scope="module", params=["llamacpp", "transformers", "upstream"])
 def any_engine(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """A server on each engine CI runs: its URL and model name."""
-    fixture = "engine" if request.param == "llamacpp" else "transformers_engine"
+    fixture = {"llamacpp": "engine", "upstream": "upstream_engine"}.get(
+        request.param, "transformers_engine"
+    )
     engine: ServingEngine = request.getfixturevalue(fixture)
     with LiveServer(engine) as live:
         yield live.url, engine.model_name
