@@ -25,10 +25,11 @@ from search.events import (
     Finished,
     ReasoningDelta,
     SearchEvent,
+    SearchResult,
     Started,
 )
 from search.methods import METHODS
-from search.types import SearchConfigError, SearchParams, SearchResult
+from search.params import SearchConfigError, SearchParams
 
 
 def run_search(

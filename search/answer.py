@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from search.engine import FinishReason, Tokenizer
-from search.events import AnswerDelta, ReasoningDelta
-from search.types import SearchParams, SearchResult, StopReason
+from search.events import AnswerDelta, ReasoningDelta, SearchResult, StopReason
+from search.params import SearchParams
 
 if TYPE_CHECKING:
     from search.trace import TraceNode

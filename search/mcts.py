@@ -26,8 +26,9 @@ from collections.abc import AsyncGenerator
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine
-from search.events import Expanded, Finished, SearchEvent, Started
+from search.events import Expanded, Finished, SearchEvent, SearchResult, Started, StopReason
 from search.extract import extract_answer
+from search.params import SearchParams
 from search.policies import (
     add_virtual_loss,
     backpropagate,
@@ -37,10 +38,10 @@ from search.policies import (
     select_leaf,
     vote_child,
 )
-from search.reward import REWARDS, Step
+from search.reward import REWARDS
 from search.steps import StepCutter
 from search.trace import trace_tree
-from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
+from search.tree import Node, Step, Trajectory, Tree
 
 
 async def run_mcts(

@@ -10,9 +10,9 @@ from search.engine import Engine
 from search.events import SearchEvent
 from search.mcts import run_mcts
 from search.methods.beam import run_beam
-from search.methods.plain import run_plain
+from search.methods.none import run_none
 from search.methods.sampling import run_best_of_n, run_self_consistency
-from search.types import SearchParams
+from search.params import SearchParams
 
 SearchMethod = Callable[
     [SearchParams, Engine, random.Random, Budget], AsyncGenerator[SearchEvent, None]
@@ -20,7 +20,7 @@ SearchMethod = Callable[
 
 METHODS: dict[str, SearchMethod] = {
     "mcts": run_mcts,
-    "none": run_plain,
+    "none": run_none,
     "best_of_n": run_best_of_n,
     "self_consistency": run_self_consistency,
     "beam": run_beam,

@@ -16,12 +16,13 @@ from collections.abc import AsyncGenerator
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Engine
-from search.events import Expanded, Finished, SearchEvent, Started
+from search.events import Expanded, Finished, SearchEvent, Started, StopReason
+from search.params import SearchParams
 from search.policies import path_end
-from search.reward import REWARDS, Step
+from search.reward import REWARDS
 from search.steps import StepCutter
 from search.trace import trace_tree
-from search.types import Node, SearchParams, StopReason, Tree
+from search.tree import Node, Step, Tree
 
 
 def _shared_ancestor(root: Node, beams: list[Node]) -> Node:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine, FinishReason
-from search.events import Finished, SearchEvent, Started
+from search.events import Finished, SearchEvent, Started, StopReason
 from search.extract import extract_answer
-from search.reward import REWARDS, Step
+from search.params import SearchParams
+from search.reward import REWARDS
 from search.steps import StepCutter
 from search.trace import trace_tree
-from search.types import SearchParams, StopReason, Tree
+from search.tree import Step, Tree
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ from collections.abc import AsyncGenerator
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Engine, FinishReason, TokenLogprob
-from search.events import Finished, SearchEvent, Started
+from search.events import Finished, SearchEvent, Started, StopReason
+from search.params import SearchParams
 from search.reward import REWARDS
 from search.steps import StepCutter
-from search.types import SearchParams, StopReason
 
 
-async def run_plain(
+async def run_none(
     params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
 ) -> AsyncGenerator[SearchEvent, None]:
     """Generate one answer and yield it as reasoning/answer deltas."""
