@@ -43,7 +43,7 @@ def run_search(
     if params.method not in METHODS:
         raise SearchConfigError("method", f"unknown search method {params.method!r}")
     budget = Budget(params, interrupt)
-    return METHODS[params.method](params, engine, random.Random(params.seed), budget)
+    return METHODS[params.method](params, engine, random.Random(params.seed), budget).events()
 
 
 __all__ = [
