@@ -1,19 +1,36 @@
-"""The frozen parameters of one search: every knob, its default and its check."""
+"""The frozen parameters of one search: every knob, its default, its bounds and its check.
+
+The fields a request may set are declared with :func:`option`; a server reads them (through
+:mod:`search.options`) to build its request schema, so each knob is declared once, here.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from search.engine import GenerationRequest
 from search.formats import PROFILES
 from search.reward import REWARDS
 
+T = TypeVar("T")
+
 Granularity = Literal["step", "mini_step", "token"]
 
 REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
+
+# The most samples one engine request may ask for (``samples``, ``branching``, a completion's
+# ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what a request
+# may ask for no engine refuses.
+MAX_SAMPLES = 64
+
+
+def option(default: T, **bounds: float) -> T:
+    """A field a request may set, with the bounds a request's value must keep (pydantic's
+    ``ge``, ``gt``, ``le``, ``min_length``): they reject absurd values before any search."""
+    return field(default=default, metadata={"bounds": bounds})
 
 
 class SearchConfigError(ValueError):
@@ -27,30 +44,37 @@ class SearchConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class SearchParams:
     """Everything one search needs, fixed for its lifetime (never shared between requests).
+    The ``:param:`` text of an :func:`option` field is its description in the API schema.
 
     :param prompt_token_ids: the chat prompt, template applied, generation prompt added.
-    :param method: search method name, looked up in :data:`search.methods.METHODS`.
-    :param granularity: an action is a ``step`` (up to ``step_separator``), a ``mini_step`` of
-        ``step_tokens`` tokens, or a single ``token``.
-    :param step_tokens: mini-step size; in ``step`` granularity the cap on one step's length;
-        for method ``none``, the tokens of one engine call.
-    :param iterations: simulations per commit round.
-    :param branching: children per expansion (the ``n`` of one engine call).
-    :param exploration: UCT constant ``c``.
-    :param max_depth: most actions on the answer path.
+    :param method: the search method: `mcts` is Marco-o1's tree search, `none` plain sampling
+        with no search.
+    :param granularity: an action is a `step` (up to `step_separator`), a `mini_step` of
+        `step_tokens` tokens, or a single `token`.
+    :param step_tokens: mini-step size; in `step` granularity the cap on one step's length;
+        for method `none`, the tokens of one engine call.
+    :param step_separator: the text that ends a step in `step` granularity.
+    :param iterations: MCTS simulations per committed step.
+    :param branching: children per expansion (the `n` of one engine call).
+    :param exploration: the UCT constant `c`.
+    :param max_depth: most steps on the answer path.
     :param rollout_tokens: most tokens one simulation generates from its leaf.
-    :param max_tokens: most tokens on the answer path (OpenAI's ``max_tokens``).
+    :param max_tokens: most tokens on the answer path (OpenAI's `max_tokens`).
     :param max_search_tokens: most tokens the whole search may generate.
-    :param max_seconds: wall-time budget; ``None`` for none.
+    :param max_seconds: wall-time budget of the search; none if unset.
+    :param reflection: give a weak finished path a sibling that asks the model to rethink
+        (Marco-o1's reflection prompt).
     :param reflection_threshold: a finished path whose reward is below this gets the
         reflection prompt appended and competes with the unreflected one.
+    :param max_reflections: reflections on one path.
     :param answer_markers: the answer is the text after the first of these (default: the
-        ``plain`` reasoning format's, :data:`search.formats.PROFILES`).
+        `plain` reasoning format's, :data:`search.formats.PROFILES`).
     :param starts_in_reasoning: the prompt leaves the model inside an open reasoning block (a
-        thinking template's trailing ``<think>``), so the text is reasoning until a marker.
-    :param reward: name of the path reward in :data:`search.reward.REWARDS`.
-    :param samples: full answers sampled by ``best_of_n`` and ``self_consistency``.
-    :param beam_width: partial paths ``beam`` keeps after each step.
+        thinking template's trailing `<think>`), so the text is reasoning until a marker.
+    :param reward: the path score: `confidence` is Marco-o1's mean token confidence,
+        `min_step` the weakest step's.
+    :param samples: full answers `best_of_n` and `self_consistency` sample.
+    :param beam_width: partial paths `beam` keeps after each step.
     :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
         engine call; 1 is the sequential algorithm.
     :param vote: MCTS commits the child whose finished rollouts carry the most reward for the
@@ -59,39 +83,39 @@ class SearchParams:
         commits the most visited child, as Marco-o1 does.
     :param consensus: MCTS stops once one final answer holds this share of the vote's reward
         among at least one round's worth of finished rollouts, and answers with its best
-        rollout; ``None`` never stops early.
+        rollout; unset never stops early.
     """
 
     prompt_token_ids: tuple[int, ...]
-    method: str = "mcts"
-    granularity: Granularity = "step"
-    step_tokens: int = 64
-    step_separator: str = "\n\n"
-    iterations: int = 4
-    branching: int = 2
-    exploration: float = math.sqrt(2)
-    max_depth: int = 32
-    rollout_tokens: int = 256
+    method: str = option("mcts")
+    granularity: Granularity = option("step")  # noqa: RUF009 - option() is field()
+    step_tokens: int = option(64, ge=1, le=4096)
+    step_separator: str = option("\n\n", min_length=1)
+    iterations: int = option(4, ge=1, le=10_000)
+    branching: int = option(2, ge=1, le=MAX_SAMPLES)
+    exploration: float = option(math.sqrt(2), ge=0, le=100)
+    max_depth: int = option(32, ge=1, le=10_000)
+    rollout_tokens: int = option(256, ge=1, le=1_000_000)
     max_tokens: int = 512
-    max_search_tokens: int = 16384
-    max_seconds: float | None = None
+    max_search_tokens: int = option(16384, ge=1, le=100_000_000)
+    max_seconds: float | None = option(None, gt=0, le=86_400)
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: int = 5
-    reflection: bool = False
-    reflection_threshold: float = 0.6
+    reflection: bool = option(False)
+    reflection_threshold: float = option(0.6, ge=0, le=1)
     reflection_text: str = REFLECTION_TEXT
-    max_reflections: int = 1
+    max_reflections: int = option(1, ge=0, le=16)
     answer_markers: tuple[str, ...] = PROFILES["plain"].answer_markers
     starts_in_reasoning: bool = False
-    reward: str = "confidence"
-    samples: int = 4
-    beam_width: int = 2
-    parallel: int = 1
-    vote: bool = False
-    consensus: float | None = None
+    reward: str = option("confidence")
+    samples: int = option(4, ge=1, le=MAX_SAMPLES)
+    beam_width: int = option(2, ge=1, le=64)
+    parallel: int = option(1, ge=1, le=64)
+    vote: bool = option(False)
+    consensus: float | None = option(None, gt=0, le=1)
 
     def __post_init__(self) -> None:
         positive = {
