@@ -31,9 +31,10 @@ from bench.stats import auroc, wilson
 from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
-from search.reward import Step, confidence_reward, mean_confidence, min_step_reward
+from search.params import SearchParams
+from search.reward import confidence_reward, mean_confidence, min_step_reward
 from search.steps import StepCutter
-from search.types import SearchParams
+from search.tree import Step
 
 logger = logging.getLogger("bench.calibration")
 _BOXED = re.compile(r"\\boxed\{")

@@ -24,10 +24,11 @@ from search.events import (
     Finished,
     ReasoningDelta,
     SearchEvent,
+    SearchResult,
     Started,
 )
 from search.methods import METHODS
-from search.types import SearchConfigError, SearchParams, SearchResult
+from search.params import SearchConfigError, SearchParams
 
 
 def run_search(
@@ -41,7 +42,7 @@ def run_search(
     if params.method not in METHODS:
         raise SearchConfigError("method", f"unknown search method {params.method!r}")
     budget = Budget(params, interrupt)
-    return METHODS[params.method](params, engine, random.Random(params.seed), budget)
+    return METHODS[params.method](params, engine, random.Random(params.seed), budget).events()
 
 
 __all__ = [

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from search.engine import FinishReason, Tokenizer
+from search.engine import Tokenizer
 from search.events import AnswerDelta, ReasoningDelta
-from search.types import SearchParams, SearchResult, StopReason
-
-if TYPE_CHECKING:
-    from search.trace import TraceNode
+from search.params import SearchParams
 
 OPEN_TAGS = ("<Thought>", "<think>")
 REASONING_TAGS = (*OPEN_TAGS, "</Thought>")
@@ -205,30 +202,3 @@ class PathWriter:
     def reasoning_tokens(self) -> int:
         """Tokens of the committed path that fall in the reasoning part."""
         return count_tokens_within(self._tokenizer, self.token_ids, self._splitter.reasoning_chars)
-
-    def result(
-        self,
-        params: SearchParams,
-        *,
-        finish_reason: FinishReason,
-        stop_reason: StopReason,
-        generated_tokens: int,
-        reward: float,
-        iterations: int = 0,
-        nodes: int = 0,
-        tree: tuple[TraceNode, ...] = (),
-    ) -> SearchResult:
-        """The search's result for the path written so far."""
-        return SearchResult(
-            method=params.method,
-            token_ids=tuple(self.token_ids),
-            finish_reason=finish_reason,
-            stop_reason=stop_reason,
-            prompt_tokens=len(params.prompt_token_ids),
-            reasoning_tokens=self.reasoning_tokens(),
-            iterations=iterations,
-            nodes=nodes,
-            generated_tokens=generated_tokens,
-            reward=reward,
-            tree=tree,
-        )

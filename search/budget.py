@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from search.engine import Completion, Engine, GenerationRequest
-from search.types import SearchParams, StopReason
+from search.events import StopReason
+from search.params import SearchParams
 
 
 class Budget:

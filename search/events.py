@@ -1,12 +1,47 @@
 """Events a search yields, in order: ``Started``, then any mix of ``Expanded``,
-``ReasoningDelta`` and ``AnswerDelta``, and last ``Finished``.  The server maps deltas to
-stream chunks and the rest to metrics."""
+``ReasoningDelta`` and ``AnswerDelta``, and last ``Finished`` with the :class:`SearchResult`.
+The server maps deltas to stream chunks and the rest to metrics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from search.types import SearchResult
+from search.engine import FinishReason
+from search.trace import TraceNode
+
+# why a search ended (the response's search.stop_reason)
+StopReason = Literal[
+    "completed",
+    "consensus",
+    "max_tokens",
+    "max_depth",
+    "max_search_tokens",
+    "max_seconds",
+    "interrupted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What a finished search reports: the chosen path and what it cost."""
+
+    method: str
+    token_ids: tuple[int, ...]
+    finish_reason: FinishReason
+    stop_reason: StopReason
+    prompt_tokens: int
+    reasoning_tokens: int
+    iterations: int
+    nodes: int
+    generated_tokens: int
+    reward: float
+    tree: tuple[TraceNode, ...] = ()
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens of the returned path (what the client is billed for)."""
+        return len(self.token_ids)
 
 
 @dataclass(frozen=True, slots=True)

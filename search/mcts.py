@@ -21,13 +21,13 @@ used only the committed one.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
-from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Completion, Engine
-from search.events import Expanded, Finished, SearchEvent, Started
+from search.events import Expanded, SearchEvent, StopReason
 from search.extract import extract_answer
+from search.params import SearchParams
 from search.policies import (
     add_virtual_loss,
     backpropagate,
@@ -37,45 +37,25 @@ from search.policies import (
     select_leaf,
     vote_child,
 )
-from search.reward import REWARDS, Step
-from search.steps import StepCutter
-from search.trace import trace_tree
-from search.types import Node, SearchParams, SearchResult, StopReason, Trajectory, Tree
+from search.run import SearchRun
+from search.tree import Node, Step, Trajectory
 
 
-async def run_mcts(
-    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
-) -> AsyncGenerator[SearchEvent, None]:
-    """Search for the answer to ``params.prompt_token_ids`` and yield events as it goes."""
-    async for event in _MctsRun(params, engine, rng, budget).events():
-        yield event
-
-
-class _MctsRun:
-    """The state of one search; created per request, never shared."""
+class MctsRun(SearchRun):
+    """Marco-o1's MCTS; its own state is the rollouts that ended with an answer."""
 
     def __init__(
         self, params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
     ) -> None:
-        self.params = params
-        self.engine = engine
-        self.rng = rng
-        self.tree = Tree()
-        self.budget = budget
-        self.iterations = 0
-        tokenizer = engine.tokenizer
-        self.reward = REWARDS[params.reward]
-        self.cutter = StepCutter(params, tokenizer)
-        self.writer = PathWriter(tokenizer, params, implicit="last_step")
-        self.reflection_ids = tuple(tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
+        super().__init__(params, engine, rng, budget)
+        self.reflection_ids = tuple(engine.tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
         # answers are read from rollouts only when something uses their vote
         self.voting = params.vote or params.consensus is not None
-        self.finished: list[Trajectory] = []  # rollouts that ended with an answer
+        self.finished_rollouts: list[Trajectory] = []  # rollouts that ended with an answer
 
-    async def events(self) -> AsyncGenerator[SearchEvent, None]:
+    async def search(self) -> AsyncGenerator[SearchEvent, None]:
         """The search loop: rounds of simulations, each ending in one committed step."""
         params = self.params
-        yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
         root = self.tree.root
         budget_out: StopReason | None = None
         while path_end(root, self.params) is None:
@@ -105,10 +85,8 @@ class _MctsRun:
                 root.token_ids, last=path_end(root, self.params) is not None, stop=root.stop_reason
             ):
                 yield delta
-        closing, result = self._finish(root, budget_out)
-        for event in closing:
+        for event in self._finish(root, budget_out):
             yield event
-        yield Finished(result)
 
     def _agreed(self, root: Node) -> bool:
         """Whether the rollouts below ``root`` agree enough to stop (``consensus``): one
@@ -181,16 +159,12 @@ class _MctsRun:
             rollout_tokens += rollout
         self.iterations += 1
         best = self.tree.root.best
-        return Expanded(
-            node_id=leaf.id,
-            depth=leaf.depth,
-            children=len(leaf.children),
+        return self.expanded(
+            leaf,
             action_tokens=action_tokens,
             rollout_tokens=rollout_tokens,
             best_reward=best.reward if best is not None else 0.0,
-            round=round_,
-            iterations=self.iterations,
-            nodes=self.tree.size,
+            round_=round_,
         )
 
     def _add_child(self, leaf: Node, completion: Completion) -> Trajectory:
@@ -213,7 +187,7 @@ class _MctsRun:
             child, tuple(tail), reward, completion.finish_reason, completion.stop_reason, answer
         )
         if answer is not None:
-            self.finished.append(trajectory)
+            self.finished_rollouts.append(trajectory)
         return trajectory
 
     def _maybe_reflect(self, leaf: Node, child: Node, reward: float) -> None:
@@ -243,15 +217,12 @@ class _MctsRun:
         if not self.voting or leader is None:
             return best
         return max(
-            (t for t in self.finished if t.answer == leader[0] and _below(t.node, root)),
+            (t for t in self.finished_rollouts if t.answer == leader[0] and _below(t.node, root)),
             key=lambda t: t.reward,
         )
 
-    def _finish(
-        self, root: Node, budget_out: StopReason | None
-    ) -> tuple[list[SearchEvent], SearchResult]:
+    def _finish(self, root: Node, budget_out: StopReason | None) -> Iterator[SearchEvent]:
         """Close the path: after a budget ran out, the best rollout found so far completes it."""
-        events: list[SearchEvent] = []
         end = path_end(root, self.params)
         chosen = root
         if end is not None:
@@ -262,24 +233,16 @@ class _MctsRun:
             chosen = best.node
             steps = [node.token_ids for node in best.node.path()[root.depth :]]
             steps += [best.tail_token_ids] if best.tail else []
-            events += self.writer.commit_path(steps, stop=best.stop_reason)
+            yield from self.writer.commit_path(steps, stop=best.stop_reason)
             finish_reason, reward = best.finish_reason, best.reward
             stop_reason = budget_out or "completed"
         else:
-            events += self.writer.commit((), last=True)
+            yield from self.writer.commit((), last=True)
             finish_reason, reward = "length", self.reward(root.path_steps())
             stop_reason = budget_out or "completed"
-        result = self.writer.result(
-            self.params,
-            finish_reason=finish_reason,
-            stop_reason=stop_reason,
-            generated_tokens=self.budget.generated,
-            reward=reward,
-            iterations=self.iterations,
-            nodes=self.tree.size,
-            tree=trace_tree(self.tree, chosen, self.engine.tokenizer),
+        yield self.finished(
+            chosen, finish_reason=finish_reason, stop_reason=stop_reason, reward=reward
         )
-        return events, result
 
 
 def _below(node: Node | None, root: Node) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from search.engine import FinishReason
-from search.types import Node, SearchParams, StopReason, Trajectory
+from search.events import StopReason
+from search.params import SearchParams
+from search.tree import Node, Trajectory
 
 
 def path_end(node: Node, params: SearchParams) -> tuple[FinishReason, StopReason] | None:

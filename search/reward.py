@@ -5,21 +5,24 @@ alternatives: ``c = exp(l) / sum_j exp(l_j)``.  When the chosen token is not amo
 (engines such as vLLM then return k+1 entries), it joins the denominator, so ``c`` stays in
 ``(0, 1]``.
 
-A reward sees a path as a list of :class:`Step` (token ids, logprobs, confidences) and returns a
-score in ``[0, 1]``; :data:`REWARDS` maps request names to implementations.  ``confidence`` is
-Marco-o1's mean token confidence; ``min_step`` scores a path by its weakest step (the "min"
-aggregation of process reward models), so one shaky step sinks an otherwise fluent path.  A
-process reward model plugs in behind the same :class:`Reward` protocol.
+A reward sees a path as a list of :class:`search.tree.Step` (token ids, logprobs,
+confidences) and returns a score in ``[0, 1]``; :data:`REWARDS` maps request names to
+implementations.  ``confidence`` is Marco-o1's mean token confidence; ``min_step`` scores a
+path by its weakest step (the "min" aggregation of process reward models), so one shaky step
+sinks an otherwise fluent path.  A process reward model plugs in behind the same
+:class:`Reward` protocol.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from search.engine import TokenLogprob
+
+if TYPE_CHECKING:
+    from search.tree import Step
 
 
 def token_confidence(token: TokenLogprob) -> float:
@@ -38,21 +41,6 @@ def mean_confidence(confidences: Iterable[float]) -> float:
     """Mean of token confidences; 0.0 for an empty rollout (nothing was generated to trust)."""
     values = list(confidences)
     return sum(values) / len(values) if values else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One action of a path.  ``logprobs``/``confidences`` cover its *generated* tokens only
-    (forced tokens, such as the reflection prompt, are in ``token_ids`` but are not scored)."""
-
-    token_ids: tuple[int, ...]
-    logprobs: tuple[TokenLogprob, ...]
-    confidences: tuple[float, ...]
-
-    @classmethod
-    def of(cls, token_ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> Step:
-        """A fully generated step; confidences are computed once, here."""
-        return cls(tuple(token_ids), tuple(logprobs), tuple(map(token_confidence, logprobs)))
 
 
 class Reward(Protocol):

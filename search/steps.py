@@ -6,8 +6,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 
 from search.engine import Tokenizer, TokenLogprob
-from search.reward import Step
-from search.types import SearchParams
+from search.params import SearchParams
+from search.tree import Step
 
 
 class StepCutter:

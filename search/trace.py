@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from search.engine import Tokenizer
-from search.types import Node, Tree
+from search.tree import Node, Tree
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,20 +6,15 @@ does), while the ``search`` extension is strict so a typo is a 400 that names th
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from search.formats import ReasoningFormat
+from search.options import OPTIONS, Option
+from search.params import MAX_SAMPLES
 from search.trace import TraceNode
-
-# The most samples one engine request may ask for (``search.samples``, ``search.branching``,
-# ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what the schema
-# accepts no engine refuses.
-MAX_SAMPLES = 64
-MethodName = Literal["mcts", "none", "best_of_n", "self_consistency", "beam"]
 
 
 class OpenAIBaseModel(BaseModel):
@@ -28,62 +23,38 @@ class OpenAIBaseModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class SearchOptions(BaseModel):
-    """Per-request search knobs (``extra_body={"search": {...}}``); unset fields take the
-    server's defaults.  Bounds reject absurd values; server caps come on top."""
+class ServerSearchOptions(BaseModel):
+    """The ``search`` fields that only the server reads (how it answers, not how it searches),
+    and ``answer_markers``, which defaults to the reasoning format's."""
 
     model_config = ConfigDict(extra="forbid")
 
-    method: MethodName = Field("mcts", description="search method")
-    granularity: Literal["step", "mini_step", "token"] = Field(
-        "step", description="an action is a step (to step_separator), a mini-step, or a token"
-    )
-    step_tokens: int = Field(
-        64, ge=1, le=4096, description="mini-step size; cap on one step in step granularity"
-    )
-    step_separator: str = Field("\n\n", min_length=1, description="step boundary")
-    iterations: int = Field(4, ge=1, le=10_000, description="simulations per committed step")
-    branching: int = Field(2, ge=1, le=MAX_SAMPLES, description="children per expansion")
-    exploration: float = Field(math.sqrt(2), ge=0, le=100, description="UCT constant c")
-    max_depth: int = Field(32, ge=1, le=10_000, description="most steps on the answer path")
-    rollout_tokens: int = Field(
-        256, ge=1, le=1_000_000, description="most tokens one simulation generates"
-    )
-    max_search_tokens: int = Field(
-        16384, ge=1, le=100_000_000, description="most tokens the whole search generates"
-    )
-    max_seconds: float | None = Field(
-        None, gt=0, le=86_400, description="wall-time budget of the search"
-    )
-    reflection: bool = Field(False, description="append the reflection prompt to weak paths")
-    reflection_threshold: float = Field(
-        0.6, ge=0, le=1, description="reward below which a finished path is reflected on"
-    )
-    max_reflections: int = Field(1, ge=0, le=16, description="reflections per path")
     answer_markers: list[str] | None = Field(
         None,
         description="text after the first marker is the answer (default: the reasoning format's)",
-    )
-    reward: Literal["confidence", "min_step"] = Field(
-        "confidence", description="path score: mean token confidence, or the weakest step's"
-    )
-    samples: int = Field(
-        4, ge=1, le=MAX_SAMPLES, description="answers best_of_n/self_consistency sample"
-    )
-    beam_width: int = Field(2, ge=1, le=64, description="paths beam search keeps per step")
-    parallel: int = Field(
-        1, ge=1, le=64, description="MCTS leaves expanded together per engine call (virtual loss)"
-    )
-    vote: bool = Field(
-        False, description="MCTS commits toward the final answer its finished rollouts vote for"
-    )
-    consensus: float | None = Field(
-        None, gt=0, le=1, description="MCTS stops once one answer holds this share of the vote"
     )
     return_tree: bool = Field(False, description="include the whole search tree in the response")
     progress: bool = Field(
         False, description="streaming: send search_progress chunks as the search expands"
     )
+
+
+def _search_field(option: Option) -> Any:
+    """A pydantic field for ``option``: one of its choices, else a value of its type."""
+    annotation = Literal.__getitem__(option.choices) if option.choices else option.annotation
+    bounds: dict[str, Any] = dict(option.bounds)
+    return annotation, Field(option.default, description=option.description, **bounds)
+
+
+SearchOptions = create_model(
+    "SearchOptions",
+    __base__=ServerSearchOptions,
+    __doc__="""Per-request search knobs (``extra_body={"search": {...}}``); unset fields take the
+    server's defaults.  Every field but :class:`ServerSearchOptions`' is generated from
+    :data:`search.options.OPTIONS` (type, choices, default, bounds, description).  Bounds reject
+    absurd values; server caps come on top.""",
+    **{option.name: _search_field(option) for option in OPTIONS},
+)
 
 
 class TextPart(OpenAIBaseModel):

@@ -9,11 +9,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import get_args
 
 from starlette.concurrency import run_in_threadpool
 
 from search import (
+    METHODS,
     AnswerDelta,
     Finished,
     ReasoningDelta,
@@ -35,7 +35,6 @@ from server.protocol import (
     ChatCompletionResponse,
     Choice,
     CompletionTokensDetails,
-    MethodName,
     ModelCard,
     ModelList,
     ResponseMessage,
@@ -46,7 +45,7 @@ from server.protocol import (
 from server.traces import TraceStore
 
 logger = logging.getLogger(__name__)
-ALIASES: tuple[str, ...] = get_args(MethodName)
+ALIASES: tuple[str, ...] = tuple(METHODS)
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; used in metrics only
 
 
@@ -243,7 +242,8 @@ class ChatService:
                     param="timeout",
                     code="over_server_cap",
                 )
-            deadline = min(options.max_seconds or request.timeout, request.timeout)
+            asked: float | None = options.model_dump()["max_seconds"]  # generated: no attribute
+            deadline = min(asked or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
 

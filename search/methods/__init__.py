@@ -1,29 +1,20 @@
-"""Search methods by name.  Every method has the signature of :func:`search.mcts.run_mcts`."""
+"""Search methods by name: the one registry a new method is added to (a request's ``method``
+choices, the server's schema and its model aliases are read from it)."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncGenerator, Callable
+from search.mcts import MctsRun
+from search.methods.beam import BeamRun
+from search.methods.none import NoSearchRun
+from search.methods.sampling import BestOfNRun, SelfConsistencyRun
+from search.run import SearchRun
 
-from search.budget import Budget
-from search.engine import Engine
-from search.events import SearchEvent
-from search.mcts import run_mcts
-from search.methods.beam import run_beam
-from search.methods.plain import run_plain
-from search.methods.sampling import run_best_of_n, run_self_consistency
-from search.types import SearchParams
-
-SearchMethod = Callable[
-    [SearchParams, Engine, random.Random, Budget], AsyncGenerator[SearchEvent, None]
-]
-
-METHODS: dict[str, SearchMethod] = {
-    "mcts": run_mcts,
-    "none": run_plain,
-    "best_of_n": run_best_of_n,
-    "self_consistency": run_self_consistency,
-    "beam": run_beam,
+METHODS: dict[str, type[SearchRun]] = {
+    "mcts": MctsRun,
+    "none": NoSearchRun,
+    "best_of_n": BestOfNRun,
+    "self_consistency": SelfConsistencyRun,
+    "beam": BeamRun,
 }
 
-__all__ = ["METHODS", "SearchMethod"]
+__all__ = ["METHODS"]

@@ -9,31 +9,25 @@ granularity, so reasoning and answer come apart exactly as for MCTS.
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncGenerator, Callable
+from abc import abstractmethod
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from search.answer import PathWriter
-from search.budget import Budget
-from search.engine import Completion, Engine, FinishReason
-from search.events import Finished, SearchEvent, Started
+from search.engine import Completion
+from search.events import SearchEvent, StopReason
 from search.extract import extract_answer
-from search.reward import REWARDS, Step
-from search.steps import StepCutter
-from search.trace import trace_tree
-from search.types import SearchParams, StopReason, Tree
+from search.run import SearchRun
+from search.tree import Node, Step
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One sampled answer, cut into steps and scored."""
+    """One sampled answer, cut into steps and scored, and its node in the trace."""
 
     completion: Completion
     steps: list[Step]
     reward: float
-
-
-Chooser = Callable[[list[Candidate]], Candidate]
+    node: Node
 
 
 def highest_reward(candidates: list[Candidate]) -> Candidate:
@@ -54,78 +48,64 @@ def majority_vote(candidates: list[Candidate]) -> Candidate:
     return highest_reward(winner)
 
 
-async def run_best_of_n(
-    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
-) -> AsyncGenerator[SearchEvent, None]:
-    """Sample ``params.samples`` answers and return the most rewarded."""
-    async for event in _run_sampled(params, engine, rng, budget, highest_reward):
-        yield event
+class SamplingRun(SearchRun):
+    """Sample ``params.samples`` whole answers in one engine call and answer with one of them."""
 
+    @abstractmethod
+    def choose(self, candidates: list[Candidate]) -> Candidate:
+        """The candidate to answer with."""
 
-async def run_self_consistency(
-    params: SearchParams, engine: Engine, rng: random.Random, budget: Budget
-) -> AsyncGenerator[SearchEvent, None]:
-    """Sample ``params.samples`` answers and return the majority's most rewarded."""
-    async for event in _run_sampled(params, engine, rng, budget, majority_vote):
-        yield event
-
-
-async def _run_sampled(
-    params: SearchParams,
-    engine: Engine,
-    rng: random.Random,
-    budget: Budget,
-    choose: Chooser,
-) -> AsyncGenerator[SearchEvent, None]:
-    yield Started(method=params.method, prompt_tokens=len(params.prompt_token_ids))
-    cutter = StepCutter(params, engine.tokenizer)
-    reward = REWARDS[params.reward]
-    writer = PathWriter(engine.tokenizer, params, implicit="last_step")
-    max_tokens = min(params.max_tokens, budget.remaining_tokens() // params.samples)
-    outputs = None
-    if max_tokens >= 1:
-        request = params.generation((), max_tokens, rng.getrandbits(31), n=params.samples)
-        outputs = await budget.generate(engine, [request])
-    finish_reason: FinishReason = "length"
-    tree = Tree()
-    chosen_node = tree.root
-    if outputs is None:
-        stop_reason: StopReason = budget.exhausted() or "max_search_tokens"
-        chosen_reward = 0.0
-        for event in writer.commit((), last=True):
-            yield event
-    else:
-        candidates, nodes = [], []
-        for completion in outputs[0]:
-            steps = cutter.split(completion.token_ids, completion.logprobs)
-            candidate = Candidate(completion, steps, reward(steps))
-            whole = Step.of(completion.token_ids, completion.logprobs)
-            node = tree.add_child(tree.root, whole, terminal=completion.finish_reason == "stop")
-            node.visits, node.value_sum = 1, candidate.reward
-            candidates.append(candidate)
-            nodes.append(node)
-        chosen = choose(candidates)
-        chosen_node = nodes[candidates.index(chosen)]
-        chosen_ids = [step.token_ids for step in chosen.steps]
-        for event in writer.commit_path(chosen_ids, stop=chosen.completion.stop_reason):
+    async def search(self) -> AsyncGenerator[SearchEvent, None]:
+        """One engine call for every sample, then the chosen one as the path."""
+        params, budget = self.params, self.budget
+        max_tokens = min(params.max_tokens, budget.remaining_tokens() // params.samples)
+        outputs = None
+        if max_tokens >= 1:
+            request = params.generation((), max_tokens, self.rng.getrandbits(31), n=params.samples)
+            outputs = await budget.generate(self.engine, [request])
+        if outputs is None:
+            for event in self.writer.commit((), last=True):
+                yield event
+            stop = budget.exhausted() or "max_search_tokens"
+            root = self.tree.root
+            yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
+            return
+        chosen = self.choose([self._candidate(completion) for completion in outputs[0]])
+        steps = [step.token_ids for step in chosen.steps]
+        for event in self.writer.commit_path(steps, stop=chosen.completion.stop_reason):
             yield event
         finish_reason = chosen.completion.finish_reason
-        budget_cut = max_tokens < params.max_tokens
-        stop_reason = (
-            "completed"
-            if finish_reason == "stop"
-            else ("max_search_tokens" if budget_cut else "max_tokens")
+        stop_reason: StopReason = "completed"
+        if finish_reason != "stop":
+            budget_cut = max_tokens < params.max_tokens
+            stop_reason = "max_search_tokens" if budget_cut else "max_tokens"
+        yield self.finished(
+            chosen.node, finish_reason=finish_reason, stop_reason=stop_reason, reward=chosen.reward
         )
-        chosen_reward = chosen.reward
-    yield Finished(
-        writer.result(
-            params,
-            finish_reason=finish_reason,
-            stop_reason=stop_reason,
-            generated_tokens=budget.generated,
-            reward=chosen_reward,
-            iterations=tree.size - 1,
-            nodes=tree.size,
-            tree=trace_tree(tree, chosen_node, engine.tokenizer),
-        )
-    )
+
+    def _candidate(self, completion: Completion) -> Candidate:
+        """Cut and score one sample, and add it to the trace as a child of the root."""
+        steps = self.cutter.split(completion.token_ids, completion.logprobs)
+        reward = self.reward(steps)
+        whole = Step.of(completion.token_ids, completion.logprobs)
+        tree = self.tree
+        node = tree.add_child(tree.root, whole, terminal=completion.finish_reason == "stop")
+        node.visits, node.value_sum = 1, reward
+        self.iterations += 1
+        return Candidate(completion, steps, reward, node)
+
+
+class BestOfNRun(SamplingRun):
+    """Method ``best_of_n``: the most rewarded answer."""
+
+    def choose(self, candidates: list[Candidate]) -> Candidate:
+        """The candidate to answer with."""
+        return highest_reward(candidates)
+
+
+class SelfConsistencyRun(SamplingRun):
+    """Method ``self_consistency``: the majority answer's most rewarded sample."""
+
+    def choose(self, candidates: list[Candidate]) -> Candidate:
+        """The candidate to answer with."""
+        return majority_vote(candidates)

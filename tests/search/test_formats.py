@@ -7,7 +7,7 @@ from search.formats import (
     opens_reasoning,
     with_system_prompt,
 )
-from search.types import SearchParams
+from search.params import SearchParams
 
 PLAIN_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}{% endfor %}"
 THINKING_TEMPLATE = (

@@ -13,8 +13,8 @@ from search import (
     Started,
     run_search,
 )
-from search.events import SearchEvent
-from search.types import REFLECTION_TEXT, SearchResult
+from search.events import SearchEvent, SearchResult
+from search.params import REFLECTION_TEXT
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
 PROMPT = tuple(CharTokenizer().encode("Q? "))

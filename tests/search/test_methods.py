@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from search import AnswerDelta, Finished, ReasoningDelta, SearchParams, run_search
-from search.events import SearchEvent
-from search.types import SearchConfigError, SearchResult
+from search.events import SearchEvent, SearchResult
+from search.params import SearchConfigError
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
 PROMPT = tuple(CharTokenizer().encode("Q? "))

@@ -3,8 +3,7 @@ import math
 import pytest
 
 from search.policies import backpropagate, best_child, select_leaf, uct_score
-from search.reward import Step
-from search.types import Trajectory, Tree
+from search.tree import Step, Trajectory, Tree
 
 
 def step(token: int, *confidences: float) -> Step:

@@ -5,12 +5,12 @@ import pytest
 from search.engine import TokenLogprob
 from search.reward import (
     REWARDS,
-    Step,
     confidence_reward,
     mean_confidence,
     min_step_reward,
     token_confidence,
 )
+from search.tree import Step
 
 TOP5 = (
     (1, math.log(0.5)),

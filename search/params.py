@@ -1,0 +1,177 @@
+"""The frozen parameters of one search: every knob, its default, its bounds and its check.
+
+The fields a request may set are declared with :func:`option`; a server reads them (through
+:mod:`search.options`) to build its request schema, so each knob is declared once, here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from search.engine import GenerationRequest
+from search.formats import PROFILES
+from search.reward import REWARDS
+
+T = TypeVar("T")
+
+Granularity = Literal["step", "mini_step", "token"]
+
+REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
+
+# The most samples one engine request may ask for (``samples``, ``branching``, a completion's
+# ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what a request
+# may ask for no engine refuses.
+MAX_SAMPLES = 64
+
+
+def option(default: T, **bounds: float) -> T:
+    """A field a request may set, with the bounds a request's value must keep (pydantic's
+    ``ge``, ``gt``, ``le``, ``min_length``): they reject absurd values before any search."""
+    return field(default=default, metadata={"bounds": bounds})
+
+
+class SearchConfigError(ValueError):
+    """A search parameter is out of range; ``param`` names the offending field."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Everything one search needs, fixed for its lifetime (never shared between requests).
+    The ``:param:`` text of an :func:`option` field is its description in the API schema.
+
+    :param prompt_token_ids: the chat prompt, template applied, generation prompt added.
+    :param method: the search method: `mcts` is Marco-o1's tree search, `none` plain sampling
+        with no search.
+    :param granularity: an action is a `step` (up to `step_separator`), a `mini_step` of
+        `step_tokens` tokens, or a single `token`.
+    :param step_tokens: mini-step size; in `step` granularity the cap on one step's length;
+        for method `none`, the tokens of one engine call.
+    :param step_separator: the text that ends a step in `step` granularity.
+    :param iterations: MCTS simulations per committed step.
+    :param branching: children per expansion (the `n` of one engine call).
+    :param exploration: the UCT constant `c`.
+    :param max_depth: most steps on the answer path.
+    :param rollout_tokens: most tokens one simulation generates from its leaf.
+    :param max_tokens: most tokens on the answer path (OpenAI's `max_tokens`).
+    :param max_search_tokens: most tokens the whole search may generate.
+    :param max_seconds: wall-time budget of the search; none if unset.
+    :param reflection: give a weak finished path a sibling that asks the model to rethink
+        (Marco-o1's reflection prompt).
+    :param reflection_threshold: a finished path whose reward is below this gets the
+        reflection prompt appended and competes with the unreflected one.
+    :param max_reflections: reflections on one path.
+    :param answer_markers: the answer is the text after the first of these (default: the
+        `plain` reasoning format's, :data:`search.formats.PROFILES`).
+    :param starts_in_reasoning: the prompt leaves the model inside an open reasoning block (a
+        thinking template's trailing `<think>`), so the text is reasoning until a marker.
+    :param reward: the path score: `confidence` is Marco-o1's mean token confidence,
+        `min_step` the weakest step's.
+    :param samples: full answers `best_of_n` and `self_consistency` sample.
+    :param beam_width: partial paths `beam` keeps after each step.
+    :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
+        engine call; 1 is the sequential algorithm.
+    :param vote: MCTS commits the child whose finished rollouts carry the most reward for the
+        leading final answer (the reward-weighted vote of every finished rollout below the
+        root), and a search cut short answers with that answer's best rollout; otherwise it
+        commits the most visited child, as Marco-o1 does.
+    :param consensus: MCTS stops once one final answer holds this share of the vote's reward
+        among at least one round's worth of finished rollouts, and answers with its best
+        rollout; unset never stops early.
+    """
+
+    prompt_token_ids: tuple[int, ...]
+    method: str = option("mcts")
+    granularity: Granularity = option("step")  # noqa: RUF009 - option() is field()
+    step_tokens: int = option(64, ge=1, le=4096)
+    step_separator: str = option("\n\n", min_length=1)
+    iterations: int = option(4, ge=1, le=10_000)
+    branching: int = option(2, ge=1, le=MAX_SAMPLES)
+    exploration: float = option(math.sqrt(2), ge=0, le=100)
+    max_depth: int = option(32, ge=1, le=10_000)
+    rollout_tokens: int = option(256, ge=1, le=1_000_000)
+    max_tokens: int = 512
+    max_search_tokens: int = option(16384, ge=1, le=100_000_000)
+    max_seconds: float | None = option(None, gt=0, le=86_400)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: int = 5
+    reflection: bool = option(False)
+    reflection_threshold: float = option(0.6, ge=0, le=1)
+    reflection_text: str = REFLECTION_TEXT
+    max_reflections: int = option(1, ge=0, le=16)
+    answer_markers: tuple[str, ...] = PROFILES["plain"].answer_markers
+    starts_in_reasoning: bool = False
+    reward: str = option("confidence")
+    samples: int = option(4, ge=1, le=MAX_SAMPLES)
+    beam_width: int = option(2, ge=1, le=64)
+    parallel: int = option(1, ge=1, le=64)
+    vote: bool = option(False)
+    consensus: float | None = option(None, gt=0, le=1)
+
+    def __post_init__(self) -> None:
+        positive = {
+            "step_tokens": self.step_tokens,
+            "iterations": self.iterations,
+            "branching": self.branching,
+            "max_depth": self.max_depth,
+            "rollout_tokens": self.rollout_tokens,
+            "max_tokens": self.max_tokens,
+            "max_search_tokens": self.max_search_tokens,
+            "samples": self.samples,
+            "beam_width": self.beam_width,
+            "parallel": self.parallel,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise SearchConfigError(name, f"{name} must be at least 1, got {value}")
+        if self.reward not in REWARDS:
+            raise SearchConfigError("reward", f"unknown reward {self.reward!r}")
+        if not self.prompt_token_ids:
+            raise SearchConfigError("messages", "the prompt is empty")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise SearchConfigError("max_seconds", "max_seconds must be positive")
+        if self.consensus is not None and not 0 < self.consensus <= 1:
+            raise SearchConfigError("consensus", "consensus must be in (0, 1]")
+        if self.exploration < 0:
+            raise SearchConfigError("exploration", "exploration must be non-negative")
+        if not 0 < self.top_p <= 1:
+            raise SearchConfigError("top_p", "top_p must be in (0, 1]")
+        if self.temperature < 0:
+            raise SearchConfigError("temperature", "temperature must be non-negative")
+        if self.granularity == "step" and not self.step_separator:
+            raise SearchConfigError("step_separator", "step granularity needs a separator")
+        if self.rollout_tokens < self.action_tokens:
+            raise SearchConfigError(
+                "rollout_tokens",
+                f"rollout_tokens ({self.rollout_tokens}) must cover one action "
+                f"({self.action_tokens} tokens)",
+            )
+
+    @property
+    def action_tokens(self) -> int:
+        """Most tokens in one action."""
+        return 1 if self.granularity == "token" else self.step_tokens
+
+    def generation(
+        self, path: Sequence[int], max_tokens: int, seed: int, n: int = 1
+    ) -> GenerationRequest:
+        """An engine request continuing the prompt plus ``path`` with this search's sampling."""
+        return GenerationRequest(
+            prompt_token_ids=(*self.prompt_token_ids, *path),
+            max_tokens=max_tokens,
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=seed,
+            stop=self.stop,
+            logprobs=self.logprobs,
+        )

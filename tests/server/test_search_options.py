@@ -1,0 +1,59 @@
+"""The request's ``search`` object is generated from search's one declaration of each knob:
+the schema a live server publishes offers exactly the registries' names, and each knob's
+default, bounds and description come from ``SearchParams``."""
+
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+
+from search.methods import METHODS
+from search.options import OPTIONS
+from search.params import Granularity, SearchParams
+from search.reward import REWARDS
+from server.protocol import SearchOptions, ServerSearchOptions
+from tests.conftest import LiveServer
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def published(server: LiveServer) -> dict[str, Any]:
+    """The ``search`` object's properties in the live server's ``/openapi.json``."""
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    properties: dict[str, Any] = schema["components"]["schemas"]["SearchOptions"]["properties"]
+    return properties
+
+
+def test_the_schema_offers_exactly_the_registries_names(server: LiveServer) -> None:
+    properties = published(server)
+    assert properties["method"]["enum"] == list(METHODS)
+    assert properties["reward"]["enum"] == list(REWARDS)
+    assert properties["granularity"]["enum"] == list(get_args(Granularity))
+
+
+def test_every_knob_is_published_with_its_default_bounds_and_description(
+    server: LiveServer,
+) -> None:
+    properties = published(server)
+    assert set(properties) == {o.name for o in OPTIONS} | set(ServerSearchOptions.model_fields)
+    for option in OPTIONS:
+        published_option = properties[option.name]
+        assert published_option["description"] == option.description
+        assert published_option.get("default") == option.default, option.name
+    assert properties["iterations"]["maximum"] == 10_000
+    assert properties["max_seconds"]["anyOf"][0]["exclusiveMinimum"] == 0
+    assert all(p.get("description") for p in properties.values())
+
+
+def test_a_request_that_sets_nothing_searches_with_search_params_defaults() -> None:
+    options = SearchOptions().model_dump(include={o.name for o in OPTIONS})
+    prompt = (1, 2, 3)
+    assert SearchParams(prompt_token_ids=prompt, **options) == SearchParams(prompt)
+
+
+def test_the_readme_documents_every_knob() -> None:
+    text = README.read_text()
+    table = text[text.index("## Search knobs") : text.index("## How the search works")]
+    documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
+    assert sorted(documented) == sorted(SearchOptions.model_fields)
