@@ -1,4 +1,5 @@
-"""OpenAI wire models for chat completions, models and errors, plus ponder's ``search`` object.
+"""OpenAI wire models: the shared base, errors, usage, the model list, chat completions (with
+ponder's ``search`` object) and completions.
 
 Request fields follow the order of OpenAI's docs; unknown OpenAI fields are tolerated (as vLLM
 does), while the ``search`` extension is strict so a typo is a 400 that names the field.
@@ -26,6 +27,11 @@ class OpenAIBaseModel(BaseModel):
     """Base of every wire model: extra fields are kept, not rejected."""
 
     model_config = ConfigDict(extra="allow")
+
+    def wire(self) -> str:
+        """This object as JSON on the wire: unset (``None``) fields are left out, alike in a
+        JSON body and in a stream chunk."""
+        return self.model_dump_json(exclude_none=True)
 
 
 class SearchOptions(BaseModel):
