@@ -39,7 +39,7 @@ class ShuttingDown(PonderError):
     headers = {"Retry-After": "1"}  # noqa: RUF012 - read-only class constant
 
 
-class ClientGone(Exception):
+class _ClientGone(Exception):
     """The client disconnected while its request was waiting or running."""
 
 
@@ -110,9 +110,9 @@ async def _disconnect(receive: Receive) -> None:
         pass
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await ``work``, cancelling it (and so its engine calls) if the client goes away first:
-    :class:`ClientGone`.  Work that finished anyway in that instant is returned, so a slot it
+    :class:`_ClientGone`.  Work that finished anyway in that instant is returned, so a slot it
     took is not lost."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnect(request.receive))
@@ -122,7 +122,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             if task.cancelled():
-                raise ClientGone
+                raise _ClientGone
         return task.result()
     finally:
         task.cancel()
@@ -154,13 +154,13 @@ async def admitted(
     """
     acquired = False
     try:
-        await unless_disconnected(request, admission.acquire())
+        await _unless_disconnected(request, admission.acquire())
         acquired = True
-        response = await unless_disconnected(request, respond())
+        response = await _unless_disconnected(request, respond())
     except BaseException as exc:
         if acquired:
             admission.release()
-        if isinstance(exc, ClientGone):
+        if isinstance(exc, _ClientGone):
             return Response(status_code=CLIENT_CLOSED)
         raise
     return _Releasing(response, admission.release)

@@ -12,6 +12,7 @@ import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from search.formats import ReasoningFormat
 from search.trace import TraceNode
@@ -29,9 +30,18 @@ class OpenAIBaseModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     def wire(self) -> str:
-        """This object as JSON on the wire: unset (``None``) fields are left out, alike in a
-        JSON body and in a stream chunk."""
-        return self.model_dump_json(exclude_none=True)
+        """This object as JSON on the wire, alike in a JSON body and in a stream chunk: a
+        ``None`` field of a wire model is left out (a tree node's own fields are kept)."""
+        return to_json(_pruned(self), inf_nan_mode="null").decode()
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` with the ``None`` fields of every wire model in it left out."""
+    if isinstance(value, BaseModel):
+        return {name: _pruned(v) for name, v in value if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 class SearchOptions(BaseModel):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from server.admission import Admission, admitted, unless_disconnected
+from server.admission import Admission, admitted
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
 from server.openai.models import model_list
@@ -13,10 +14,6 @@ from server.openai.protocol import ChatCompletionRequest, CompletionRequest, Mod
 from server.openai.streaming import sse_frames
 
 router = APIRouter()
-
-
-def _json(body: str) -> Response:
-    return Response(body, media_type="application/json")
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -27,15 +24,17 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     answer has been sent or the client has gone.
     """
     chat: ChatService = request.app.state.chat
+    admission: Admission = request.app.state.admission
     prepared = await chat.prepare(body)
 
     async def respond() -> Response:
         if body.stream:
             frames = sse_frames(chat.chunks(prepared))
             return EventSourceResponse(frames, sep="\n", ping=15)
-        return _json((await chat.complete(prepared)).wire())
+        answer = await chat.complete(prepared)
+        return Response(answer.wire(), media_type="application/json")
 
-    return await admitted(request, chat.admission, respond)
+    return await admitted(request, admission, respond)
 
 
 @router.post("/v1/completions", response_model=None)
@@ -47,8 +46,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     prepared = await completions.prepare(body)
 
     async def respond() -> Response:
-        response = await unless_disconnected(request, completions.create(prepared))
-        return _json(response.model_dump_json())
+        return JSONResponse((await completions.create(prepared)).model_dump())
 
     return await admitted(request, admission, respond)
 
