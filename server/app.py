@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
+from server.admission import Admission
 from server.args import ServerArgs
-from server.auth import install_auth, load_keys
 from server.engines.base import ServingEngine
 from server.errors import install_error_handlers
-from server.limits import BodySizeLimit
-from server.logs import RequestIdMiddleware
 from server.metrics import Metrics
+from server.middleware import ApiKeys, BodySizeLimit, RequestIdMiddleware, load_keys
+from server.openai import routers
+from server.openai.chat import ChatService
+from server.openai.completions import CompletionService
 from server.routes import router
-from server.serving import ChatService
+from server.traces import TraceStore
 
 
 def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
-    """Wire routes, error handlers and metrics to ``engine``; the caller owns the engine."""
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    app = FastAPI(title="ponder", version="0.1.0", lifespan=lifespan)
-    app.state.service = ChatService(engine, args, Metrics(engine.stats, engine.metric_collectors()))
+    """Wire routes, services, error handlers and middleware to ``engine``; the caller owns
+    the engine."""
+    app = FastAPI(title="ponder", version="0.1.0")
+    metrics = Metrics(engine.stats, engine.metric_collectors())
+    admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
+    traces = TraceStore()
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.admission = admission
+    app.state.traces = traces
+    app.state.chat = ChatService(engine, args, metrics, admission, traces)
+    app.state.completions = CompletionService(engine, metrics)
+    app.include_router(routers.router)
     app.include_router(router)
     install_error_handlers(app)
-    install_auth(app, load_keys(args), protect_metrics=args.metrics_require_key)
+    keys = load_keys(args)
+    if keys:
+        app.add_middleware(ApiKeys, keys=keys, protect_metrics=args.metrics_require_key)
     app.add_middleware(BodySizeLimit, limit=args.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from search.formats import AUTO_FALLBACK, ReasoningFormat
-from server.protocol import SearchOptions
+from server.openai.protocol import SearchOptions
 
 
 class ServerArgs(BaseSettings):

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``ponder`` console script."""
     namespace = vars(build_parser().parse_args(argv))
     if namespace["command"] == "chat":
-        from server.chat import run_chat
+        from terminal.chat import run_chat
 
         run_chat(
             namespace["url"],
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_level=args.uvicorn_log_level,
             timeout_graceful_shutdown=math.ceil(args.drain_seconds) + BACKSTOP_SECONDS,
         )
-        DrainingServer(config, lambda: app.state.service.drain(args.drain_seconds)).run()
+        DrainingServer(config, lambda: app.state.chat.drain(args.drain_seconds)).run()
     finally:
         engine.close()
 

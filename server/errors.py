@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search.engine import EngineError, RequestRejected
-from server.protocol import ErrorResponse
+from server.openai.protocol import ErrorResponse
 
 logger = logging.getLogger(__name__)
 

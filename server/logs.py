@@ -1,19 +1,16 @@
-"""Request ids and logging: every log line of a request carries its ``X-Request-Id``, and
-``--log-format json`` writes one JSON object per line for log pipelines."""
+"""Request ids and logging: every log line of a request carries its ``X-Request-Id`` (bound by
+``server.middleware.RequestIdMiddleware``), ``--log-format json`` writes one JSON object per line
+for log pipelines."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-import uuid
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _RECORD_FIELDS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 
@@ -54,29 +51,3 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
         else logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
-
-
-class RequestIdMiddleware:
-    """Accepts a well-formed ``X-Request-Id`` or makes one, and echoes it on the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Bind the id for the request's lifetime (its logs, its stream)."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
-        token = request_id.set(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-Id"] = rid
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id.reset(token)

@@ -28,7 +28,7 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "ponder_requests",
-            "Chat requests by method and HTTP status",
+            "Chat and completions requests by method and HTTP status",
             ["method", "status"],
             registry=r,
         )
@@ -164,6 +164,14 @@ class RequestTracker:
             m.generated.labels("generation").inc(result.generated_tokens - self._search_tokens)
             m.prompt_tokens.inc(result.prompt_tokens)
             m.completion_tokens.inc(result.completion_tokens)
+
+    def generated(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record a plain generation (``/v1/completions``): its tokens and wall time."""
+        m, method = self._metrics, self._method
+        m.duration.labels(method).observe(time.monotonic() - self._start)
+        m.generated.labels("generation").inc(completion_tokens)
+        m.prompt_tokens.inc(prompt_tokens)
+        m.completion_tokens.inc(completion_tokens)
 
     def close(self, status: int) -> None:
         """Count the request under its final HTTP status."""

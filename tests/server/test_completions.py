@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import openai
 import pytest
 
 from server.engines.llamacpp.engine import LlamaCppEngine
+from tests.server.test_chat import metric
 
 
 def test_text_prompt_with_logprobs(client: openai.OpenAI, model_name: str) -> None:
@@ -98,3 +101,33 @@ def test_a_seed_at_the_top_of_int64_is_served_and_reproducible(
 
     assert sample(2**63 - 1) == sample((2**63 - 1) % 2**62)
     assert http.get("/health").status_code == 200
+
+
+def test_a_completion_is_counted_in_metrics_and_logged_like_a_chat(
+    http: httpx.Client, model_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = 'ponder_requests_total{method="completions",status="200"}'
+    durations = 'ponder_search_duration_seconds_count{method="completions"}'
+    before = http.get("/metrics").text
+    with caplog.at_level(logging.INFO, logger="server"):
+        r = http.post(
+            "/v1/completions",
+            json={"model": model_name, "prompt": "Once upon a time", "max_tokens": 5, "seed": 2},
+        )
+    assert r.status_code == 200
+    after = http.get("/metrics").text
+    assert metric(after, served) == metric(before, served) + 1
+    assert metric(after, durations) == metric(before, durations) + 1
+    generated = r.json()["usage"]["completion_tokens"]
+    for name in (
+        "ponder_completion_tokens_total",
+        'ponder_generated_tokens_total{phase="generation"}',
+    ):
+        assert metric(after, name) == metric(before, name) + generated
+    assert "ponder_requests_in_flight 0.0" in after
+    [line] = [rec for rec in caplog.records if getattr(rec, "response_id", None) == r.json()["id"]]
+    assert (line.method, line.status, line.generated_tokens) == (  # type: ignore[attr-defined]
+        "completions",
+        200,
+        generated,
+    )

@@ -13,9 +13,9 @@ import pytest
 from pydantic import BaseModel
 
 from server.args import ServerArgs
+from server.caps import capped_defaults
 from server.engines.base import ServingEngine
-from server.limits import capped_defaults
-from server.protocol import CompletionRequest, SearchOptions
+from server.openai.protocol import CompletionRequest, SearchOptions
 from tests.conftest import TINY_SEARCH, LiveServer
 
 MESSAGES = [{"role": "user", "content": "Tell me about the sea."}]

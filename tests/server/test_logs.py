@@ -51,7 +51,7 @@ def test_a_given_request_id_is_echoed_and_logged(
     )
     assert r.headers["x-request-id"] == "trace-me-42"
     mine = [rec for rec in records if getattr(rec, "request_id", None) == "trace-me-42"]
-    outcome = next(rec for rec in mine if getattr(rec, "chat_id", None) == r.json()["id"])
+    outcome = next(rec for rec in mine if getattr(rec, "response_id", None) == r.json()["id"])
     assert outcome.method == "none" and outcome.status == 200  # type: ignore[attr-defined]
     assert outcome.completion_tokens == r.json()["usage"]["completion_tokens"]  # type: ignore[attr-defined]
     line = json.loads(JsonFormatter().format(outcome))

@@ -12,7 +12,7 @@ from search.methods import METHODS
 from search.options import OPTIONS
 from search.params import Granularity, SearchParams
 from search.reward import REWARDS
-from server.protocol import SearchOptions, ServerSearchOptions
+from server.openai.protocol import SearchOptions, ServerSearchOptions
 from tests.conftest import LiveServer
 
 README = Path(__file__).parents[2] / "README.md"

@@ -1,4 +1,8 @@
-"""ChatService: an OpenAI chat request -> SearchParams -> a search -> events or one response."""
+"""Chat completions: an OpenAI chat request -> SearchParams -> a search -> chunks or one response.
+
+The wire mapping of a finished search (message, ``finish_reason``, usage, the ``search``
+object) is written once, here, for the streamed and the JSON answer alike.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from search import (
-    METHODS,
     AnswerDelta,
+    Expanded,
     Finished,
     ReasoningDelta,
     SearchConfigError,
@@ -23,30 +28,32 @@ from search import (
     SearchResult,
     run_search,
 )
-from search.engine import EngineError
 from search.formats import choose, opens_reasoning, with_system_prompt
+from server.admission import Admission
 from server.args import ServerArgs
+from server.caps import capped_defaults, check_caps
 from server.engines.base import ServingEngine
-from server.errors import InvalidRequest, ModelNotFound, PonderError, from_engine
-from server.limits import Admission, capped_defaults, check_caps
+from server.errors import InvalidRequest, ModelNotFound, PonderError
 from server.metrics import Metrics
-from server.protocol import (
+from server.openai.models import ALIASES
+from server.openai.protocol import (
+    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
     Choice,
+    ChunkChoice,
     CompletionTokensDetails,
-    ModelCard,
-    ModelList,
+    DeltaMessage,
     ResponseMessage,
     SearchInfo,
     SearchOptions,
+    SearchProgress,
     Usage,
 )
+from server.outcome import log_outcome, recorded
 from server.traces import TraceStore
 
 logger = logging.getLogger(__name__)
-ALIASES: tuple[str, ...] = tuple(METHODS)
-CLIENT_CLOSED = 499  # nginx's status for a client that went away; used in metrics only
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,8 @@ def usage_of(result: SearchResult) -> Usage:
 
 def finish_reason_of(result: SearchResult) -> str:
     """The choice's ``finish_reason``: ``timeout`` when the deadline (or a server shutdown)
-    ended the search, ``length``
-    when its token budget did, else how the returned text ended (``stop`` or ``length``)."""
+    ended the search, ``length`` when its token budget did, else how the returned text ended
+    (``stop`` or ``length``)."""
     if result.stop_reason in ("max_seconds", "interrupted"):
         return "timeout"
     if result.stop_reason == "max_search_tokens":
@@ -105,12 +112,8 @@ def _log_outcome(
 ) -> None:
     """One line per request: what was asked (method, budgets) and how it went."""
     p = prepared.params
-    facts: dict[str, object] = {
-        "chat_id": prepared.request_id,
-        "method": p.method,
+    facts: dict[str, Any] = {
         "reasoning_format": prepared.reasoning_format,
-        "status": status,
-        "duration_s": round(seconds, 3),
         "granularity": p.granularity,
         "iterations": p.iterations,
         "branching": p.branching,
@@ -125,28 +128,27 @@ def _log_outcome(
             stop_reason=result.stop_reason,
             reward=round(result.reward, 4),
         )
-    logger.info(
-        "%s %s: %d in %.2fs, %s tokens generated",
-        prepared.request_id,
-        p.method,
-        status,
-        seconds,
-        result.generated_tokens if result else "no",
-        extra=facts,
-    )
+    log_outcome(prepared.request_id, p.method, status, seconds, **facts)
 
 
 class ChatService:
     """Validates chat requests and runs their searches on one engine."""
 
-    def __init__(self, engine: ServingEngine, args: ServerArgs, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: ServingEngine,
+        args: ServerArgs,
+        metrics: Metrics,
+        admission: Admission,
+        traces: TraceStore,
+    ) -> None:
         self.engine = engine
         self.args = args
         self.defaults = capped_defaults(args)
         self.chat_template = engine.tokenizer.chat_template
         self.metrics = metrics
-        self.admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
-        self.traces = TraceStore()
+        self.admission = admission
+        self.traces = traces
         self.interrupt = asyncio.Event()  # set when a drain runs out: searches end early
 
     def drain(self, seconds: float) -> None:
@@ -155,12 +157,6 @@ class ChatService:
         self.admission.close()
         logger.info("draining: no new searches; running ones are cut short in %.1fs", seconds)
         asyncio.get_running_loop().call_later(seconds, self.interrupt.set)
-
-    def models(self) -> ModelList:
-        """The served model and its ``<name>:<method>`` aliases."""
-        name, limit = self.engine.model_name, self.engine.max_model_len
-        ids = [name, *(f"{name}:{m}" for m in ALIASES)]
-        return ModelList(data=[ModelCard(id=i, root=name, max_model_len=limit) for i in ids])
 
     async def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         """Check the request against the model and build its frozen search parameters.  The
@@ -263,8 +259,13 @@ class ChatService:
     async def events(self, prepared: PreparedChat) -> AsyncIterator[SearchEvent]:
         """Run the search, observing every event in metrics and counting the outcome."""
         tracker = self.metrics.track(prepared.params.method)
-        status, started, result = CLIENT_CLOSED, time.monotonic(), None
-        try:
+        result: SearchResult | None = None
+
+        def log(status: int, seconds: float) -> None:
+            _log_outcome(prepared, status, seconds, result)
+
+        fields = _engine_fields(prepared.params.method)
+        with recorded(tracker, prepared.request_id, log, fields):
             search = run_search(prepared.params, self.engine, self.interrupt)
             async with contextlib.aclosing(search) as events:
                 async for event in events:
@@ -273,21 +274,6 @@ class ChatService:
                         result = event.result
                         self._keep_trace(prepared, result)
                     yield event
-            status = 200
-        except EngineError as exc:
-            error = from_engine(exc, _engine_fields(prepared.params.method))
-            status = error.status_code
-            raise error from exc
-        except PonderError as exc:
-            status = exc.status_code
-            raise
-        except Exception:
-            status = 500
-            logger.exception("search %s failed", prepared.request_id)
-            raise
-        finally:
-            tracker.close(status)
-            _log_outcome(prepared, status, time.monotonic() - started, result)
 
     def _keep_trace(self, prepared: PreparedChat, result: SearchResult) -> None:
         info = search_info(prepared, result, with_tree=True)
@@ -302,6 +288,48 @@ class ChatService:
                 "search": info.model_dump(),
             },
         )
+
+    async def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+        """Run the search as stream chunks: role first, deltas, finish, then usage."""
+
+        def chunk(
+            delta: DeltaMessage | None, finish_reason: str | None = None, **extensions: Any
+        ) -> ChatCompletionChunk:
+            """A chunk of this response: one choice with ``delta``, or none (the usage chunk)."""
+            choices = (
+                [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+            )
+            return ChatCompletionChunk(
+                id=prepared.request_id,
+                created=prepared.created,
+                model=prepared.model,
+                choices=choices,
+                **extensions,
+            )
+
+        yield chunk(DeltaMessage(role="assistant", content=""))
+        async for event in self.events(prepared):
+            if isinstance(event, ReasoningDelta):
+                yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
+            elif isinstance(event, AnswerDelta):
+                yield chunk(DeltaMessage(content=event.text))
+            elif isinstance(event, Expanded) and prepared.progress:
+                progress = SearchProgress(
+                    round=event.round,
+                    iterations=event.iterations,
+                    nodes=event.nodes,
+                    best_reward=event.best_reward,
+                )
+                yield chunk(DeltaMessage(), search_progress=progress)
+            elif isinstance(event, Finished):
+                result = event.result
+                yield chunk(
+                    DeltaMessage(),
+                    finish_reason_of(result),
+                    search=search_info(prepared, result, with_tree=prepared.return_tree),
+                )
+                if prepared.include_usage:
+                    yield chunk(None, usage=usage_of(result))
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the search to the end and build one ``chat.completion``."""

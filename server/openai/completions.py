@@ -5,17 +5,77 @@ any ``vllm serve``) be the upstream of another."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
 
 from search.engine import SEED_BOUND, Completion, GenerationRequest
 from server.engines.base import ServingEngine
-from server.errors import InvalidRequest
-from server.protocol import (
+from server.errors import InvalidRequest, ModelNotFound
+from server.metrics import Metrics
+from server.openai.protocol import (
     CompletionChoice,
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
     Usage,
 )
+from server.outcome import log_outcome, recorded
+
+METHOD = "completions"  # the ``method`` label and log field of a plain generation
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCompletion:
+    """A checked request: its prompts as token ids and one engine call per prompt."""
+
+    request: CompletionRequest
+    prompts: list[tuple[int, ...]]
+    calls: tuple[GenerationRequest, ...]
+
+
+class CompletionService:
+    """Runs ``/v1/completions`` on one engine, counted in metrics and logged as chat is."""
+
+    def __init__(self, engine: ServingEngine, metrics: Metrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+
+    async def prepare(self, request: CompletionRequest) -> PreparedCompletion:
+        """Check the request and build its engine calls.  Text prompts are tokenized in a
+        worker thread: megabytes take seconds, which on the event loop every other request
+        would wait for."""
+        if request.model != self.engine.model_name:
+            raise ModelNotFound(request.model)
+        prompts = await run_in_threadpool(prompts_of, request, self.engine)
+        calls = tuple(generation_requests(request, prompts))
+        return PreparedCompletion(request, prompts, calls)
+
+    async def create(self, prepared: PreparedCompletion) -> CompletionResponse:
+        """Generate for every prompt and build the ``text_completion``."""
+        request, prompts = prepared.request, prepared.prompts
+        response_id = f"cmpl-{uuid.uuid4().hex}"
+        prompt_tokens = sum(len(ids) for ids in prompts)
+        generated: int | None = None
+
+        def log(status: int, seconds: float) -> None:
+            facts: dict[str, object] = {
+                "prompts": len(prompts),
+                "n": request.n,
+                "max_tokens": request.max_tokens,
+                "prompt_tokens": prompt_tokens,
+            }
+            if generated is not None:
+                facts.update(completion_tokens=generated, generated_tokens=generated)
+            log_outcome(response_id, METHOD, status, seconds, **facts)
+
+        tracker = self.metrics.track(METHOD)
+        with recorded(tracker, response_id, log):
+            outputs = await self.engine.generate(list(prepared.calls))
+            response = completion_response(response_id, request, prompts, outputs, self.engine)
+            generated = response.usage.completion_tokens
+            tracker.generated(prompt_tokens, generated)
+        return response
 
 
 def prompts_of(request: CompletionRequest, engine: ServingEngine) -> list[tuple[int, ...]]:
@@ -78,6 +138,7 @@ def generation_requests(
 
 
 def completion_response(
+    response_id: str,
     request: CompletionRequest,
     prompts: list[tuple[int, ...]],
     outputs: list[list[Completion]],
@@ -92,7 +153,7 @@ def completion_response(
     generated = sum(len(c.token_ids) for samples in outputs for c in samples)
     prompt_tokens = sum(len(ids) for ids in prompts)
     return CompletionResponse(
-        id=f"cmpl-{uuid.uuid4().hex}",
+        id=response_id,
         model=request.model,
         choices=choices,
         usage=Usage(

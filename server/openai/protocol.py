@@ -1,4 +1,5 @@
-"""OpenAI wire models for chat completions, models and errors, plus ponder's ``search`` object.
+"""OpenAI wire models: the shared base, errors, usage, the model list, chat completions (with
+ponder's ``search`` object) and completions.
 
 Request fields follow the order of OpenAI's docs; unknown OpenAI fields are tolerated (as vLLM
 does), while the ``search`` extension is strict so a typo is a 400 that names the field.
@@ -10,6 +11,7 @@ import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_core import to_json
 
 from search.formats import ReasoningFormat
 from search.options import OPTIONS, Option
@@ -21,6 +23,20 @@ class OpenAIBaseModel(BaseModel):
     """Base of every wire model: extra fields are kept, not rejected."""
 
     model_config = ConfigDict(extra="allow")
+
+    def wire(self) -> str:
+        """This object as JSON on the wire, alike in a JSON body and in a stream chunk: a
+        ``None`` field of a wire model is left out (a tree node's own fields are kept)."""
+        return to_json(_pruned(self), inf_nan_mode="null").decode()
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` with the ``None`` fields of every wire model in it left out."""
+    if isinstance(value, BaseModel):
+        return {name: _pruned(v) for name, v in value if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 class ServerSearchOptions(BaseModel):
