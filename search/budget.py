@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from search.engine import Completion, Engine, GenerationRequest
@@ -19,13 +19,20 @@ class Budget:
 
     A call that outlives the deadline or the interrupt is cancelled (which frees the engine) and
     reported as ``None``; the search then returns the best it has, like any other budget.
+
+    ``clock`` reads seconds (``time.monotonic`` unless a test drives time itself); the deadline
+    is ``max_seconds`` after its reading at construction.
     """
 
-    def __init__(self, params: SearchParams, interrupt: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        params: SearchParams,
+        interrupt: asyncio.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._max_tokens = params.max_search_tokens
-        self._deadline = (
-            None if params.max_seconds is None else time.monotonic() + params.max_seconds
-        )
+        self._clock = clock
+        self._deadline = None if params.max_seconds is None else clock() + params.max_seconds
         self._interrupt = interrupt
         self._cut: StopReason | None = None
         self.generated = 0
@@ -40,7 +47,7 @@ class Budget:
             return self._cut
         if self._interrupt is not None and self._interrupt.is_set():
             return "interrupted"
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._deadline is not None and self._clock() >= self._deadline:
             return "max_seconds"
         if self.remaining_tokens() == 0:
             return "max_search_tokens"
@@ -51,7 +58,7 @@ class Budget:
     ) -> list[list[Completion]] | None:
         """Run one engine call within the deadline and until an interrupt; ``None`` if either
         cut it short."""
-        timeout = None if self._deadline is None else max(self._deadline - time.monotonic(), 0)
+        timeout = None if self._deadline is None else max(self._deadline - self._clock(), 0)
         call = asyncio.ensure_future(engine.generate(requests))
         waiters: set[asyncio.Future[Any]] = {call}
         if self._interrupt is not None:

@@ -34,6 +34,11 @@ if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
 # model are marked real_model.
 TEST_MODEL = "smollm2-135m-instruct"
 
+# llama.cpp's threads meet at a spinning barrier every layer: with a core taken by another
+# process, each meeting waits for the scheduler.  Measured on 2 cores under load: 8 tokens in
+# 32.6 s with 2 threads, 4.4 s with 1.  The suite runs on one thread, as a busy machine allows.
+TEST_THREADS = 1
+
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.
 TINY_SEARCH = {
     "method": "mcts",
@@ -56,7 +61,7 @@ def engine() -> Iterator[LlamaCppEngine]:
     """The server's default engine, llama.cpp, on the test model."""
     from server.engines.llamacpp.engine import LlamaCppEngine
 
-    loaded = load_engine(ServerArgs(engine="llamacpp", model=TEST_MODEL))
+    loaded = load_engine(ServerArgs(engine="llamacpp", model=TEST_MODEL, threads=TEST_THREADS))
     assert isinstance(loaded, LlamaCppEngine)
     yield loaded
     loaded.close()

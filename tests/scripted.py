@@ -3,6 +3,10 @@
 Tokens are characters (id = code point, 0 = end of sequence).  Each call pops the next
 continuations from a script; every token's confidence is set by giving the chosen token a
 logprob and four alternatives so that ``token_confidence`` returns exactly the scripted value.
+
+Time is the test's: a gated engine holds each call until the test, having seen it start,
+releases it, and a :class:`FakeClock` (handed to ``Budget``) moves only when a call says so.
+Nothing here sleeps, so a busy machine changes no outcome.
 """
 
 from __future__ import annotations
@@ -46,23 +50,64 @@ def _logprob(token: int, confidence: float) -> TokenLogprob:
 
 
 @dataclass
+class FakeClock:
+    """Seconds that pass only when a test (or a scripted call) advances them."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
 class ScriptedEngine:
-    """Returns scripted continuations, one per sample, in order; records every request."""
+    """Returns scripted continuations, one per sample, in order; records every request.
+
+    With ``gated``, each call waits (after it is recorded) until :meth:`release` lets it
+    through; :meth:`started` waits until a number of calls have begun.  A call that finishes
+    advances ``clock`` by ``call_seconds``: how long it took, as the search's budget sees it.
+    A call cancelled while it waits is counted in ``cancelled``.
+    """
 
     script: list[list[tuple[int, float]]]
-    delay: float = 0.0
+    gated: bool = False
+    clock: FakeClock = field(default_factory=FakeClock)
+    call_seconds: float = 0.0
     model_name: str = "scripted"
     tokenizer: CharTokenizer = field(default_factory=CharTokenizer)
     stats: EngineStats = field(default_factory=EngineStats)
     requests: list[GenerationRequest] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)  # requests per generate call
+    cancelled: int = 0
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _releases: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         self.requests.extend(requests)
         self.calls.append(len(requests))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        async with self._arrived:
+            self._arrived.notify_all()
+        if self.gated:
+            try:
+                await self._releases.acquire()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        self.clock.advance(self.call_seconds)
         return [[self._next(r) for _ in range(r.n)] for r in requests]
+
+    async def started(self, calls: int) -> None:
+        """Return once ``calls`` calls have begun (each is then held, if the engine is gated)."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.calls) >= calls)
+
+    def release(self, calls: int = 1) -> None:
+        """Let ``calls`` held calls (present or future) through."""
+        for _ in range(calls):
+            self._releases.release()
 
     def _next(self, request: GenerationRequest) -> Completion:
         tokens = self.script.pop(0) if self.script else [(EOS, 1.0)]

@@ -131,6 +131,49 @@ def _log_outcome(
     log_outcome(prepared.request_id, p.method, status, seconds, **facts)
 
 
+async def chat_chunks(
+    prepared: PreparedChat, events: AsyncIterator[SearchEvent]
+) -> AsyncIterator[ChatCompletionChunk]:
+    """A search's events as stream chunks: role first, deltas, finish, then usage."""
+
+    def chunk(
+        delta: DeltaMessage | None, finish_reason: str | None = None, **extensions: Any
+    ) -> ChatCompletionChunk:
+        """A chunk of this response: one choice with ``delta``, or none (the usage chunk)."""
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+        return ChatCompletionChunk(
+            id=prepared.request_id,
+            created=prepared.created,
+            model=prepared.model,
+            choices=choices,
+            **extensions,
+        )
+
+    yield chunk(DeltaMessage(role="assistant", content=""))
+    async for event in events:
+        if isinstance(event, ReasoningDelta):
+            yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
+        elif isinstance(event, AnswerDelta):
+            yield chunk(DeltaMessage(content=event.text))
+        elif isinstance(event, Expanded) and prepared.progress:
+            progress = SearchProgress(
+                round=event.round,
+                iterations=event.iterations,
+                nodes=event.nodes,
+                best_reward=event.best_reward,
+            )
+            yield chunk(DeltaMessage(), search_progress=progress)
+        elif isinstance(event, Finished):
+            result = event.result
+            yield chunk(
+                DeltaMessage(),
+                finish_reason_of(result),
+                search=search_info(prepared, result, with_tree=prepared.return_tree),
+            )
+            if prepared.include_usage:
+                yield chunk(None, usage=usage_of(result))
+
+
 class ChatService:
     """Validates chat requests and runs their searches on one engine."""
 
@@ -289,47 +332,9 @@ class ChatService:
             },
         )
 
-    async def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+    def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         """Run the search as stream chunks: role first, deltas, finish, then usage."""
-
-        def chunk(
-            delta: DeltaMessage | None, finish_reason: str | None = None, **extensions: Any
-        ) -> ChatCompletionChunk:
-            """A chunk of this response: one choice with ``delta``, or none (the usage chunk)."""
-            choices = (
-                [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
-            )
-            return ChatCompletionChunk(
-                id=prepared.request_id,
-                created=prepared.created,
-                model=prepared.model,
-                choices=choices,
-                **extensions,
-            )
-
-        yield chunk(DeltaMessage(role="assistant", content=""))
-        async for event in self.events(prepared):
-            if isinstance(event, ReasoningDelta):
-                yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
-            elif isinstance(event, AnswerDelta):
-                yield chunk(DeltaMessage(content=event.text))
-            elif isinstance(event, Expanded) and prepared.progress:
-                progress = SearchProgress(
-                    round=event.round,
-                    iterations=event.iterations,
-                    nodes=event.nodes,
-                    best_reward=event.best_reward,
-                )
-                yield chunk(DeltaMessage(), search_progress=progress)
-            elif isinstance(event, Finished):
-                result = event.result
-                yield chunk(
-                    DeltaMessage(),
-                    finish_reason_of(result),
-                    search=search_info(prepared, result, with_tree=prepared.return_tree),
-                )
-                if prepared.include_usage:
-                    yield chunk(None, usage=usage_of(result))
+        return chat_chunks(prepared, self.events(prepared))
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the search to the end and build one ``chat.completion``."""

@@ -1,19 +1,21 @@
 """MCTS arithmetic on a scripted engine (a real model cannot force a tree shape)."""
 
 import asyncio
+import random
 
 import pytest
 
 from search import (
     AnswerDelta,
+    Budget,
     Expanded,
     Finished,
     ReasoningDelta,
     SearchParams,
     Started,
-    run_search,
 )
 from search.events import SearchEvent, SearchResult
+from search.mcts import MctsRun
 from search.params import REFLECTION_TEXT
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
@@ -21,8 +23,10 @@ PROMPT = tuple(CharTokenizer().encode("Q? "))
 
 
 def run(
-    engine: ScriptedEngine, interrupt_after: float | None = None, **overrides: object
+    engine: ScriptedEngine, interrupt_at_call: int | None = None, **overrides: object
 ) -> list[SearchEvent]:
+    """The events of an MCTS run on ``engine``, its budget on the engine's clock; with
+    ``interrupt_at_call``, the interrupt is set once that call has reached the engine."""
     options: dict[str, object] = {
         "prompt_token_ids": PROMPT,
         "granularity": "mini_step",
@@ -37,9 +41,21 @@ def run(
     async def collect() -> list[SearchEvent]:
         params = SearchParams(**options)  # type: ignore[arg-type]
         interrupt = asyncio.Event()
-        if interrupt_after is not None:
-            asyncio.get_running_loop().call_later(interrupt_after, interrupt.set)
-        return [e async for e in run_search(params, engine, interrupt)]
+
+        async def interrupt_once_started(call: int) -> None:
+            await engine.started(call)
+            interrupt.set()
+
+        watcher = None
+        if interrupt_at_call is not None:
+            watcher = asyncio.create_task(interrupt_once_started(interrupt_at_call))
+        budget = Budget(params, interrupt, engine.clock)
+        events = [
+            e async for e in MctsRun(params, engine, random.Random(params.seed), budget).events()
+        ]
+        if watcher is not None:
+            await watcher
+        return events
 
     return asyncio.run(collect())
 
@@ -131,21 +147,36 @@ def test_search_token_budget_returns_the_best_rollout_so_far() -> None:
     assert result.finish_reason == "stop"
 
 
+SLOW = [scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10
+
+
 def test_wall_time_budget_stops_a_slow_search() -> None:
-    engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10, delay=0.3)
+    engine = ScriptedEngine(SLOW, call_seconds=0.3)  # the second call ends past the deadline
     events = run(engine, iterations=10, max_seconds=0.5)
     reasoning, answer, result = text_of(events)
     assert result.stop_reason == "max_seconds"
     assert reasoning + answer == "abcdefgh"
+    assert len(engine.requests) == 2 and engine.cancelled == 0  # no third call was made
+
+
+def test_a_call_that_outlives_the_deadline_is_cut_with_the_best_rollout_so_far() -> None:
+    engine = ScriptedEngine(SLOW, gated=True, call_seconds=0.3)
+    engine.release(1)  # the first call alone ever answers: the second is held until cut
+    events = run(engine, iterations=10, max_seconds=0.5)
+    reasoning, answer, result = text_of(events)
+    assert result.stop_reason == "max_seconds"
+    assert reasoning + answer == "abcdefgh"
+    assert len(engine.requests) == 2 and engine.cancelled == 1
 
 
 def test_an_interrupt_ends_the_search_with_the_best_rollout_so_far() -> None:
-    engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10, delay=0.3)
-    events = run(engine, interrupt_after=0.45, iterations=10)
+    engine = ScriptedEngine(SLOW, gated=True)
+    engine.release(1)
+    events = run(engine, interrupt_at_call=2, iterations=10)
     reasoning, answer, result = text_of(events)
     assert result.stop_reason == "interrupted"
     assert reasoning + answer == "abcdefgh"
-    assert len(engine.requests) == 2  # the second call was cut, no third was made
+    assert len(engine.requests) == 2 and engine.cancelled == 1  # the second call was cut
 
 
 def test_parallel_leaves_are_chosen_with_virtual_loss_and_expanded_in_one_call() -> None:

@@ -11,7 +11,8 @@ import pytest
 from server.args import ServerArgs
 from server.engines.base import ServingEngine
 from tests.conftest import LiveServer
-from tests.server.test_disconnect import BODY, LONG_SEARCH, wait_until_idle
+from tests.server.test_disconnect import BODY, LONG_SEARCH
+from tests.waiting import PATIENCE, metric, until, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +22,20 @@ def narrow(engine: ServingEngine) -> Iterator[str]:
         yield live.url
 
 
-def metric(text: str, name: str) -> float:
-    line = next((x for x in text.splitlines() if x.startswith(name + " ")), f"{name} 0")
-    return float(line.rsplit(" ", 1)[1])
-
-
 def test_a_full_queue_answers_429_and_slots_come_back(
     narrow: str, model_name: str, engine: ServingEngine
 ) -> None:
     body = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
 
+    def gauge(name: str) -> float:
+        return metric(narrow, name)
+
     async def scenario() -> tuple[int, str | None, int]:
-        async with httpx.AsyncClient(base_url=narrow, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=narrow, timeout=PATIENCE) as client:
             running = asyncio.create_task(_hold(client, body))  # takes the one slot
-            await asyncio.sleep(1.0)
+            await until(lambda: gauge("ponder_requests_in_flight") == 1, "the running search")
             queued = asyncio.create_task(_hold(client, body))  # waits in the one queue place
-            await asyncio.sleep(0.5)
+            await until(lambda: gauge("ponder_requests_queued") == 1, "the waiting search")
             refused = await client.post("/v1/chat/completions", json=body)
             running.cancel()
             queued.cancel()
@@ -49,14 +48,14 @@ def test_a_full_queue_answers_429_and_slots_come_back(
 
     status, retry_after, typed = asyncio.run(scenario())
     assert (status, retry_after, typed) == (429, "1", True)
-    assert wait_until_idle(engine, 10) < 5
-    metrics = httpx.get(f"{narrow}/metrics").text
-    assert metric(metrics, 'ponder_rejected_total{reason="queue_full"}') == 1
-    assert metric(metrics, "ponder_queue_seconds_count") >= 1
+    wait_for(lambda: engine.stats.requests_in_flight == 0, "the engine to be idle")
+    wait_for(lambda: metric(narrow, "ponder_requests_in_flight") == 0, "the slot to come back")
+    assert metric(narrow, 'ponder_rejected_total{reason="queue_full"}') == 1
+    assert metric(narrow, "ponder_queue_seconds_count") >= 1
     # both slots were given back: a new request runs at once
     r = httpx.post(
         f"{narrow}/v1/chat/completions",
-        timeout=60,
+        timeout=PATIENCE,
         json={
             "model": model_name,
             "messages": BODY["messages"],

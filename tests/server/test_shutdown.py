@@ -13,22 +13,22 @@ import httpx
 import pytest
 
 from bench.server import spawn_server
-from tests.conftest import TEST_MODEL
+from server.shutdown import BACKSTOP_SECONDS
+from tests.conftest import TEST_MODEL, TEST_THREADS
+from tests.waiting import PATIENCE, metric, wait_for
 
-DRAIN_SECONDS = 8
-
-
-def _metric(base: str, name: str) -> float:
-    for line in httpx.get(f"{base}/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not exported")
+# The plain answer must still be running when the signal comes (64 tokens: a second on an idle
+# machine, against the tenth the test takes to queue a third request and signal) and end inside
+# the drain on a busy one (104 tokens did not end inside 30 s at a load of 11 on 2 cores).  The
+# test proves what ends inside the drain, not how fast.
+DRAIN_SECONDS = 60
 
 
 def _stream(base: str, body: dict[str, Any], out: dict[str, Any]) -> None:
     """POST a streaming request; record the frames, the finish reason and when it ended."""
     frames: list[dict[str, Any]] = []
-    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=120) as r:
+    url = f"{base}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=DRAIN_SECONDS + PATIENCE) as r:
         out["status"] = r.status_code
         for line in r.iter_lines():
             if line == "data: [DONE]":
@@ -44,14 +44,6 @@ def _stream(base: str, body: dict[str, Any], out: dict[str, Any]) -> None:
     )
 
 
-def _wait(condition: Any, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
     proc, base = spawn_server(
         [
@@ -61,6 +53,8 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
             str(DRAIN_SECONDS),
             "--max-concurrent-searches",
             "2",
+            "--threads",
+            str(TEST_THREADS),
         ]
     )
     try:
@@ -72,7 +66,7 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
         search |= {"iterations": 1000, "branching": 2, "rollout_tokens": 64}
         streamed = {"model": model, "messages": question, "stream": True, "seed": 1}
         plain = {
-            "max_tokens": 160,
+            "max_tokens": 64,
             "temperature": 0,
             "search": {"method": "none", "step_tokens": 8},
         }
@@ -84,8 +78,7 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
         ]
         for thread in threads:
             thread.start()
-        _wait(lambda: _metric(base, "ponder_requests_in_flight") == 2, "two running searches")
-        _wait(lambda: short_answer.get("frames", 0) >= 2, "the plain answer to start")
+        wait_for(lambda: metric(base, "ponder_requests_in_flight") == 2, "two running searches")
 
         waiting: dict[str, Any] = {}  # third in line: both slots are taken
 
@@ -93,19 +86,18 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
             r = httpx.post(
                 f"{base}/v1/chat/completions",
                 json={"model": model, "messages": question, "search": {"method": "none"}},
-                timeout=60,
+                timeout=PATIENCE,
             )
             waiting.update(status=r.status_code, body=r.json())
 
         queued = threading.Thread(target=queue_one)
         queued.start()
-        _wait(lambda: _metric(base, "ponder_requests_queued") == 1, "a waiting request")
+        wait_for(lambda: metric(base, "ponder_requests_queued") == 1, "a waiting request")
         sent_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         for thread in [*threads, queued]:
-            thread.join(timeout=DRAIN_SECONDS + 30)
-        returncode = proc.wait(timeout=30)
-        stopped_after = time.monotonic() - sent_at
+            thread.join(timeout=DRAIN_SECONDS + BACKSTOP_SECONDS + PATIENCE)
+        returncode = proc.wait(timeout=PATIENCE)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -121,9 +113,8 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
     assert long_search["status"] == 200 and long_search.get("done")
     assert long_search["finish"] == ["timeout"]
     assert long_search["text"].strip()
-    assert long_search["ended_at"] - sent_at == pytest.approx(DRAIN_SECONDS, abs=4)
+    assert long_search["ended_at"] - sent_at >= DRAIN_SECONDS  # not before the drain ran out
     # then the process exits (uvicorn re-raises the signal after its graceful shutdown)
     assert returncode in (0, -signal.SIGTERM)
-    assert stopped_after < DRAIN_SECONDS + 10
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/health")

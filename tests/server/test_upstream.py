@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
-from collections.abc import Callable
 
 import httpx
 import pytest
@@ -20,6 +18,7 @@ from server.engines.base import Health
 from server.engines.llamacpp.engine import LlamaCppEngine
 from server.engines.upstream_engine import UpstreamEngine
 from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer, free_port
+from tests.waiting import PATIENCE, until, wait_for
 
 QUESTIONS = [f"What is {a} plus {b}?" for a in range(2, 12) for b in (3, 7)]
 
@@ -51,23 +50,21 @@ def test_searches_survive_losing_an_upstream(engine: LlamaCppEngine) -> None:
             async def run() -> list[httpx.Response]:
                 async with httpx.AsyncClient(base_url=front.url, timeout=300) as client:
                     searches = [asyncio.ensure_future(ask(client, q)) for q in chosen]
-                    deadline = time.monotonic() + 120
-                    while fleet.stats.requests_in_flight == 0:  # the searches are under way
-                        assert time.monotonic() < deadline, "no search reached the fleet"
-                        await asyncio.sleep(0.05)
+                    await until(lambda: fleet.stats.requests_in_flight > 0, "the searches")
                     first.server.should_exit = True  # stop one upstream mid-run
                     return list(await asyncio.gather(*searches))
 
             answers = asyncio.run(run())
-            first.thread.join(timeout=30)
+            first.thread.join(timeout=PATIENCE)
             assert not first.thread.is_alive()
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
-    # every search finished a path.  Not necessarily with content: when a path's last action is
-    # its end-of-sequence token alone, the last-step rule leaves the answer empty and the whole
-    # text in the reasoning (1 of 40 such searches on this model, 2026-11-26; not this test's point)
-    messages = [a.json()["choices"][0]["message"] for a in answers]
-    empty = [m for m in messages if not (m["content"] or m.get("reasoning_content"))]
-    assert not empty, json.dumps(empty)
+    # every search finished a path.  Not necessarily with text: when a path's last action is its
+    # end-of-sequence token alone, the last-step rule leaves the answer empty (1 of 40 such
+    # searches on this model, 2026-11-26), and a busy machine batches calls differently, which
+    # moves llama.cpp's rounding and so the samples: what was sampled is not this test's point
+    bodies = [a.json() for a in answers]
+    ends = [(b["choices"][0]["finish_reason"], b["usage"]["completion_tokens"] > 0) for b in bodies]
+    assert all(end in (("stop", True), ("length", True)) for end in ends), json.dumps(bodies)
     down = [r for r in fleet.ranked(()) if r.url == first.url]
     assert down[0].down_until > 0  # calls to the stopped replica failed over
     fleet.close()
@@ -79,25 +76,30 @@ def test_health_probes_follow_a_replica_away_and_back(engine: LlamaCppEngine) ->
     ponder's own ``/health`` 503."""
     port = free_port()
     late = f"http://127.0.0.1:{port}"  # nothing listens there yet
+    prompts = [(i, i + 1) for i in range(20)]
     with LiveServer(engine) as live:
+        # a probe may take as long as its period: a second, plenty for a loopback /health on a
+        # busy machine (a tenth, it failed now and then and the replica flapped)
         fleet = load_engine(
-            ServerArgs(upstreams=[live.url, late], model=TEST_MODEL, upstream_probe_seconds=0.1)
+            ServerArgs(upstreams=[live.url, late], model=TEST_MODEL, upstream_probe_seconds=1)
         )
         assert isinstance(fleet, UpstreamEngine)
         replica = next(r for r in fleet.ranked(()) if r.url == late)
-        prompts = [(i, i + 1) for i in range(20)]
-        wait_for(lambda: not replica.healthy)
-        assert replica.down_until == math.inf
-        assert all(fleet.ranked(p)[0].url == live.url for p in prompts)
+
+        def first_choices() -> set[str]:
+            return {fleet.ranked(p)[0].url for p in prompts}
+
+        wait_for(lambda: replica.down_until == math.inf, "the absent replica to be set aside")
+        assert not replica.healthy
+        wait_for(lambda: first_choices() == {live.url}, "every prompt to pass it over")
         assert fleet.health() is None
         with LiveServer(engine, port=port):
-            wait_for(lambda: replica.healthy)
-            assert replica.down_until == 0.0
-            assert {fleet.ranked(p)[0].url for p in prompts} == {live.url, late}
+            wait_for(lambda: replica.down_until == 0.0, "the replica to be taken back")
+            wait_for(lambda: first_choices() == {live.url, late}, "prompts to reach it again")
         with LiveServer(fleet) as front:
             live.server.should_exit = True
-            live.thread.join(timeout=10)
-            wait_for(lambda: fleet.health() is not None)
+            live.thread.join(timeout=PATIENCE)
+            wait_for(lambda: fleet.health() is not None, "the fleet to report no replica")
             reply = httpx.get(f"{front.url}/health")
             assert reply.status_code == 503
             assert "no upstream replica answers" in reply.json()["reason"]
@@ -130,14 +132,6 @@ def test_a_fleet_that_cannot_serve_is_a_503(engine: LlamaCppEngine) -> None:
         assert answer.status_code == 503, answer.text
         error = answer.json()["error"]
         assert (error["type"], error["code"]) == ("service_unavailable_error", "engine_fault")
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll ``condition`` until it holds (the probes run every 0.1 s)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.02)
 
 
 def test_the_fleet_is_sent_neutral_sampling_values(upstream_engine: UpstreamEngine) -> None:
