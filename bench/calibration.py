@@ -8,7 +8,8 @@ and at k answers per problem: pass@k (some answer right: the ceiling of any choo
 search can gain by trusting a reward is bounded by how well the reward ranks answers.
 
 The answers so far are kept in ``NAME.records.json`` after every problem; a rerun with the same
-name resumes from them (``--fresh`` starts over).
+name resumes from them (``--fresh`` starts over), and ``--report`` summarises them without
+sampling (a run stopped early).
 
 Rewards scored: ``confidence`` and ``min_step`` (:mod:`search.reward`), ``last_step`` (the mean
 confidence of the last step, where the answer is stated) and ``answer`` (the mean confidence of
@@ -24,6 +25,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.problems import Problem
@@ -178,7 +180,39 @@ def _num(value: float | None) -> str:
 
 
 def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
-    """Load the engine here, sample every problem, write ``bench/results/<name>.{md,json}``."""
+    """Sample every problem not yet in ``NAME.records.json`` on an engine loaded here (only
+    summarise them with ``--report``), then write ``bench/results/<name>.{md,json}``."""
+    partial = args.results / f"{args.name}.records.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = (
+        json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
+    )
+    model = args.model or "the default model"
+    if not args.report:
+        model = _sample_all(problems, args, records, partial)
+    title = (
+        f"{model}: {args.samples} answers per problem, temperature "
+        f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
+    )
+    text, numbers = report(records, args.samples, title)
+    print(text)
+    (args.results / f"{args.name}.md").write_text(text + "\n")
+    document = {
+        "model": model,
+        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
+        **numbers,
+        "records": records,
+    }
+    (args.results / f"{args.name}.json").write_text(
+        json.dumps(document, indent=1, ensure_ascii=False)
+    )
+
+
+def _sample_all(
+    problems: list[Problem], args: argparse.Namespace, records: list[dict[str, Any]], partial: Path
+) -> str:
+    """Answer the problems not in ``records`` yet, appending to it and saving ``partial`` after
+    every problem (a rerun resumes a killed run); the engine's model name."""
     from server.cli import parse_args
     from server.engines import load_engine
 
@@ -186,13 +220,8 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     engine = load_engine(parse_args([*serve, *args.serve_arg]))
     cutter = StepCutter(SearchParams(prompt_token_ids=(0,), granularity="step"), engine.tokenizer)
     gate = asyncio.Semaphore(args.concurrency)
-    partial = args.results / f"{args.name}.records.json"
-    args.results.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = (
-        json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
-    )
-    done_before = {r["problem"] for r in records}  # a rerun resumes a killed one
-    problems = [p for p in problems if p.id not in done_before]
+    done_before = {r["problem"] for r in records}
+    todo = [p for p in problems if p.id not in done_before]
 
     async def one(problem: Problem) -> None:
         async with gate:
@@ -201,30 +230,13 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         partial.write_text(json.dumps(records, ensure_ascii=False))  # survives a kill
         right = sum(r["correct"] for r in found)
         done = len(records) // args.samples
-        total = len(problems) + len(done_before)
-        logger.info("%d/%d %s: %d/%d right", done, total, problem.id, right, len(found))
+        logger.info("%d/%d %s: %d/%d right", done, len(problems), problem.id, right, len(found))
 
     async def run_all() -> None:
-        await asyncio.gather(*(one(p) for p in problems))
+        await asyncio.gather(*(one(p) for p in todo))
 
     try:
         asyncio.run(run_all())
     finally:
         engine.close()
-    title = (
-        f"{engine.model_name}: {args.samples} answers per problem, temperature "
-        f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
-    )
-    text, numbers = report(records, args.samples, title)
-    print(text)
-    (args.results / f"{args.name}.md").write_text(text + "\n")
-    document = {
-        "model": engine.model_name,
-        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
-        **numbers,
-        "records": records,
-    }
-    (args.results / f"{args.name}.json").write_text(
-        json.dumps(document, indent=1, ensure_ascii=False)
-    )
-    partial.unlink()
+    return engine.model_name

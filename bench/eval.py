@@ -311,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument(
-        "--report", action="store_true", help="only summarise NAME.json (e.g. of a stopped run)"
+        "--report",
+        action="store_true",
+        help="only summarise NAME.json (--calibration: NAME.records.json) of a stopped run",
     )
     parser.add_argument(
         "--calibration", action="store_true", help="score the rewards instead (bench.calibration)"
