@@ -21,6 +21,7 @@ from search import (
     AnswerDelta,
     Expanded,
     Finished,
+    FinishReason,
     ReasoningDelta,
     SearchConfigError,
     SearchEvent,
@@ -81,13 +82,12 @@ def usage_of(result: SearchResult) -> Usage:
     )
 
 
-def finish_reason_of(result: SearchResult) -> str:
-    """The choice's ``finish_reason``: ``timeout`` when the deadline (or a server shutdown)
-    ended the search, ``length`` when its token budget did, else how the returned text ended
-    (``stop`` or ``length``)."""
-    if result.stop_reason in ("max_seconds", "interrupted"):
-        return "timeout"
-    if result.stop_reason == "max_search_tokens":
+def finish_reason_of(result: SearchResult) -> FinishReason:
+    """The choice's ``finish_reason``, one of OpenAI's: ``length`` when a budget (tokens, the
+    deadline, a server shutdown) cut the search, else how the returned text ended (``stop`` or
+    ``length``).  Typed clients reject values outside OpenAI's set; why the search ended is
+    ``search.stop_reason``."""
+    if result.stop_reason in ("max_seconds", "interrupted", "max_search_tokens"):
         return "length"
     return result.finish_reason
 

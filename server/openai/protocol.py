@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import to_json
 
+from search.engine import FinishReason
 from search.formats import ReasoningFormat
 from search.options import OPTIONS, Option
 from search.params import MAX_SAMPLES
@@ -128,7 +129,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
         gt=0,
         le=86_400,
         description="deadline in seconds; the best answer so far is "
-        "returned when it passes (finish_reason 'timeout')",
+        "returned when it passes (finish_reason 'length', search.stop_reason 'max_seconds')",
     )
 
 
@@ -185,7 +186,7 @@ class Choice(OpenAIBaseModel):
 
     index: int = 0
     message: ResponseMessage
-    finish_reason: str | None
+    finish_reason: FinishReason | None
     logprobs: None = None
 
 
@@ -216,7 +217,7 @@ class ChunkChoice(OpenAIBaseModel):
 
     index: int = 0
     delta: DeltaMessage
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
     logprobs: None = None
 
 

@@ -125,7 +125,7 @@ def test_a_deadline_returns_the_best_answer_so_far(client: openai.OpenAI, model_
         max_tokens=200,
         extra_body={"search": search, "timeout": 30},
     )
-    assert r.choices[0].finish_reason == "timeout"
+    assert r.choices[0].finish_reason == "length"  # OpenAI's values only
     assert (r.model_extra or {})["search"]["stop_reason"] == "max_seconds"
     assert r.choices[0].message.content  # the best rollout found before the deadline
 
