@@ -17,7 +17,7 @@ from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from server.errors import PonderError
-from server.metrics import Metrics
+from server.metrics import QUEUE_FULL, SHUTTING_DOWN, Metrics
 
 T = TypeVar("T")
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; seen in metrics and logs only
@@ -60,7 +60,7 @@ class Admission:
         if self._closed.is_set():
             self._refuse_closed()
         if self._admitted >= self._capacity:
-            self._metrics.rejected.labels("queue_full").inc()
+            self._metrics.rejected.labels(QUEUE_FULL).inc()
             raise TooBusy(
                 "The server is busy: every search slot and queue place is taken.",
                 code="server_busy",
@@ -87,7 +87,7 @@ class Admission:
         self._metrics.queue_seconds.observe(time.monotonic() - queued_at)
 
     def _refuse_closed(self) -> None:
-        self._metrics.rejected.labels("shutting_down").inc()
+        self._metrics.rejected.labels(SHUTTING_DOWN).inc()
         raise ShuttingDown(
             "The server is shutting down and takes no new searches; retry on another replica.",
             code="shutting_down",

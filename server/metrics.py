@@ -9,13 +9,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from search import Expanded, Finished, SearchEvent
+from search import METHODS, Expanded, Finished, SearchEvent
 from search.events import AnswerDelta, ReasoningDelta
 from server.engines.stats import EngineStats
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 _COUNTS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 _UNIT = tuple(i / 10 for i in range(11))
+COMPLETIONS = "completions"  # the ``method`` label (and log field) of /v1/completions
+STATUSES = ("200", "400", "404", "413", "429", "499", "500", "503")  # series created at 0
+QUEUE_FULL, SHUTTING_DOWN = "queue_full", "shutting_down"  # ponder_rejected_total's reasons
 
 
 class Metrics:
@@ -82,6 +85,7 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self._create_series()
         engine_in_flight = Gauge(
             "ponder_engine_requests_in_flight", "Engine calls running or queued", registry=r
         )
@@ -89,6 +93,21 @@ class Metrics:
         r.register(EngineCollector(engine_stats))
         for collector in engine_collectors:  # vLLM's own vllm:* families
             r.register(collector)
+
+    def _create_series(self) -> None:
+        """Every labelled series the dashboard reads, at 0 from the start: a series that does
+        not exist yet makes ``rate()`` show "No data" instead of 0."""
+        for method in (*METHODS, COMPLETIONS):
+            self.duration.labels(method)
+            for status in STATUSES:
+                self.requests.labels(method, status)
+        for method in METHODS:
+            for family in (self.ttft, self.iterations, self.nodes, self.reward):
+                family.labels(method)
+        for phase in ("expansion", "rollout", "generation"):
+            self.generated.labels(phase)
+        for reason in (QUEUE_FULL, SHUTTING_DOWN):
+            self.rejected.labels(reason)
 
     def track(self, method: str) -> RequestTracker:
         """Start timing one request."""

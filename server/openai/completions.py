@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from search.engine import SEED_BOUND, Completion, GenerationRequest
 from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound
-from server.metrics import Metrics
+from server.metrics import COMPLETIONS, Metrics
 from server.openai.protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -21,8 +21,6 @@ from server.openai.protocol import (
     Usage,
 )
 from server.outcome import log_outcome, recorded
-
-METHOD = "completions"  # the ``method`` label and log field of a plain generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +65,9 @@ class CompletionService:
             }
             if generated is not None:
                 facts.update(completion_tokens=generated, generated_tokens=generated)
-            log_outcome(response_id, METHOD, status, seconds, **facts)
+            log_outcome(response_id, COMPLETIONS, status, seconds, **facts)
 
-        tracker = self.metrics.track(METHOD)
+        tracker = self.metrics.track(COMPLETIONS)
         with recorded(tracker, response_id, log):
             outputs = await self.engine.generate(list(prepared.calls))
             response = completion_response(response_id, request, prompts, outputs, self.engine)

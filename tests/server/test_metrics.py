@@ -6,10 +6,15 @@ import itertools
 import threading
 import time
 
+import httpx
 from prometheus_client import generate_latest
 
+from search import METHODS
+from server.engines.base import ServingEngine
 from server.engines.stats import EngineStats
 from server.metrics import Metrics
+from tests.conftest import LiveServer
+from tests.waiting import PATIENCE
 
 
 def test_a_scrape_reads_batch_sizes_while_an_engine_thread_adds_new_ones() -> None:
@@ -45,3 +50,20 @@ def test_a_scrape_reads_batch_sizes_while_an_engine_thread_adds_new_ones() -> No
         scraped.set()
         thread.join()
     assert batch_histogram()["ponder_engine_batch_size_count"] == stats.decode_steps
+
+
+def test_a_new_server_exports_every_dashboard_series_at_zero(engine: ServingEngine) -> None:
+    """Before any request, the labelled series exist at 0: a dashboard's rate() shows 0, not
+    "No data"."""
+    with LiveServer(engine) as live:
+        text = httpx.get(f"{live.url}/metrics", timeout=PATIENCE).text
+    lines = set(text.splitlines())
+    for method in (*METHODS, "completions"):
+        assert f'ponder_requests_total{{method="{method}",status="429"}} 0.0' in lines
+        assert f'ponder_search_duration_seconds_count{{method="{method}"}} 0.0' in lines
+    for method in METHODS:
+        assert f'ponder_reward_count{{method="{method}"}} 0.0' in lines
+    for reason in ("queue_full", "shutting_down"):
+        assert f'ponder_rejected_total{{reason="{reason}"}} 0.0' in lines
+    for phase in ("expansion", "rollout", "generation"):
+        assert f'ponder_generated_tokens_total{{phase="{phase}"}} 0.0' in lines
