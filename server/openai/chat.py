@@ -174,6 +174,20 @@ async def chat_chunks(
                 yield chunk(None, usage=usage_of(result))
 
 
+def _refuse_unsupported(request: ChatCompletionRequest) -> None:
+    """A 400 naming each field ponder cannot honour, rather than an answer that ignored it."""
+    if request.logprobs:
+        raise InvalidRequest("logprobs are not supported with search", param="logprobs")
+    if request.tools:
+        raise InvalidRequest("tools are not supported: ponder answers in text", param="tools")
+    if request.tool_choice not in (None, "none"):
+        raise InvalidRequest("tool_choice is not supported without tools", param="tool_choice")
+    if (request.response_format or {}).get("type", "text") != "text":
+        raise InvalidRequest(
+            "response_format other than text is not supported", param="response_format"
+        )
+
+
 class ChatService:
     """Validates chat requests and runs their searches on one engine."""
 
@@ -209,8 +223,7 @@ class ChatService:
         every other request and stream would wait for it."""
         options = self._options(request)
         check_caps(options, self.args)
-        if request.logprobs:
-            raise InvalidRequest("logprobs are not supported", param="logprobs")
+        _refuse_unsupported(request)
         profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
         messages = [
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}

@@ -117,6 +117,10 @@ class ChatCompletionRequest(OpenAIBaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = None
+    # read only to refuse them: an answer that silently ignored them would mislead the client
+    response_format: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
     # ponder extensions
     search: SearchOptions | None = None
     reasoning_format: ReasoningFormat | None = Field(
