@@ -7,7 +7,6 @@ import importlib.util
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from server.engines import load_engine
 from server.engines.base import ServingEngine
 from server.engines.transformers_engine import TransformersEngine
 from server.engines.upstream_engine import UpstreamEngine
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
     from server.engines.llamacpp.engine import LlamaCppEngine
@@ -137,11 +137,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
+        wait_for(lambda: self.server.started, "the server to start", 30)
         return self
 
     def __exit__(self, *_: object) -> None:

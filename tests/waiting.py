@@ -25,12 +25,15 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = PATIENCE
         time.sleep(POLL)
 
 
-async def until(condition: Callable[[], bool], what: str, seconds: float = PATIENCE) -> None:
-    """:func:`wait_for` inside an event loop: the loop keeps running while it polls."""
+async def until(
+    condition: Callable[[], bool], what: str, seconds: float = PATIENCE, poll: float = POLL
+) -> None:
+    """:func:`wait_for` inside an event loop: the loop keeps running while it polls (every
+    ``poll`` seconds: shorter where the state it waits for lasts only moments)."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(POLL)
+        await asyncio.sleep(poll)
 
 
 def metric(base: str, name: str) -> float:

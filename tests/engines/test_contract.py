@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -226,10 +225,10 @@ def test_a_call_joins_another_calls_batch_midway(
     async def second_joins() -> Completion:
         start = decoded()
         running = asyncio.ensure_future(engine.generate([first]))
-        deadline = time.monotonic() + 120
-        while decoded() < start + (16 if kind == "vllm" else 2):  # the first call is decoding
-            assert time.monotonic() < deadline, "the first call never started decoding"
-            await asyncio.sleep(0.002)
+        steps = 16 if kind == "vllm" else 2
+        await until(  # the first call is decoding (polled often: it must not have ended yet)
+            lambda: decoded() >= start + steps, "the first call to start decoding", 120, 0.002
+        )
         [[joined]] = await engine.generate([second])
         assert not running.done()
         if kind == "vllm":  # its eight long samples are not the point
