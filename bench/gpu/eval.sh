@@ -6,6 +6,8 @@
 #   there: bash bench/gpu/eval.sh run SECONDS     install, assemble, serve on the transformers
 #                                                 engine (bf16, CUDA), run the phases below
 #                                                 within SECONDS; results land in $OUT
+#   here:  tar xzf .../results.tgz -C bench/results/h200 (keep the .json, .md, .png), commit:
+#          the next loan's phases resume from them
 # Each phase is bench/eval (resumable JSON) under `timeout`, so what finished comes back.
 set -uo pipefail
 OUT=${OUT:-/tmp/ponder-out}
@@ -59,9 +61,11 @@ serve() {
 }
 
 phase() { # phase NAME bench.eval-flags...: runs until $DEADLINE (the shell's SECONDS) at most
-    local name=$1
+    local name=$1 left=$((DEADLINE - SECONDS))
     shift
-    timeout $((DEADLINE - SECONDS)) python3 -m bench.eval --url http://127.0.0.1:8123 --results /tmp/results \
+    # `timeout 0` would mean no limit at all: a phase with under 30 s left does not start
+    [ $left -ge 30 ] || { echo "$name: skipped, $left s left"; return; }
+    timeout $left python3 -m bench.eval --url http://127.0.0.1:8123 --results /tmp/results \
         --name "$name" "$@" >"/tmp/results/$name.log" 2>&1
     echo "$name: exit $? after $SECONDS s"
 }
@@ -69,6 +73,8 @@ phase() { # phase NAME bench.eval-flags...: runs until $DEADLINE (the shell's SE
 run() {
     local budget=$1 start=$SECONDS
     mkdir -p /tmp/results
+    # every phase resumes from what earlier loans finished (committed under bench/results/h200)
+    cp bench/results/h200/*.json /tmp/results/ 2>/dev/null
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$KEEP"/p*/whl/*.whl || return 1
     export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
     export PONDER_CACHE_DIR=/tmp/ponder-cache
@@ -78,6 +84,9 @@ run() {
     serve || return 1
     echo "serving after $((SECONDS - start)) s"
     DEADLINE=$((start + budget - 25)) # then the results are packed
+    # a snapshot every 30 s too, so a call cut off at its limit still brings back what finished
+    while sleep 30; do tar czf /tmp/results.tgz -C /tmp/results . && mv /tmp/results.tgz "$OUT/"; done &
+    local packer=$!
     local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512"
     # the core comparison (English) beside the Chinese one and the rewards' calibration
     phase eng-core --gsm eng --concurrency 96 \
@@ -103,7 +112,7 @@ run() {
         --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
     phases="$phases $!"
     wait $phases # not the server, which runs on
-    kill $SERVER
+    kill $SERVER $packer
     tar czf "$OUT/results.tgz" -C /tmp/results .
     grep -c "" /tmp/results/*.log
     echo "done after $((SECONDS - start)) s"

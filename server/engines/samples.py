@@ -34,10 +34,15 @@ class Sample:
         a stop token or string (which stays in the output) or at ``max_tokens``."""
         token = sampling.choose(self.spec, logprobs, self.rng)
         top = sampling.ranked(logprobs, candidates, self.spec.logprobs)
-        self.token_ids.append(token)
-        self.logprobs.append(TokenLogprob(token, float(logprobs[token]), top))
-        self._finish(tokenizer)
+        self.record(TokenLogprob(token, float(logprobs[token]), top), tokenizer)
         return token
+
+    def record(self, chosen: TokenLogprob, tokenizer: Tokenizer) -> None:
+        """Append the token chosen for this sample (by :meth:`advance`, or on the device by
+        :mod:`server.engines.tensor_sampling`); finish the sample if it ends here."""
+        self.token_ids.append(chosen.token_id)
+        self.logprobs.append(chosen)
+        self._finish(tokenizer)
 
     def _finish(self, tokenizer: Tokenizer) -> None:
         stop = self._stop(tokenizer)

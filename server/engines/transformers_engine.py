@@ -7,7 +7,8 @@ running batch at the next step (rows are left-padded to a common width; position
 so padding and the hole between a reused prefix and the rest of a prompt are only masked out).
 Finished or cancelled samples leave the batch at once.  Models whose cache is not plain
 per-layer keys and values (sliding windows) cannot join batches: their calls run one set at a
-time.  Tokens are chosen by :mod:`server.engines.sampling`, as the llama.cpp engine's are.
+time.  Tokens are chosen on the device by :mod:`server.engines.tensor_sampling`, by the rules
+the llama.cpp engine's follow.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from search.engine import Completion, GenerationRequest
+from search.engine import Completion, GenerationRequest, TokenLogprob
 from server.args import ServerArgs
-from server.engines import sampling
+from server.engines import sampling, tensor_sampling
 from server.engines.base import BaseEngine
 from server.engines.calls import Call, CallQueue, check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
@@ -298,16 +299,16 @@ class TransformersEngine(BaseEngine):
         self._prefixes.add(held, kv)
 
     def _step(self, samples: list[Sample], logits: torch.Tensor) -> torch.Tensor:
-        """Pick one token per sample, record its logprobs, and mark finished samples: by the
-        same rules, on the same float32 numpy logits, as the llama.cpp engine."""
-        logprobs = sampling.log_softmax(logits.float().cpu().numpy())
-        top = sampling.top_candidates(logprobs, max(s.spec.logprobs for s in samples))
-        chosen = [
-            sample.advance(logprobs[row], None if top is None else top[row], self._tokenizer)
-            for row, sample in enumerate(samples)
-        ]
+        """Pick one token per sample on the model's device, record it with its logprobs, and
+        mark finished samples: by the same rules as the llama.cpp engine
+        (:mod:`server.engines.tensor_sampling`)."""
+        tokens, chosen = tensor_sampling.choose(samples, logits)
+        for j, sample in enumerate(samples):
+            sample.record(
+                TokenLogprob(chosen.tokens[j], chosen.logprobs[j], chosen.top[j]), self._tokenizer
+            )
         self._stats.generated_tokens += len(samples)
-        return torch.tensor(chosen, device=self.device)
+        return tokens
 
 
 def _calls(batch: _Batch | None) -> list[_Call]:

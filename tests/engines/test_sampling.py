@@ -85,23 +85,62 @@ def test_logprobs_and_top_k_agree_with_torch() -> None:
     assert sampling.ranked(logprobs[0], None, 0) == ()
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        GenerationRequest((1,), max_tokens=50, n=64, temperature=0.8, top_p=0.9, seed=11),
+        GenerationRequest((1,), max_tokens=50, n=64, temperature=1.3, seed=5, logprobs=3),
+        GenerationRequest((1,), max_tokens=50, n=8, temperature=0.0, seed=2),
+    ],
+    ids=["top_p", "hot", "greedy"],
+)
 def test_the_transformers_engine_samples_as_llama_cpp_does_on_the_same_logits(
-    transformers_engine: TransformersEngine,
+    transformers_engine: TransformersEngine, request_: GenerationRequest
 ) -> None:
-    """The same logits and seed choose the same tokens, logprobs and top-k whether they come
-    as torch's tensor (the transformers engine) or numpy's array (llama.cpp's)."""
+    """The same logits and seed choose the same tokens, with the same logprobs and top-k,
+    whether torch chooses them on the model's device (the transformers engine) or numpy on
+    the host (llama.cpp's)."""
     vocab = transformers_engine.tokenizer.vocab_size
-    logits = torch.randn(4, vocab, generator=torch.Generator().manual_seed(3))
-    request = GenerationRequest((1,), max_tokens=50, n=4, temperature=0.8, top_p=0.9, seed=11)
+    logits = 4 * torch.randn(request_.n, vocab, generator=torch.Generator().manual_seed(3))
 
     def samples() -> list[Sample]:
-        return [Sample(0, i, request, sampling.generator(request, i)) for i in range(4)]
+        return [Sample(0, i, request_, sampling.generator(request_, i)) for i in range(request_.n)]
 
     by_torch, by_numpy = samples(), samples()
-    transformers_engine._step(by_torch, logits)
+    tokens = transformers_engine._step(by_torch, logits)
     logprobs = sampling.log_softmax(logits.numpy())
-    candidates = sampling.top_candidates(logprobs, request.logprobs)
+    candidates = sampling.top_candidates(logprobs, request_.logprobs)
     assert candidates is not None
     for row, sample in enumerate(by_numpy):
         sample.advance(logprobs[row], candidates[row], transformers_engine.tokenizer)
-    assert [s.logprobs for s in by_torch] == [s.logprobs for s in by_numpy]
+    assert tokens.tolist() == [s.token_ids[0] for s in by_numpy]
+    for torch_sample, numpy_sample in zip(by_torch, by_numpy, strict=True):
+        (mine,), (theirs,) = torch_sample.logprobs, numpy_sample.logprobs
+        assert mine.token_id == theirs.token_id
+        assert mine.logprob == pytest.approx(theirs.logprob, abs=1e-4)
+        assert [t for t, _ in mine.top] == [t for t, _ in theirs.top]
+        assert [lp for _, lp in mine.top] == pytest.approx([lp for _, lp in theirs.top], abs=1e-4)
+
+
+def test_a_step_mixes_greedy_and_sampled_rows_and_their_own_top_k(
+    transformers_engine: TransformersEngine,
+) -> None:
+    """Rows of different calls share one step: a greedy row takes the argmax, a sampled row
+    draws from its own stream, and each row keeps only its own number of alternatives."""
+    vocab = transformers_engine.tokenizer.vocab_size
+    logits = 4 * torch.randn(3, vocab, generator=torch.Generator().manual_seed(8))
+    greedy = GenerationRequest((1,), max_tokens=5, temperature=0.0, logprobs=0)
+    hot = GenerationRequest((1,), max_tokens=5, temperature=2.0, seed=1, logprobs=5)
+    rows = [
+        Sample(0, 0, greedy, None),
+        Sample(1, 0, hot, sampling.generator(hot, 0)),
+        Sample(1, 1, hot, sampling.generator(hot, 1)),
+    ]
+    transformers_engine._step(rows, logits)
+    assert rows[0].token_ids == [int(logits[0].argmax())]
+    assert rows[0].logprobs[0].top == ()
+    assert [len(r.logprobs[0].top) for r in rows[1:]] == [5, 5]
+    numpy_logprobs = sampling.log_softmax(logits.numpy())
+    for j in (1, 2):
+        expected = sampling.choose(hot, numpy_logprobs[j], sampling.generator(hot, j - 1))
+        assert rows[j].token_ids == [expected]
