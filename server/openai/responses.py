@@ -127,6 +127,7 @@ def renamed(error: PonderError) -> PonderError:
 
 @contextlib.contextmanager
 def _in_responses_terms() -> Iterator[None]:
+    """Re-raise chat's errors with the Responses API's field names (see :func:`renamed`)."""
     try:
         yield
     except PonderError as exc:
