@@ -13,6 +13,7 @@ from server.middleware import ApiKeys, BodySizeLimit, RequestIdMiddleware, load_
 from server.openai import routers
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
+from server.openai.responses import ResponsesService
 from server.routes import router
 from server.traces import TraceStore
 
@@ -30,6 +31,7 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
     app.state.traces = traces
     app.state.chat = ChatService(engine, args, metrics, admission, traces)
     app.state.completions = CompletionService(engine, metrics)
+    app.state.responses = ResponsesService(app.state.chat)
     app.include_router(routers.router)
     app.include_router(router)
     install_error_handlers(app)

@@ -165,6 +165,12 @@ class CompletionTokensDetails(OpenAIBaseModel):
     reasoning_tokens: int = 0
 
 
+class PromptTokensDetails(OpenAIBaseModel):
+    """Breakdown of prompt tokens."""
+
+    cached_tokens: int = 0
+
+
 class Usage(OpenAIBaseModel):
     """Token counts of one completion."""
 
@@ -174,6 +180,7 @@ class Usage(OpenAIBaseModel):
     completion_tokens_details: CompletionTokensDetails = Field(
         default_factory=CompletionTokensDetails
     )
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ResponseMessage(OpenAIBaseModel):

@@ -2,39 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.admission import Admission, admitted
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
 from server.openai.models import model_list
-from server.openai.protocol import ChatCompletionRequest, CompletionRequest, ModelList
-from server.openai.streaming import sse_frames
+from server.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModelList,
+    OpenAIBaseModel,
+)
+from server.openai.responses import ResponsesService
+from server.openai.responses_protocol import ResponsesRequest
+from server.openai.streaming import event_frames, sse_frames
 
 router = APIRouter()
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI chat completions, answered by a search over the model's reasoning.
-
-    The search waits for a slot first (429 when the queue is full); the slot is held until the
-    answer has been sent or the client has gone.
-    """
+    """OpenAI chat completions, answered by a search over the model's reasoning."""
     chat: ChatService = request.app.state.chat
-    admission: Admission = request.app.state.admission
     prepared = await chat.prepare(body)
+    frames = sse_frames(chat.chunks(prepared)) if body.stream else None
+    return await _searched(request, frames, partial(chat.complete, prepared))
+
+
+@router.post("/v1/responses", response_model=None)
+async def create_response(body: ResponsesRequest, request: Request) -> Response:
+    """OpenAI's Responses API, stateless, answered by the same search as chat completions."""
+    responses: ResponsesService = request.app.state.responses
+    prepared = await responses.prepare(body)
+    frames = event_frames(responses.stream(prepared)) if body.stream else None
+    return await _searched(request, frames, partial(responses.create, prepared))
+
+
+async def _searched(
+    request: Request,
+    frames: AsyncIterator[ServerSentEvent] | None,
+    answer: Callable[[], Awaitable[OpenAIBaseModel]],
+) -> Response:
+    """Run a search in a slot: ``frames`` streamed when given, else ``answer()`` as one JSON
+    body.  The search waits for a slot first (429 when the queue is full); the slot is held
+    until the answer has been sent or the client has gone."""
 
     async def respond() -> Response:
-        if body.stream:
-            frames = sse_frames(chat.chunks(prepared))
+        if frames is not None:
             return EventSourceResponse(frames, sep="\n", ping=15)
-        answer = await chat.complete(prepared)
-        return Response(answer.wire(), media_type="application/json")
+        return Response((await answer()).wire(), media_type="application/json")
 
-    return await admitted(request, admission, respond)
+    return await admitted(request, request.app.state.admission, respond)
 
 
 @router.post("/v1/completions", response_model=None)

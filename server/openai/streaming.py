@@ -1,7 +1,9 @@
-"""Stream chunks -> server-sent events, ``[DONE]`` last: the one place that writes ``data:``.
+"""Stream chunks -> server-sent events: the one place that writes ``data:``.
 
-An error after the first byte cannot change the HTTP status any more, so it goes out as one
-``{"error": ...}`` frame before ``[DONE]``.
+Chat's chunks end with ``[DONE]``; the Responses API's events are named (``event:``) and end
+with their last event.  An error after the first byte cannot change the HTTP status any more,
+so it goes out as one last frame: ``{"error": ...}`` before chat's ``[DONE]``, an ``error``
+event on the Responses API.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sse_starlette import ServerSentEvent
 
 from server.errors import PonderError
 from server.openai.protocol import OpenAIBaseModel
+from server.openai.responses_protocol import ResponseErrorEvent, ResponseStreamEvent
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +30,38 @@ async def sse_frames(chunks: AsyncIterator[OpenAIBaseModel]) -> AsyncIterator[Se
             yield ServerSentEvent(item.wire())
     except asyncio.CancelledError:
         raise
-    except PonderError as exc:
-        yield ServerSentEvent(exc.body().model_dump_json())
     except Exception as exc:
-        logger.exception("stream failed")
-        yield ServerSentEvent(
-            PonderError(f"Internal error: {type(exc).__name__}").body().model_dump_json()
-        )
+        yield ServerSentEvent(_failure(exc).body().model_dump_json())
     yield ServerSentEvent(DONE)
+
+
+async def event_frames(
+    events: AsyncIterator[ResponseStreamEvent],
+) -> AsyncIterator[ServerSentEvent]:
+    """Serialise Responses events as SSE events named by their type, turning a failure into
+    an ``error`` event that takes the next sequence number."""
+    sequence = 0
+    try:
+        async for event in events:
+            sequence = event.sequence_number + 1
+            yield ServerSentEvent(event.wire(), event=event.type)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = _failure(exc)
+        frame = ResponseErrorEvent(
+            sequence_number=sequence,
+            code=error.code or error.error_type,
+            message=error.message,
+            param=error.param,
+        )
+        yield ServerSentEvent(frame.wire(), event=frame.type)
+
+
+def _failure(exc: Exception) -> PonderError:
+    """What the client is told of ``exc``: a :class:`PonderError` as it is; anything else is
+    logged and told as an internal error, without its details."""
+    if isinstance(exc, PonderError):
+        return exc
+    logger.error("stream failed", exc_info=exc)
+    return PonderError(f"Internal error: {type(exc).__name__}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,13 @@ LONG_SEARCH = {
     "branching": 4,
     "rollout_tokens": 512,
 }
-BODY = {"messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]}
+STORY = "Write a long story about a lighthouse."
+BODY = {"messages": [{"role": "user", "content": STORY}]}
+# each route that searches, with the body that asks it for the story
+ROUTES: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": BODY,
+    "/v1/responses": {"input": STORY},
+}
 CANCELLED = 'ponder_requests_total{method="mcts",status="499"}'  # a search its client left
 KEY = "disconnect-key"
 
@@ -51,33 +58,35 @@ def live(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
     return request.getfixturevalue("guarded").url, {"Authorization": f"Bearer {KEY}"}
 
 
+@pytest.mark.parametrize("route", ROUTES)
 def test_streaming_disconnect_cancels_the_search(
-    live: tuple[str, dict[str, str]], engine: ServingEngine, model_name: str
+    live: tuple[str, dict[str, str]], engine: ServingEngine, model_name: str, route: str
 ) -> None:
     url, headers = live
-    body = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
+    body = {**ROUTES[route], "model": model_name, "stream": True, "search": LONG_SEARCH}
     before = metric(url, CANCELLED)
     with (
         httpx.Client(base_url=url, timeout=PATIENCE, headers=headers) as c,
-        c.stream("POST", "/v1/chat/completions", json=body) as r,
+        c.stream("POST", route, json=body) as r,
     ):
         assert r.status_code == 200
         lines = r.iter_lines()  # kept alive: dropping the iterator closes the response
-        assert next(lines).startswith("data: ")  # the role chunk: the search is running
+        assert next(lines)  # the first frame (chat's role chunk, response.created): it runs
         wait_for(lambda: busy(engine), "the search to reach the engine")
     wait_until_cancelled(url, engine, before)
 
 
+@pytest.mark.parametrize("route", ROUTES)
 def test_non_streaming_disconnect_cancels_the_search(
-    live: tuple[str, dict[str, str]], engine: ServingEngine, model_name: str
+    live: tuple[str, dict[str, str]], engine: ServingEngine, model_name: str, route: str
 ) -> None:
     url, headers = live
-    body = {**BODY, "model": model_name, "search": LONG_SEARCH}
+    body = {**ROUTES[route], "model": model_name, "search": LONG_SEARCH}
     before = metric(url, CANCELLED)
 
     async def leave_midway() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=PATIENCE, headers=headers) as c:
-            call = asyncio.ensure_future(c.post("/v1/chat/completions", json=body))
+            call = asyncio.ensure_future(c.post(route, json=body))
             await until(lambda: busy(engine), "the search to reach the engine")
             assert not call.done(), "the long search answered before its client left"
             call.cancel()  # the client goes: its connection is closed

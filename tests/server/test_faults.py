@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from server.engines.llamacpp.engine import LlamaCppEngine
@@ -71,6 +72,26 @@ def test_a_fault_mid_stream_ends_it_with_an_error_frame(
     assert r.status_code == 200
     assert frames[-1] == "[DONE]"
     assert json.loads(frames[-2])["error"]["type"] == "internal_error"
+
+
+@pytest.mark.usefixtures("poisoned")
+def test_a_fault_mid_response_stream_ends_it_with_an_error_event(
+    server: LiveServer, model_name: str
+) -> None:
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0) as client:
+        stream = client.responses.create(
+            model=model_name,
+            input="POISON",
+            stream=True,
+            max_output_tokens=12,
+            extra_body={"seed": 1, "search": TINY_SEARCH},
+        )
+        events = list(stream)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    error = events[-1]
+    assert error.type == "error" and error.code == "internal_error"
+    assert error.message == "Internal error: RuntimeError"
+    assert not any(e.type == "response.completed" for e in events)
 
 
 @pytest.mark.usefixtures("poisoned")
