@@ -4,6 +4,9 @@ cgroup v2 ``cpu.max`` quota."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,26 @@ def test_engine_without_threads_runs_as_many_as_the_quota_allows(
 def test_batch_threads_can_differ_from_decode_threads() -> None:
     args = ServerArgs(engine="llamacpp", model=TEST_MODEL, threads=1, threads_batch=2)
     assert threads_of(load_engine(args)) == (1, 2)
+
+
+def libgomp_spin_count(**env: str) -> str:
+    """The spin count libgomp settles on (as it reports it) in a fresh process that imports
+    what ``ponder serve`` does before its engine, with ``env`` as its only OpenMP settings."""
+    own = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    done = subprocess.run(
+        [sys.executable, "-c", "import server.cli, server.app, server.engines.llamacpp.engine"],
+        env={**own, **env, "OMP_DISPLAY_ENV": "verbose"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [count] = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", done.stderr)
+    return count
+
+
+def test_llama_cpp_threads_sleep_at_barriers_instead_of_spinning() -> None:
+    """A waiting thread gives its core back at once, so another process on the machine does not
+    make each barrier wait a time slice (libgomp's own default spins 300000 times)."""
+    assert libgomp_spin_count() == "0"
+    assert libgomp_spin_count(GOMP_SPINCOUNT="1000") == "1000"  # the user's choice stands
+    assert int(libgomp_spin_count(OMP_WAIT_POLICY="active")) > 300000
