@@ -114,6 +114,8 @@ def main() -> None:
     configs = args.configs.split(",")
     busy_counts = [int(b) for b in args.busy.split(",")]
     sizes = [int(s) for s in args.sequences.split(",")]
+    # other work on the machine makes "idle" not idle: the 1-minute load average says how much
+    load_before = os.getloadavg()[0]
     runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for _ in range(args.rounds):
         for busy in busy_counts:
@@ -122,7 +124,8 @@ def main() -> None:
                     for config in configs:
                         run = run_config(config, args.model, sequences, args.seconds)
                         runs.setdefault((config, sequences, busy), []).append(run)
-    report(args.name, table(runs, busy_counts), model=args.model, cpus=os.cpu_count())
+    facts = {"model": args.model, "cpus": os.cpu_count(), "load_before": load_before}
+    report(args.name, table(runs, busy_counts), **facts)
 
 
 def median_rate(runs: list[dict[str, Any]]) -> float:
