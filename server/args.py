@@ -62,7 +62,18 @@ class ServerArgs(BaseSettings):
         ge=0,
         description="tokens of finished sequences kept for reuse by later prompts (0: off)",
     )
-    threads: int | None = Field(None, ge=1, description="llama.cpp: CPU threads (default: all)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="llama.cpp: CPU threads (default: the CPUs this process may use, from its "
+        "CPU mask and its cgroup's cpu.max quota)",
+    )
+    threads_batch: int | None = Field(
+        None,
+        ge=1,
+        description="llama.cpp: CPU threads for decode steps of more than one token (default: "
+        "--threads)",
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs each layer is split over")
     pipeline_parallel_size: int = Field(
         1, ge=1, description="vLLM: pipeline stages (GPUs or nodes the layers are split over)"

@@ -34,9 +34,10 @@ if TYPE_CHECKING:  # llama-cpp-python is absent where only the GPU engines run
 # model are marked real_model.
 TEST_MODEL = "smollm2-135m-instruct"
 
-# llama.cpp's threads meet at a spinning barrier every layer: with a core taken by another
-# process, each meeting waits for the scheduler.  Measured on 2 cores under load: 8 tokens in
-# 32.6 s with 2 threads, 4.4 s with 1.  The suite runs on one thread, as a busy machine allows.
+# llama.cpp's threads meet at a barrier every layer: with a core taken by another process, each
+# meeting waits for the scheduler.  Measured on 2 cores under load: 8 tokens in 32.6 s with 2
+# threads, 4.4 s with 1.  ponder makes them wait passively (server/engines/llamacpp), but here
+# torch loads libgomp first, with its spinning default.  The suite runs on one thread.
 TEST_THREADS = 1
 
 # Tiny budgets: enough to build a real tree on a 135M model in seconds on 2 cores.

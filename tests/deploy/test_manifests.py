@@ -250,13 +250,17 @@ def test_dashboard_configmap_is_the_dashboard_file(rendered: list[Obj]) -> None:
 
 def test_cpu_overlay_runs_the_packaged_model_on_its_cores() -> None:
     """CPU: the ponder-cpu image, engine auto on the packaged model (no --model), and as many
-    llama.cpp threads as the CPU limit."""
+    llama.cpp threads as the CPU limit, read from the limit (one number to change)."""
     objects = render("cpu")
     c = container(named(objects, "Deployment", "ponder"), "ponder")
     assert c["image"].split(":")[0] == "ponder-cpu"
     assert c["args"] == []
     assert [d["metadata"]["name"] for d in of_kind(objects, "Deployment")] == ["ponder"]
-    assert dict(env_values(c))["PONDER_THREADS"] == c["resources"]["limits"]["cpu"]
+    threads = next(v for v in c["env"] if v["name"] == "PONDER_THREADS")
+    limit = threads["valueFrom"]["resourceFieldRef"]
+    assert (limit.get("containerName"), limit["resource"]) == ("ponder", "limits.cpu")
+    assert limit["divisor"] == "1"  # whole CPUs: "4", not "4000" millicores
+    assert c["resources"]["limits"]["cpu"].isdigit()  # a fractional limit would round up
 
 
 def test_gpu_overlay_puts_ponder_in_front_of_vllm() -> None:

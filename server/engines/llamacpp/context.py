@@ -7,11 +7,12 @@ last decode: freed from another thread, they could go while a decode still runs 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import llama_cpp
 import numpy as np
+
+from server.engines.llamacpp.threads import default_threads
 
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
 
@@ -24,7 +25,13 @@ class LlamaContext:
     :data:`BATCH_TOKENS` tokens."""
 
     def __init__(
-        self, path: str, *, kv_cache_tokens: int, max_sequences: int, threads: int | None
+        self,
+        path: str,
+        *,
+        kv_cache_tokens: int,
+        max_sequences: int,
+        threads: int | None,
+        threads_batch: int | None,
     ) -> None:
         llama_cpp.llama_backend_init()
         self._model = llama_cpp.llama_model_load_from_file(
@@ -37,8 +44,9 @@ class LlamaContext:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = max_sequences
         params.kv_unified = True
-        params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
-        self.threads = params.n_threads
+        params.n_threads = threads or default_threads()
+        params.n_threads_batch = threads_batch or params.n_threads
+        self.threads, self.threads_batch = params.n_threads, params.n_threads_batch
         self._ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)

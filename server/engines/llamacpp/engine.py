@@ -34,20 +34,28 @@ class LlamaCppEngine(BaseEngine):
         prefix_cache_tokens: int = 4096,
         max_sequences: int = 64,
         threads: int | None = None,
+        threads_batch: int | None = None,
     ) -> None:
         context = LlamaContext(
             source.path,
             kv_cache_tokens=kv_cache_tokens,
             max_sequences=max_sequences,
             threads=threads,
+            threads_batch=threads_batch,
         )
         tokenizer = HFTokenizer.load(source.tokenizer_folder(), context.eos_token_ids)
         super().__init__(source.served_name, tokenizer)
         self.max_model_len = min(context.n_ctx_train, kv_cache_tokens)
         self._max_sequences = max_sequences
         self._n_vocab = context.n_vocab
+        self.threads, self.threads_batch = context.threads, context.threads_batch
         self._scheduler = Scheduler(context, tokenizer, self._stats, prefix_cache_tokens)
-        logger.info("loaded %s with llama.cpp (%d threads)", source.path, context.threads)
+        logger.info(
+            "loaded %s with llama.cpp (%d threads, %d for batches)",
+            source.path,
+            self.threads,
+            self.threads_batch,
+        )
 
     @classmethod
     def from_args(cls, args: ServerArgs, source: ModelSource) -> LlamaCppEngine:
@@ -57,6 +65,7 @@ class LlamaCppEngine(BaseEngine):
             kv_cache_tokens=args.kv_cache_tokens,
             prefix_cache_tokens=args.prefix_cache_tokens,
             threads=args.threads,
+            threads_batch=args.threads_batch,
         )
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
