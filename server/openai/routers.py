@@ -20,8 +20,8 @@ router = APIRouter()
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     """OpenAI chat completions, answered by a search over the model's reasoning.
 
-    The search waits for a slot first (429 when the queue is full); the slot is held until the
-    answer has been sent or the client has gone.
+    The search waits for a slot first, one per choice (429 when the queue is full); the slots
+    are held until the answer has been sent or the client has gone.
     """
     chat: ChatService = request.app.state.chat
     admission: Admission = request.app.state.admission
@@ -34,7 +34,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         answer = await chat.complete(prepared)
         return Response(answer.wire(), media_type="application/json")
 
-    return await admitted(request, admission, respond)
+    return await admitted(request, admission, respond, searches=body.n)
 
 
 @router.post("/v1/completions", response_model=None)
