@@ -73,7 +73,9 @@ def test_over_http_a_call_too_big_for_the_cache_is_a_400_and_health_stays(
     chat: dict[str, Any] = {
         "model": small.model_name,
         "messages": [{"role": "user", "content": STORY}],
-        "max_tokens": 180,  # four greedy samples of the story: more than the 256 cells
+        # every token of the search: 180 for each of four greedy samples of the story, more
+        # than the 256 cells
+        "max_tokens": 720,
         "temperature": 0,
         "search": {"method": "best_of_n", "samples": 4},
     }
