@@ -275,8 +275,7 @@ class ChatService:
             prompt = tuple(await run_in_threadpool(template, messages))
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
-        method: str = options.model_dump()["method"]  # generated: no attribute
-        max_tokens, max_search_tokens = self._budgets(request, options, method, len(prompt))
+        max_tokens, max_search_tokens = self._budgets(request, options, len(prompt))
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         markers = options.answer_markers
         # a thinking template that ends its prompt in <think> leaves the model mid-reasoning
@@ -348,27 +347,25 @@ class ChatService:
         self,
         request: ChatCompletionRequest,
         options: SearchOptions,
-        method: str,
         prompt_tokens: int,
     ) -> tuple[int, int]:
         """The answer path's most tokens and the whole search's, per choice.
         ``max_completion_tokens`` (or its deprecated alias ``max_tokens``) bounds every token
         generated, as for OpenAI's reasoning models: the search's token budget is the smaller
-        of it and ``search.max_search_tokens``, and the path cannot be longer either.  The
-        path also fits the context; only plain generation, whose one sequence is the whole
-        answer, is refused when the asked tokens do not."""
+        of it and ``search.max_search_tokens``, and the path cannot be longer either.  As
+        before, a bound that does not fit the context after the prompt is refused (a larger
+        search budget is ``search.max_search_tokens``)."""
         limit = self.engine.max_model_len
         asked = request.max_completion_tokens or request.max_tokens
         searched: int = options.model_dump()["max_search_tokens"]
         room = limit - prompt_tokens
-        needed = (asked or 1) if method == "none" else 1
-        if needed > room:
+        if (asked or 1) > room:
             raise InvalidRequest(
                 f"This model's maximum context length is {limit} tokens. However, you "
                 f"requested {prompt_tokens + (asked or 0)} tokens ({prompt_tokens} in the "
                 f"messages, {asked or 0} in the completion). Please reduce the length of the "
                 "messages or completion.",
-                param="messages" if asked is None or method != "none" else "max_tokens",
+                param="messages" if asked is None else "max_tokens",
             )
         if asked is None:
             return room, searched
