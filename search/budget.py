@@ -35,7 +35,9 @@ class Budget:
         self._deadline = None if params.max_seconds is None else clock() + params.max_seconds
         self._interrupt = interrupt
         self._cut: StopReason | None = None
+        self._prompt_tokens = len(params.prompt_token_ids)
         self.generated = 0
+        self.cached_tokens: int | None = None  # of the prompt, as the first call found them
 
     def remaining_tokens(self) -> int:
         """Tokens the search may still generate."""
@@ -74,4 +76,6 @@ class Budget:
             return None
         outputs = call.result()
         self.generated += sum(len(c.token_ids) for batch in outputs for c in batch)
+        if self.cached_tokens is None and outputs and outputs[0]:
+            self.cached_tokens = min(outputs[0][0].cached_tokens, self._prompt_tokens)
         return outputs

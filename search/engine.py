@@ -98,7 +98,10 @@ class Completion:
 
     ``text`` is the decoding of all of ``token_ids`` (a matched stop string included, so text and
     token ids always describe the same state); ``stop_reason`` is the matched stop string or
-    token id, ``None`` when the token budget ran out.
+    token id, ``None`` when the token budget ran out.  ``cached_tokens`` is how many tokens of
+    the request's prompt the engine took from its prefix cache instead of computing them (the
+    same on every sample of a request; 0 where the engine does not say), OpenAI's
+    ``cached_tokens``.
     """
 
     token_ids: tuple[int, ...]
@@ -106,6 +109,7 @@ class Completion:
     logprobs: tuple[TokenLogprob, ...]
     finish_reason: FinishReason
     stop_reason: str | int | None = None
+    cached_tokens: int = 0
 
 
 @runtime_checkable

@@ -1,6 +1,9 @@
 """Events a search yields, in order: ``Started``, then any mix of ``Expanded``,
 ``ReasoningDelta`` and ``AnswerDelta``, and last ``Finished`` with the :class:`SearchResult`.
-The server maps deltas to stream chunks and the rest to metrics."""
+The server maps deltas to stream chunks and the rest to metrics.
+
+Every event names the ``choice`` it belongs to: a request for ``n`` answers runs ``n`` choices
+(:mod:`search.choices`), whose events arrive interleaved, each choice's in the order above."""
 
 from __future__ import annotations
 
@@ -24,7 +27,13 @@ StopReason = Literal[
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """What a finished search reports: the chosen path and what it cost."""
+    """What a finished search reports: the chosen path and what it cost.
+
+    ``reasoning_tokens`` are the path's tokens before its answer; ``generated_tokens`` every
+    token the engine generated for the search (discarded branches and rollouts included);
+    ``cached_tokens`` the prompt tokens the search's first engine call took from the engine's
+    prefix cache.
+    """
 
     method: str
     token_ids: tuple[int, ...]
@@ -37,11 +46,24 @@ class SearchResult:
     generated_tokens: int
     reward: float
     tree: tuple[TraceNode, ...] = ()
+    cached_tokens: int = 0
+
+    @property
+    def content_tokens(self) -> int:
+        """Tokens of the returned path's answer (what follows its reasoning)."""
+        return len(self.token_ids) - self.reasoning_tokens
 
     @property
     def completion_tokens(self) -> int:
-        """Tokens of the returned path (what the client is billed for)."""
-        return len(self.token_ids)
+        """What the client is billed for, as OpenAI bills its reasoning models: every token
+        generated for the search, the discarded branches being its hidden reasoning (at least
+        the returned path, which may hold a reflection prompt the search wrote itself)."""
+        return max(self.generated_tokens, len(self.token_ids))
+
+    @property
+    def hidden_reasoning_tokens(self) -> int:
+        """``completion_tokens`` less the answer's: OpenAI's ``reasoning_tokens``."""
+        return self.completion_tokens - self.content_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +72,7 @@ class Started:
 
     method: str
     prompt_tokens: int
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +93,7 @@ class Expanded:
     round: int
     iterations: int
     nodes: int
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +101,7 @@ class ReasoningDelta:
     """Text appended to the committed reasoning."""
 
     text: str
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +109,7 @@ class AnswerDelta:
     """Text appended to the answer (``content``)."""
 
     text: str
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +117,7 @@ class Finished:
     """The search is over; ``result`` describes the returned path."""
 
     result: SearchResult
+    choice: int = 0
 
 
 SearchEvent = Started | Expanded | ReasoningDelta | AnswerDelta | Finished

@@ -51,7 +51,7 @@ class MctsRun(SearchRun):
         self.reflection_ids = tuple(engine.tokenizer.encode(f"\n\n{params.reflection_text}\n\n"))
         # answers are read from rollouts only when something uses their vote
         self.voting = params.vote or params.consensus is not None
-        self.finished_rollouts: list[Trajectory] = []  # rollouts that ended with an answer
+        self.finished_rollouts: list[Trajectory] = []  # rollouts that ended (at a stop)
 
     async def search(self) -> AsyncGenerator[SearchEvent, None]:
         """The search loop: rounds of simulations, each ending in one committed step."""
@@ -186,7 +186,7 @@ class MctsRun(SearchRun):
         trajectory = Trajectory(
             child, tuple(tail), reward, completion.finish_reason, completion.stop_reason, answer
         )
-        if answer is not None:
+        if completion.finish_reason == "stop":
             self.finished_rollouts.append(trajectory)
         return trajectory
 
@@ -211,15 +211,17 @@ class MctsRun(SearchRun):
         self.tree.add_child(leaf, reflected, terminal=False, reflections=1)
 
     def _final_rollout(self, root: Node, best: Trajectory) -> Trajectory:
-        """The rollout that completes a path cut short: ``best`` (the most rewarded below
-        ``root``), or under voting the most rewarded one that gives the leading answer."""
-        leader = leading_answer(root)
-        if not self.voting or leader is None:
-            return best
-        return max(
-            (t for t in self.finished_rollouts if t.answer == leader[0] and _below(t.node, root)),
-            key=lambda t: t.reward,
-        )
+        """The rollout that completes a path cut short: the most rewarded one below ``root``
+        that finished (a whole answer), or under voting the most rewarded one that gives the
+        leading answer; ``best`` (the most rewarded of all) when none finished."""
+        leader = leading_answer(root) if self.voting else None
+        answer = None if leader is None else leader[0]
+        finished = [
+            t
+            for t in self.finished_rollouts
+            if _below(t.node, root) and (answer is None or t.answer == answer)
+        ]
+        return max(finished, key=lambda t: t.reward) if finished else best
 
     def _finish(self, root: Node, budget_out: StopReason | None) -> Iterator[SearchEvent]:
         """Close the path: after a budget ran out, the best rollout found so far completes it."""

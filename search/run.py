@@ -79,10 +79,14 @@ class SearchRun(ABC):
         finish_reason: FinishReason,
         stop_reason: StopReason,
         reward: float,
+        writer: PathWriter | None = None,
+        generated: int | None = None,
+        choice: int = 0,
     ) -> Finished:
-        """The last event: the path written so far, what it cost, and the tree traced down to
-        ``chosen`` (``None`` for a method that grows no tree)."""
-        params, writer = self.params, self.writer
+        """The last event (of ``choice``): the path ``writer`` has written (the run's own by
+        default), what it cost (``generated`` tokens: the whole budget's by default), and the
+        tree traced down to ``chosen`` (``None`` for a method that grows no tree)."""
+        params, writer = self.params, writer or self.writer
         return Finished(
             SearchResult(
                 method=params.method,
@@ -93,8 +97,10 @@ class SearchRun(ABC):
                 reasoning_tokens=writer.reasoning_tokens(),
                 iterations=self.iterations,
                 nodes=0 if chosen is None else self.tree.size,
-                generated_tokens=self.budget.generated,
+                generated_tokens=self.budget.generated if generated is None else generated,
                 reward=reward,
                 tree=() if chosen is None else trace_tree(self.tree, chosen, self.engine.tokenizer),
-            )
+                cached_tokens=self.budget.cached_tokens or 0,
+            ),
+            choice=choice,
         )

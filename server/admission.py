@@ -1,5 +1,7 @@
-"""Admission: at most ``--max-concurrent-searches`` requests run and ``--max-queued-searches``
-more wait; beyond that 429 with ``Retry-After``, and 503 once the server drains.
+"""Admission: at most ``--max-concurrent-searches`` searches run and ``--max-queued-searches``
+more requests wait; beyond that 429 with ``Retry-After``, and 503 once the server drains.  A
+request of ``n`` choices runs ``n`` searches and takes ``n`` slots (all of them when ``n`` is
+larger: it then runs alone), so asking for many choices cannot get round the cap.
 
 :func:`admitted` is the one way a route holds a slot: it waits for one (giving up if the client
 leaves), builds the response, and gives the slot back once that response has been sent, whether
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -43,20 +46,67 @@ class _ClientGone(Exception):
     """The client disconnected while its request was waiting or running."""
 
 
+class _Slots:
+    """``total`` slots taken several at a time, first come first served: a request waits until
+    the slots it needs are free and nobody waits before it, so a wide request is not starved by
+    narrow ones that keep arriving."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._free = total
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, count: int) -> None:
+        """Take ``count`` slots, waiting for them; a cancelled wait takes none."""
+        if not self._waiters and self._free >= count:
+            self._free -= count
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (count, waiter)
+        self._waiters.append(entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(count)  # granted in the instant the wait was cancelled
+            else:
+                if entry in self._waiters:  # _wake may have dropped it already
+                    self._waiters.remove(entry)
+                self._wake()  # those behind it may fit now
+            raise
+
+    def release(self, count: int) -> None:
+        """Give ``count`` slots back, waking the waiters they let through, in order."""
+        self._free += count
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._free:
+            count, waiter = self._waiters.popleft()
+            if waiter.cancelled():  # its task is being cancelled: it takes nothing
+                continue
+            self._free -= count
+            waiter.set_result(None)
+
+
 class Admission:
-    """At most ``running`` searches at once and ``queued`` more waiting; 429 beyond, 503 once
-    :meth:`close` has been called (the waiting ones too)."""
+    """At most ``running`` searches at once and ``queued`` more requests waiting; 429 beyond,
+    503 once :meth:`close` has been called (the waiting ones too)."""
 
     def __init__(self, running: int, queued: int, metrics: Metrics) -> None:
-        self._slots = asyncio.Semaphore(running)
+        self._slots = _Slots(running)
         self._capacity = running + queued
         self._admitted = 0  # running plus waiting
         self._closed = asyncio.Event()
         self._metrics = metrics
 
-    async def acquire(self) -> None:
-        """Wait for a search slot; :class:`TooBusy` when the queue is full,
-        :class:`ShuttingDown` when the server is draining."""
+    def slots_for(self, searches: int) -> int:
+        """The slots a request of ``searches`` searches takes: one each, at most all."""
+        return min(searches, self._slots.total)
+
+    async def acquire(self, slots: int = 1) -> None:
+        """Wait for ``slots`` search slots (see :meth:`slots_for`); :class:`TooBusy` when the
+        queue is full, :class:`ShuttingDown` when the server is draining."""
         if self._closed.is_set():
             self._refuse_closed()
         if self._admitted >= self._capacity:
@@ -67,7 +117,7 @@ class Admission:
             )
         self._admitted += 1
         queued_at = time.monotonic()
-        slot = asyncio.ensure_future(self._slots.acquire())
+        slot = asyncio.ensure_future(self._slots.acquire(slots))
         closed = asyncio.ensure_future(self._closed.wait())
         got_slot = False
         self._metrics.queued.inc()
@@ -80,7 +130,7 @@ class Admission:
             if not got_slot:
                 self._admitted -= 1
                 if slot.done() and not slot.cancelled():
-                    self._slots.release()  # granted in the instant the wait was cancelled
+                    self._slots.release(slots)  # granted in the instant the wait was cancelled
                 slot.cancel()
         if not got_slot:  # woken by close()
             self._refuse_closed()
@@ -97,9 +147,9 @@ class Admission:
         """Stop admitting: new and waiting requests get 503; running ones are not touched."""
         self._closed.set()
 
-    def release(self) -> None:
-        """Give a slot back (once per successful :meth:`acquire`)."""
-        self._slots.release()
+    def release(self, slots: int = 1) -> None:
+        """Give the slots back (once per successful :meth:`acquire`, as many as it took)."""
+        self._slots.release(slots)
         self._admitted -= 1
 
 
@@ -146,21 +196,26 @@ class _Releasing(Response):
 
 
 async def admitted(
-    request: Request, admission: Admission, respond: Callable[[], Awaitable[Response]]
+    request: Request,
+    admission: Admission,
+    respond: Callable[[], Awaitable[Response]],
+    searches: int = 1,
 ) -> Response:
-    """Wait for a slot, then ``respond`` in it; the slot is held until the response has been
-    sent (a JSON body, or a stream to its end) and given back however that ends.  A client
-    that leaves while its request waits or runs gets 499 (nobody reads it) and frees the slot.
+    """Wait for the slots of ``searches`` searches, then ``respond`` in them; they are held
+    until the response has been sent (a JSON body, or a stream to its end) and given back
+    however that ends.  A client that leaves while its request waits or runs gets 499 (nobody
+    reads it) and frees the slots.
     """
     acquired = False
+    slots = admission.slots_for(searches)
     try:
-        await _unless_disconnected(request, admission.acquire())
+        await _unless_disconnected(request, admission.acquire(slots))
         acquired = True
         response = await _unless_disconnected(request, respond())
     except BaseException as exc:
         if acquired:
-            admission.release()
+            admission.release(slots)
         if isinstance(exc, _ClientGone):
             return Response(status_code=CLIENT_CLOSED)
         raise
-    return _Releasing(response, admission.release)
+    return _Releasing(response, lambda: admission.release(slots))

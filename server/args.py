@@ -108,6 +108,12 @@ class ServerArgs(BaseSettings):
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
     )
+    max_n: int = Field(
+        8,
+        ge=1,
+        description="cap on a chat request's n (400 beyond); a request of n choices takes n "
+        "search slots (all of them when n is above --max-concurrent-searches)",
+    )
     max_iterations: int | None = Field(None, ge=1, description="cap on search.iterations")
     max_branching: int | None = Field(None, ge=1, description="cap on search.branching")
     max_search_tokens: int | None = Field(None, ge=1, description="cap on search.max_search_tokens")

@@ -74,7 +74,9 @@ class Metrics:
             "ponder_request_prompt_tokens", "Prompt tokens of finished requests", registry=r
         )
         self.completion_tokens = Counter(
-            "ponder_completion_tokens", "Tokens of returned answers", registry=r
+            "ponder_completion_tokens",
+            "Completion tokens billed in usage: every token generated for a request",
+            registry=r,
         )
         self.queue_seconds = Histogram(
             "ponder_queue_seconds", "Time a search waited for a slot", buckets=_SECONDS, registry=r
@@ -109,9 +111,9 @@ class Metrics:
         for reason in (QUEUE_FULL, SHUTTING_DOWN):
             self.rejected.labels(reason)
 
-    def track(self, method: str) -> RequestTracker:
-        """Start timing one request."""
-        return RequestTracker(self, method)
+    def track(self, method: str, searches: int = 1) -> RequestTracker:
+        """Start timing one request, which runs ``searches`` searches (its ``n``)."""
+        return RequestTracker(self, method, searches)
 
 
 class EngineCollector(Collector):
@@ -153,14 +155,17 @@ class EngineCollector(Collector):
 
 
 class RequestTracker:
-    """Observes one request's events; ``close`` records its outcome exactly once."""
+    """Observes one request's events; ``close`` records its outcome exactly once.  A request of
+    ``searches`` answers is one request: its wall time is observed once, when the last search
+    has finished; each search's iterations, nodes and reward are observed as its own."""
 
-    def __init__(self, metrics: Metrics, method: str) -> None:
+    def __init__(self, metrics: Metrics, method: str, searches: int = 1) -> None:
         self._metrics = metrics
         self._method = method
+        self._searches = searches
         self._start = time.monotonic()
         self._first_text = False
-        self._search_tokens = 0
+        self._search_tokens: dict[int, int] = {}  # expansion and rollout tokens, by choice
         self._closed = False
         metrics.in_flight.inc()
 
@@ -173,15 +178,20 @@ class RequestTracker:
         elif isinstance(event, Expanded):
             m.generated.labels("expansion").inc(event.action_tokens)
             m.generated.labels("rollout").inc(event.rollout_tokens)
-            self._search_tokens += event.action_tokens + event.rollout_tokens
+            tokens = event.action_tokens + event.rollout_tokens
+            self._search_tokens[event.choice] = self._search_tokens.get(event.choice, 0) + tokens
         elif isinstance(event, Finished):
             result = event.result
-            m.duration.labels(method).observe(time.monotonic() - self._start)
+            self._searches -= 1
+            if self._searches == 0:
+                m.duration.labels(method).observe(time.monotonic() - self._start)
             m.iterations.labels(method).observe(result.iterations)
             m.nodes.labels(method).observe(result.nodes)
             m.reward.labels(method).observe(result.reward)
-            m.generated.labels("generation").inc(result.generated_tokens - self._search_tokens)
-            m.prompt_tokens.inc(result.prompt_tokens)
+            searched = self._search_tokens.pop(event.choice, 0)
+            m.generated.labels("generation").inc(result.generated_tokens - searched)
+            if event.choice == 0:  # one prompt, whatever the request's n
+                m.prompt_tokens.inc(result.prompt_tokens)
             m.completion_tokens.inc(result.completion_tokens)
 
     def generated(self, prompt_tokens: int, completion_tokens: int) -> None:

@@ -22,6 +22,7 @@ class Sample:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish: Completion | None = None
+    cached_tokens: int = 0  # prompt tokens of its request taken from the prefix cache
 
     def advance(
         self,
@@ -54,6 +55,7 @@ class Sample:
             logprobs=tuple(self.logprobs),
             finish_reason="stop" if stop is not None else "length",
             stop_reason=stop,
+            cached_tokens=self.cached_tokens,
         )
 
     def _stop(self, tokenizer: Tokenizer) -> str | int | None:

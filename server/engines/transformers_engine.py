@@ -182,12 +182,15 @@ class TransformersEngine(BaseEngine):
         """Prefill the new calls' prompts together and fork each into its ``n`` samples."""
         requests = [r for call in calls for r in call.requests]
         cache = DynamicCache()
-        logits, mask = self._prefill(requests, cache)
+        logits, mask, reused = self._prefill(requests, cache)
         rows: list[tuple[_Call, Sample]] = []
+        cached = iter(reused)
         for call in calls:
             for r, spec in enumerate(call.requests):
+                from_cache = next(cached)
                 for i in range(spec.n):
                     sample = Sample(r, i, spec, sampling.generator(spec, i))
+                    sample.cached_tokens = from_cache
                     call.samples.append(sample)
                     rows.append((call, sample))
         self._stats.prompt_tokens_cached += sum(
@@ -229,9 +232,9 @@ class TransformersEngine(BaseEngine):
 
     def _prefill(
         self, requests: list[GenerationRequest], cache: DynamicCache
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Run each distinct prompt once, starting from its longest cached prefix; return the
-        last logits and the attention mask.
+        last logits, the attention mask and each prompt's tokens taken from the cache.
 
         Row ``i`` of the cache holds ``[padding][reused prefix]`` and its new tokens follow
         as ``[padding][rest of the prompt]``: the mask has a hole between, which attention
@@ -264,7 +267,7 @@ class TransformersEngine(BaseEngine):
         )
         self._stats.prompt_tokens_computed += sum(len(rest) for rest in rests)
         self._stats.prompt_tokens_cached += sum(reused)
-        return out.logits[:, -1, :].float(), mask
+        return out.logits[:, -1, :].float(), mask, reused
 
     def _load_prefixes(
         self, prefixes: list[_LayerKV | None], lengths: list[int], cache: DynamicCache

@@ -17,6 +17,7 @@ other sequences share its forward pass.  ponder leaves it off (it costs decode s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -183,7 +184,10 @@ class VllmEngine(BaseEngine):
         cached = int(final.num_cached_tokens or 0)
         self._stats.prompt_tokens_cached += cached
         self._stats.prompt_tokens_computed += len(request.prompt_token_ids) - cached
-        completions = [self._completion(c, request) for c in final.outputs]
+        completions = [
+            dataclasses.replace(self._completion(c, request), cached_tokens=cached)
+            for c in final.outputs
+        ]
         if request.greedy:
             completions *= request.n
         self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)

@@ -1,7 +1,13 @@
 """Chat completions: an OpenAI chat request -> SearchParams -> a search -> chunks or one response.
 
 The wire mapping of a finished search (message, ``finish_reason``, usage, the ``search``
-object) is written once, here, for the streamed and the JSON answer alike.
+object) is written once, here, for the streamed and the JSON answer alike; :func:`usage_of` is
+the one usage mapping, which other endpoints call too.
+
+A request for ``n`` choices runs ``n`` answers at once (:func:`search.run_search`): for method
+``none`` ``n`` samples of each engine call, for a search ``n`` searches whose engine calls share
+the engine's batch.  Each choice spends at most ``max_completion_tokens`` (as OpenAI bounds each
+choice), and the usage sums them.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from server.openai.protocol import (
     ChunkChoice,
     CompletionTokensDetails,
     DeltaMessage,
+    PromptTokensDetails,
     ResponseMessage,
     SearchInfo,
     SearchOptions,
@@ -70,15 +77,27 @@ class PreparedChat:
     return_tree: bool
     progress: bool
     question: str
+    n: int = 1  # answers (choices) to run
 
 
-def usage_of(result: SearchResult) -> Usage:
-    """OpenAI usage of a finished search."""
+def usage_of(*results: SearchResult) -> Usage:
+    """OpenAI usage of a request's finished searches (one per choice), with OpenAI's meaning
+    for reasoning models: ``completion_tokens`` is every token generated, the discarded
+    branches included; ``reasoning_tokens`` is that less the answers' content tokens;
+    ``cached_tokens`` the prompt tokens the engine took from its prefix cache.  The prompt is
+    counted once, whatever ``n``."""
+    prompt = results[0].prompt_tokens
+    completion = sum(r.completion_tokens for r in results)
     return Usage(
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        total_tokens=result.prompt_tokens + result.completion_tokens,
-        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=result.reasoning_tokens),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(
+            cached_tokens=max(r.cached_tokens for r in results)
+        ),
+        completion_tokens_details=CompletionTokensDetails(
+            reasoning_tokens=sum(r.hidden_reasoning_tokens for r in results)
+        ),
     )
 
 
@@ -108,7 +127,7 @@ def _engine_fields(method: str) -> dict[str, str]:
 
 
 def _log_outcome(
-    prepared: PreparedChat, status: int, seconds: float, result: SearchResult | None
+    prepared: PreparedChat, status: int, seconds: float, results: list[SearchResult]
 ) -> None:
     """One line per request: what was asked (method, budgets) and how it went."""
     p = prepared.params
@@ -120,13 +139,15 @@ def _log_outcome(
         "max_search_tokens": p.max_search_tokens,
         "max_seconds": p.max_seconds,
         "prompt_tokens": len(p.prompt_token_ids),
+        "n": prepared.n,
     }
-    if result is not None:
+    if len(results) == prepared.n:
+        first = results[0]
         facts.update(
-            completion_tokens=result.completion_tokens,
-            generated_tokens=result.generated_tokens,
-            stop_reason=result.stop_reason,
-            reward=round(result.reward, 4),
+            completion_tokens=usage_of(*results).completion_tokens,
+            generated_tokens=sum(r.generated_tokens for r in results),
+            stop_reason=first.stop_reason,
+            reward=round(first.reward, 4),
         )
     log_outcome(prepared.request_id, p.method, status, seconds, **facts)
 
@@ -134,13 +155,21 @@ def _log_outcome(
 async def chat_chunks(
     prepared: PreparedChat, events: AsyncIterator[SearchEvent]
 ) -> AsyncIterator[ChatCompletionChunk]:
-    """A search's events as stream chunks: role first, deltas, finish, then usage."""
+    """A search's events as stream chunks: each choice's role first, deltas (each chunk names
+    its choice's ``index``), each choice's finish, then the usage of all of them."""
 
     def chunk(
-        delta: DeltaMessage | None, finish_reason: str | None = None, **extensions: Any
+        delta: DeltaMessage | None,
+        finish_reason: str | None = None,
+        index: int = 0,
+        **extensions: Any,
     ) -> ChatCompletionChunk:
-        """A chunk of this response: one choice with ``delta``, or none (the usage chunk)."""
-        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish_reason)]
+        """A chunk of this response: choice ``index`` with ``delta``, or none (the usage)."""
+        choices = (
+            []
+            if delta is None
+            else [ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)]
+        )
         return ChatCompletionChunk(
             id=prepared.request_id,
             created=prepared.created,
@@ -149,12 +178,16 @@ async def chat_chunks(
             **extensions,
         )
 
-    yield chunk(DeltaMessage(role="assistant", content=""))
+    for index in range(prepared.n):
+        yield chunk(DeltaMessage(role="assistant", content=""), index=index)
+    results: dict[int, SearchResult] = {}
     async for event in events:
+        index = event.choice
         if isinstance(event, ReasoningDelta):
-            yield chunk(DeltaMessage(reasoning=event.text, reasoning_content=event.text))
+            text = event.text
+            yield chunk(DeltaMessage(reasoning=text, reasoning_content=text), index=index)
         elif isinstance(event, AnswerDelta):
-            yield chunk(DeltaMessage(content=event.text))
+            yield chunk(DeltaMessage(content=event.text), index=index)
         elif isinstance(event, Expanded) and prepared.progress:
             progress = SearchProgress(
                 round=event.round,
@@ -162,16 +195,17 @@ async def chat_chunks(
                 nodes=event.nodes,
                 best_reward=event.best_reward,
             )
-            yield chunk(DeltaMessage(), search_progress=progress)
+            yield chunk(DeltaMessage(), index=index, search_progress=progress)
         elif isinstance(event, Finished):
-            result = event.result
+            result = results[index] = event.result
             yield chunk(
                 DeltaMessage(),
                 finish_reason_of(result),
+                index=index,
                 search=search_info(prepared, result, with_tree=prepared.return_tree),
             )
-            if prepared.include_usage:
-                yield chunk(None, usage=usage_of(result))
+    if prepared.include_usage and len(results) == prepared.n:
+        yield chunk(None, usage=usage_of(*(results[i] for i in range(prepared.n))))
 
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:
@@ -224,6 +258,12 @@ class ChatService:
         options = self._options(request)
         check_caps(options, self.args)
         _refuse_unsupported(request)
+        if request.n > self.args.max_n:
+            raise InvalidRequest(
+                f"n is {request.n}, above this server's cap of {self.args.max_n}",
+                param="n",
+                code="over_server_cap",
+            )
         profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
         messages = [
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
@@ -235,7 +275,7 @@ class ChatService:
             prompt = tuple(await run_in_threadpool(template, messages))
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
-        max_tokens = self._max_tokens(request, len(prompt))
+        max_tokens, max_search_tokens = self._budgets(request, options, len(prompt))
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         markers = options.answer_markers
         # a thinking template that ends its prompt in <think> leaves the model mid-reasoning
@@ -245,7 +285,10 @@ class ChatService:
         try:
             params = SearchParams(
                 prompt_token_ids=prompt,
-                **options.model_dump(exclude={"answer_markers", "return_tree", "progress"}),
+                **options.model_dump(
+                    exclude={"answer_markers", "return_tree", "progress", "max_search_tokens"}
+                ),
+                max_search_tokens=max_search_tokens,
                 answer_markers=profile.answer_markers if markers is None else tuple(markers),
                 starts_in_reasoning=opened,
                 max_tokens=max_tokens,
@@ -263,6 +306,7 @@ class ChatService:
             created=int(time.time()),
             model=request.model,
             params=params,
+            n=request.n,
             reasoning_format=profile.name,
             include_usage=include_usage,
             return_tree=options.return_tree,
@@ -299,10 +343,23 @@ class ChatService:
             options = options.model_copy(update={"max_seconds": deadline})
         return options
 
-    def _max_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
+    def _budgets(
+        self,
+        request: ChatCompletionRequest,
+        options: SearchOptions,
+        prompt_tokens: int,
+    ) -> tuple[int, int]:
+        """The answer path's most tokens and the whole search's, per choice.
+        ``max_completion_tokens`` (or its deprecated alias ``max_tokens``) bounds every token
+        generated, as for OpenAI's reasoning models: the search's token budget is the smaller
+        of it and ``search.max_search_tokens``, and the path cannot be longer either.  As
+        before, a bound that does not fit the context after the prompt is refused (a larger
+        search budget is ``search.max_search_tokens``)."""
         limit = self.engine.max_model_len
         asked = request.max_completion_tokens or request.max_tokens
-        if prompt_tokens + (asked or 1) > limit:
+        searched: int = options.model_dump()["max_search_tokens"]
+        room = limit - prompt_tokens
+        if (asked or 1) > room:
             raise InvalidRequest(
                 f"This model's maximum context length is {limit} tokens. However, you "
                 f"requested {prompt_tokens + (asked or 0)} tokens ({prompt_tokens} in the "
@@ -310,25 +367,28 @@ class ChatService:
                 "messages or completion.",
                 param="messages" if asked is None else "max_tokens",
             )
-        return asked or limit - prompt_tokens
+        if asked is None:
+            return room, searched
+        return min(asked, room), min(asked, searched)
 
     async def events(self, prepared: PreparedChat) -> AsyncIterator[SearchEvent]:
         """Run the search, observing every event in metrics and counting the outcome."""
-        tracker = self.metrics.track(prepared.params.method)
-        result: SearchResult | None = None
+        tracker = self.metrics.track(prepared.params.method, searches=prepared.n)
+        results: dict[int, SearchResult] = {}  # by choice
 
         def log(status: int, seconds: float) -> None:
-            _log_outcome(prepared, status, seconds, result)
+            _log_outcome(prepared, status, seconds, [results[i] for i in sorted(results)])
 
         fields = _engine_fields(prepared.params.method)
         with recorded(tracker, prepared.request_id, log, fields):
-            search = run_search(prepared.params, self.engine, self.interrupt)
+            search = run_search(prepared.params, self.engine, self.interrupt, n=prepared.n)
             async with contextlib.aclosing(search) as events:
                 async for event in events:
                     tracker.observe(event)
                     if isinstance(event, Finished):
-                        result = event.result
-                        self._keep_trace(prepared, result)
+                        results[event.choice] = event.result
+                        if event.choice == 0:  # the trace store keeps one tree per response
+                            self._keep_trace(prepared, event.result)
                     yield event
 
     def _keep_trace(self, prepared: PreparedChat, result: SearchResult) -> None:
@@ -350,28 +410,42 @@ class ChatService:
         return chat_chunks(prepared, self.events(prepared))
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
-        """Run the search to the end and build one ``chat.completion``."""
-        reasoning: list[str] = []
-        content: list[str] = []
-        result: SearchResult | None = None
+        """Run the searches to the end and build one ``chat.completion``: a choice per answer,
+        each with its own ``search`` object when there are several (the top-level one is
+        choice 0's)."""
+        reasoning: list[list[str]] = [[] for _ in range(prepared.n)]
+        content: list[list[str]] = [[] for _ in range(prepared.n)]
+        results: dict[int, SearchResult] = {}
         async for event in self.events(prepared):
             if isinstance(event, ReasoningDelta):
-                reasoning.append(event.text)
+                reasoning[event.choice].append(event.text)
             elif isinstance(event, AnswerDelta):
-                content.append(event.text)
+                content[event.choice].append(event.text)
             elif isinstance(event, Finished):
-                result = event.result
-        if result is None:
+                results[event.choice] = event.result
+        if len(results) != prepared.n:
             raise PonderError("the search ended without a result")
-        thought = "".join(reasoning) or None
-        message = ResponseMessage(
-            content="".join(content), reasoning=thought, reasoning_content=thought
-        )
+        tree = prepared.return_tree
+        choices = []
+        for index in range(prepared.n):
+            result, thought = results[index], "".join(reasoning[index]) or None
+            message = ResponseMessage(
+                content="".join(content[index]), reasoning=thought, reasoning_content=thought
+            )
+            own = search_info(prepared, result, with_tree=tree) if prepared.n > 1 else None
+            choices.append(
+                Choice(
+                    index=index,
+                    message=message,
+                    finish_reason=finish_reason_of(result),
+                    search=own,
+                )
+            )
         return ChatCompletionResponse(
             id=prepared.request_id,
             created=prepared.created,
             model=prepared.model,
-            choices=[Choice(message=message, finish_reason=finish_reason_of(result))],
-            usage=usage_of(result),
-            search=search_info(prepared, result, with_tree=prepared.return_tree),
+            choices=choices,
+            usage=usage_of(*(results[i] for i in range(prepared.n))),
+            search=search_info(prepared, results[0], with_tree=tree),
         )

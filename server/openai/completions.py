@@ -18,6 +18,7 @@ from server.openai.protocol import (
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
+    PromptTokensDetails,
     Usage,
 )
 from server.outcome import log_outcome, recorded
@@ -150,6 +151,7 @@ def completion_response(
     ]
     generated = sum(len(c.token_ids) for samples in outputs for c in samples)
     prompt_tokens = sum(len(ids) for ids in prompts)
+    cached = sum(samples[0].cached_tokens for samples in outputs if samples)
     return CompletionResponse(
         id=response_id,
         model=request.model,
@@ -158,6 +160,7 @@ def completion_response(
             prompt_tokens=prompt_tokens,
             completion_tokens=generated,
             total_tokens=prompt_tokens + generated,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
         ),
     )
 

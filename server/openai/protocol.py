@@ -109,7 +109,12 @@ class ChatCompletionRequest(OpenAIBaseModel):
     logprobs: bool | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
-    n: int = Field(1, ge=1, le=1, description="one choice per request")
+    n: int = Field(
+        1,
+        ge=1,
+        description="choices to generate: for method none n samples of one engine call, "
+        "else n searches at once (capped by the server's --max-n)",
+    )
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stop: str | list[str] | None = None
     stream: bool = False
@@ -172,15 +177,15 @@ class PromptTokensDetails(OpenAIBaseModel):
 
 
 class Usage(OpenAIBaseModel):
-    """Token counts of one completion."""
+    """Token counts of one response: ``completion_tokens`` is every token generated for it."""
 
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
     completion_tokens_details: CompletionTokensDetails = Field(
         default_factory=CompletionTokensDetails
     )
-    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ResponseMessage(OpenAIBaseModel):
@@ -199,6 +204,10 @@ class Choice(OpenAIBaseModel):
     message: ResponseMessage
     finish_reason: FinishReason | None
     logprobs: None = None
+    # ponder extensions
+    search: SearchInfo | None = Field(
+        None, description="this choice's own search, when the request asked for n > 1"
+    )
 
 
 class ChatCompletionResponse(OpenAIBaseModel):

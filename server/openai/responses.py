@@ -139,11 +139,10 @@ def _in_responses_terms() -> Iterator[None]:
 
 def response_usage(usage: Usage) -> ResponseUsage:
     """Chat's usage under the Responses API's names: the same counts."""
-    details = usage.prompt_tokens_details
     return ResponseUsage(
         input_tokens=usage.prompt_tokens,
         input_tokens_details=InputTokensDetails(
-            cached_tokens=details.cached_tokens if details else 0
+            cached_tokens=usage.prompt_tokens_details.cached_tokens
         ),
         output_tokens=usage.completion_tokens,
         output_tokens_details=OutputTokensDetails(

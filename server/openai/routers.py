@@ -28,11 +28,12 @@ router = APIRouter()
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    """OpenAI chat completions, answered by a search over the model's reasoning."""
+    """OpenAI chat completions, answered by a search over the model's reasoning: ``n``
+    searches, one slot each (see :func:`_searched`)."""
     chat: ChatService = request.app.state.chat
     prepared = await chat.prepare(body)
     frames = sse_frames(chat.chunks(prepared)) if body.stream else None
-    return await _searched(request, frames, partial(chat.complete, prepared))
+    return await _searched(request, frames, partial(chat.complete, prepared), searches=body.n)
 
 
 @router.post("/v1/responses", response_model=None)
@@ -41,24 +42,27 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     responses: ResponsesService = request.app.state.responses
     prepared = await responses.prepare(body)
     frames = event_frames(responses.stream(prepared)) if body.stream else None
-    return await _searched(request, frames, partial(responses.create, prepared))
+    return await _searched(request, frames, partial(responses.create, prepared), searches=1)
 
 
 async def _searched(
     request: Request,
     frames: AsyncIterator[ServerSentEvent] | None,
     answer: Callable[[], Awaitable[OpenAIBaseModel]],
+    *,
+    searches: int,
 ) -> Response:
-    """Run a search in a slot: ``frames`` streamed when given, else ``answer()`` as one JSON
-    body.  The search waits for a slot first (429 when the queue is full); the slot is held
-    until the answer has been sent or the client has gone."""
+    """Run ``searches`` searches, one slot each: ``frames`` streamed when given, else
+    ``answer()`` as one JSON body.  The searches wait for their slots first (429 when the
+    queue is full); the slots are held until the answer has been sent or the client has
+    gone."""
 
     async def respond() -> Response:
         if frames is not None:
             return EventSourceResponse(frames, sep="\n", ping=15)
         return Response((await answer()).wire(), media_type="application/json")
 
-    return await admitted(request, request.app.state.admission, respond)
+    return await admitted(request, request.app.state.admission, respond, searches=searches)
 
 
 @router.post("/v1/completions", response_model=None)

@@ -73,9 +73,9 @@ def test_over_http_a_call_too_big_for_the_cache_is_a_400_and_health_stays(
     chat: dict[str, Any] = {
         "model": small.model_name,
         "messages": [{"role": "user", "content": STORY}],
-        "max_tokens": 180,  # four greedy samples of the story: more than the 256 cells
         "temperature": 0,
-        "search": {"method": "best_of_n", "samples": 4},
+        # 180 tokens for each of four greedy samples of the story: more than the 256 cells
+        "search": {"method": "best_of_n", "samples": 4, "max_search_tokens": 720},
     }
     prompt = story(small, n=1, max_tokens=1).prompt_token_ids
     completion = {"model": small.model_name, "prompt": list(prompt), "max_tokens": 180, "n": 4}

@@ -147,6 +147,15 @@ def test_search_token_budget_returns_the_best_rollout_so_far() -> None:
     assert result.finish_reason == "stop"
 
 
+def test_a_budget_cut_answers_with_a_finished_rollout_over_a_likelier_unfinished_one() -> None:
+    # the more confident rollout runs out of tokens mid-answer; the other one ends
+    engine = ScriptedEngine([scored("abcdef", 0.9, eos=False), scored("uvwx", 0.5)])
+    events = run(engine, iterations=4, rollout_tokens=8, max_search_tokens=12)
+    reasoning, answer, result = text_of(events)
+    assert result.stop_reason == "max_search_tokens"
+    assert (reasoning + answer, result.finish_reason) == ("uvwx", "stop")
+
+
 SLOW = [scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10
 
 

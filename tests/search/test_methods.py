@@ -114,3 +114,41 @@ def test_unknown_method_and_reward_are_rejected() -> None:
     assert excinfo.value.param == "reward"
     with pytest.raises(SearchConfigError):
         run_search(SearchParams(prompt_token_ids=PROMPT, method="magic"), ScriptedEngine([]))
+
+
+def collect_choices(engine: ScriptedEngine, n: int, **overrides: object) -> list[SearchEvent]:
+    options: dict[str, object] = {"prompt_token_ids": PROMPT, "seed": 3, "rollout_tokens": 64}
+    options.update(overrides)
+
+    async def collect() -> list[SearchEvent]:
+        params = SearchParams(**options)  # type: ignore[arg-type]
+        return [e async for e in run_search(params, engine, n=n)]
+
+    return asyncio.run(collect())
+
+
+def test_none_draws_n_answers_as_n_samples_of_one_call() -> None:
+    engine = ScriptedEngine([scored("ab", 0.9), scored("cdef", 0.9, eos=False), scored("g", 0.9)])
+    events = collect_choices(engine, 2, method="none", step_tokens=4)
+    assert [(r.n, r.prompt_token_ids) for r in engine.requests[:1]] == [(2, PROMPT)]
+    assert len(engine.calls) == 2  # then the unfinished answer alone continues
+    answers = {
+        i: "".join(e.text for e in events if isinstance(e, AnswerDelta) and e.choice == i)
+        for i in (0, 1)
+    }
+    assert answers == {0: "ab", 1: "cdefg"}
+    results = {e.choice: e.result for e in events if isinstance(e, Finished)}
+    assert sorted(results) == [0, 1]
+    assert (results[0].generated_tokens, results[1].generated_tokens) == (3, 6)
+
+
+def test_n_searches_run_at_once_with_distinct_reproducible_seeds() -> None:
+    def seeds() -> list[int | None]:
+        engine = ScriptedEngine([scored("ab", 0.9)] * 4)
+        events = collect_choices(engine, 2, method="best_of_n", samples=2)
+        finished = [e for e in events if isinstance(e, Finished)]
+        assert sorted(e.choice for e in finished) == [0, 1]
+        return sorted(r.seed for r in engine.requests if r.seed is not None)
+
+    first = seeds()
+    assert len(set(first)) == 2 and first == seeds()

@@ -100,3 +100,25 @@ def test_a_request_that_leaves_the_queue_keeps_no_place_and_loses_none(
 
     asyncio.run(scenario())
     assert sample(metrics, "ponder_rejected_total", reason="queue_full") == 0
+
+
+def test_a_request_of_n_searches_takes_n_slots_and_waits_its_turn() -> None:
+    metrics = Metrics(EngineStats())
+    admission = Admission(running=3, queued=4, metrics=metrics)
+    assert (admission.slots_for(2), admission.slots_for(100)) == (2, 3)
+
+    async def scenario() -> None:
+        await acquired(admission)  # one search runs: two slots are free
+        wide = asyncio.create_task(asyncio.wait_for(admission.acquire(3), PATIENCE))
+        await until(lambda: queued(metrics) == 1, "the wide request to wait")
+        narrow = asyncio.create_task(acquired(admission))  # fits, but arrives after it
+        await until(lambda: queued(metrics) == 2, "the narrow request to wait behind it")
+        admission.release()
+        await wide  # all three slots, before the narrow one
+        assert not narrow.done()
+        admission.release(3)
+        await narrow
+        admission.release()
+
+    asyncio.run(scenario())
+    assert queued(metrics) == 0

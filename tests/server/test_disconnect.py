@@ -94,3 +94,20 @@ def test_non_streaming_disconnect_cancels_the_search(
 
     asyncio.run(leave_midway())
     wait_until_cancelled(url, engine, before)
+
+
+def test_a_client_that_leaves_cancels_all_n_searches(
+    server: LiveServer, engine: ServingEngine, model_name: str
+) -> None:
+    body = {**BODY, "model": model_name, "stream": True, "n": 3, "search": LONG_SEARCH}
+    before = metric(server.url, CANCELLED)
+    with (
+        httpx.Client(base_url=server.url, timeout=PATIENCE) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as r,
+    ):
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        assert next(lines).startswith("data: ")
+        in_flight = engine.stats
+        wait_for(lambda: in_flight.requests_in_flight == 3, "all three searches to run")
+    wait_until_cancelled(server.url, engine, before)

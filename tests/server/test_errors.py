@@ -254,7 +254,7 @@ def test_an_engine_refusal_names_the_chat_field_that_asked(
 ) -> None:
     """Refused by the engine (not the schema): a 400 naming the field, streamed or not, and
     ``/health`` stays 200."""
-    body = {"model": model_name, "messages": MESSAGES, "max_tokens": 4}
+    body = {"model": model_name, "messages": MESSAGES, "max_tokens": 20}  # 4 for each of 5
     with httpx.Client(base_url=four_sequences.url, timeout=120) as http:
         for _ in range(3):
             r = http.post("/v1/chat/completions", json={**body, "search": search})

@@ -57,6 +57,7 @@ class _Group:
     seq: int = -1
     spare: list[int] = field(default_factory=list)  # reserved for samples 1..n-1
     fed: int = 0  # prompt tokens already in the KV cache
+    cached: int = 0  # of them, those taken from the prefix cache
     samples: list[_Running] = field(default_factory=list)
 
 
@@ -229,7 +230,7 @@ class Scheduler:
             reuse = min(reuse, len(prompt) - 1)
             if source is not None and reuse > 0:
                 self._context.share_prefix(source, group.seq, reuse)
-            group.fed = reuse
+            group.fed = group.cached = reuse
             self._stats.prompt_tokens_cached += reuse + len(prompt) * (n - 1)
             self._stats.prompt_tokens_computed += len(prompt) - reuse
             self._prefilling.append(group)
@@ -289,18 +290,23 @@ class Scheduler:
 
     def _fork(self, group: _Group) -> list[_Running]:
         """The prompt is in the cache: give each of the ``n`` samples its own sequence."""
-        spec, length = group.spec, len(group.spec.prompt_token_ids)
+        length = len(group.spec.prompt_token_ids)
         seqs, group.spare = [group.seq, *group.spare], []
         for seq in seqs[1:]:
             self._context.fork(group.seq, seq)
         group.samples = [
-            _Running(
-                group, Sample(group.request, i, spec, sampling.generator(spec, i)), seq, length - 1
-            )
-            for i, seq in enumerate(seqs)
+            _Running(group, self._sample(group, i), seq, length - 1) for i, seq in enumerate(seqs)
         ]
         self._running += group.samples
         return group.samples
+
+    @staticmethod
+    def _sample(group: _Group, index: int) -> Sample:
+        """Sample ``index`` of ``group``, which knows how much of its prompt was cached."""
+        spec = group.spec
+        sample = Sample(group.request, index, spec, sampling.generator(spec, index))
+        sample.cached_tokens = group.cached
+        return sample
 
     def _advance(self, samples: list[_Running], logits: np.ndarray[Any, Any]) -> None:
         """Choose each sample's next token, record its logprobs, and retire finished ones."""
