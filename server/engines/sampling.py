@@ -1,14 +1,14 @@
-"""How the local engines turn a step's logits into tokens, written once for llama.cpp and
-transformers: raw logprobs (log-softmax before temperature), the top-k alternatives, and a
-draw at the request's temperature within its top-p nucleus from sample ``i``'s own random
-stream (``seed + i``).  Both engines hand their logits over as a float32 numpy array, so the
-same logits and seed choose the same token on either.
+"""How llama.cpp's engine turns a step's logits into tokens: raw logprobs (log-softmax before
+temperature), the top-k alternatives, and a draw at the request's temperature within its top-p
+nucleus from sample ``i``'s own random stream (``seed + i``).  The transformers engine applies
+the same rules on its device (:mod:`server.engines.tensor_sampling`), so the same logits and
+seed choose the same token on either.
 
-This runs on llama.cpp's decoding thread once per row and step, over the whole vocabulary
-(151,936 tokens on Qwen2.5), so each pass counts: the top-k and the draw look at the row in
-blocks of :data:`BLOCK` tokens (block maxima bound the top-k, block sums find the block a draw
-lands in) instead of sorting or summing token by token; the results are the same up to float
-rounding.
+This runs on llama.cpp's decoding thread for every row of every step, over the whole vocabulary
+(151,936 tokens on Qwen2.5), so each pass over a row counts: the top-k and the draw look at a
+row in groups of :data:`BLOCK` tokens (group maxima bound the top-k, block sums find the block
+a draw lands in) instead of sorting or adding up token by token, and the nucleus sorts only the
+tokens that can be in it.  The tokens chosen are the same up to float rounding.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from search.engine import GenerationRequest
 Array = np.ndarray[Any, Any]
 Ranked = tuple[tuple[int, float], ...]  # (token id, logprob), best first
 
-BLOCK = 128  # tokens per block: 151,936 = 1,187 blocks, few enough to rank or sum at once
+BLOCK = 128  # tokens per group: 151,936 = 1,187 groups, few enough to rank or add up at once
 NUCLEUS_FLOOR = 1e-3  # the nucleus is sought among tokens this likely against the best, then lower
 
 
@@ -45,14 +45,20 @@ def top_candidates(logprobs: Array, k: int) -> list[Array] | None:
     """For each row, the ids of a few tokens that include its ``k`` most likely ones, in
     vocabulary order (``None`` when ``k`` is 0), ranked per row by :func:`ranked`.
 
-    The ``k``-th largest of the row's block maxima is a floor under its ``k``-th largest
-    logprob (``k`` blocks each hold a token at least that likely), so the tokens at or above
-    it are the top ``k`` and usually only a few more."""
+    The row is cut into groups of :data:`BLOCK` tokens, strided (token ``t`` in group ``t mod
+    groups``: the maxima are then one vectorised pass).  The ``k``-th largest group maximum is
+    a floor under the row's ``k``-th largest logprob (``k`` groups each hold a token at least
+    that likely), so the tokens at or above it are the top ``k`` and usually only a few more."""
     if k == 0:
         return None
-    if k >= logprobs.shape[-1] // BLOCK:
+    rows, width = logprobs.shape
+    groups = width // BLOCK
+    if k >= groups:
         return list(np.argsort(-logprobs, axis=-1)[:, :k])
-    maxima = _blocks(logprobs, np.maximum)
+    maxima = logprobs[:, : groups * BLOCK].reshape(rows, BLOCK, groups).max(axis=1)
+    if groups * BLOCK < width:
+        rest = logprobs[:, groups * BLOCK :].max(axis=-1, keepdims=True)
+        maxima = np.concatenate([maxima, rest], axis=-1)
     floors = -np.partition(-maxima, k - 1, axis=-1)[:, k - 1]
     return [np.flatnonzero(row >= floor) for row, floor in zip(logprobs, floors, strict=True)]
 
@@ -101,8 +107,10 @@ def choose(spec: GenerationRequest, logprobs: Array, rng: np.random.Generator | 
 def draw(weights: Array, uniform: float) -> int:
     """The token where ``uniform`` (in [0, 1)) of the whole mass of ``weights`` falls,
     counting in vocabulary order: the one whose share of the running sum covers it (a token
-    of weight 0 is never drawn)."""
-    bounds = np.cumsum(_blocks(weights[np.newaxis], np.add, np.float64)[0])
+    of weight 0 is never drawn).  Block sums find its :data:`BLOCK`-token block first."""
+    whole = len(weights) - len(weights) % BLOCK
+    sums = weights[:whole].reshape(-1, BLOCK).sum(axis=-1, dtype=np.float64)
+    bounds = np.cumsum(np.append(sums, weights[whole:].sum(dtype=np.float64)))
     target = uniform * bounds[-1]
     # rounding may bring the target up to the whole: then the last block with any weight
     block = int(min(np.searchsorted(bounds, target, "right"), np.searchsorted(bounds, bounds[-1])))
@@ -113,16 +121,3 @@ def draw(weights: Array, uniform: float) -> int:
     if pick == len(inside):  # past the block's end by rounding: its last token of any weight
         pick = int(np.flatnonzero(inside)[-1])
     return start + pick
-
-
-def _blocks(rows: Array, combine: np.ufunc, dtype: type[np.floating[Any]] | None = None) -> Array:
-    """Each row's :data:`BLOCK`-token blocks reduced with ``combine`` (``np.maximum``,
-    ``np.add``) in ``dtype``; a last, shorter block when the width is not a multiple."""
-    width = rows.shape[-1]
-    whole = width - width % BLOCK
-    blocks = rows[:, :whole].reshape(len(rows), -1, BLOCK)
-    reduced: Array = combine.reduce(blocks, axis=-1, dtype=dtype)
-    if whole == width:
-        return reduced
-    rest = combine.reduce(rows[:, whole:], axis=-1, dtype=dtype, keepdims=True)
-    return np.concatenate([reduced, rest], axis=-1)

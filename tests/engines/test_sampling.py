@@ -85,11 +85,11 @@ def test_sample_i_draws_from_seed_plus_i() -> None:
 @pytest.mark.parametrize("width", [50, 1000, VOCAB])  # one short block; a tail block; Qwen's
 @pytest.mark.parametrize("clustered", [False, True], ids=["spread", "clustered"])
 def test_logprobs_and_top_k_agree_with_torch(width: int, clustered: bool) -> None:
-    """The top-k is found from block maxima: right whether the best tokens are spread over the
-    vocabulary or sit in one block."""
+    """The top-k is found from group maxima: right whether the best tokens are spread over the
+    vocabulary or all in one group (tokens ``t``, ``t + groups``, ...)."""
     logits = torch.randn(3, width, generator=torch.Generator().manual_seed(0))
     if clustered:
-        logits[:, 10:16] += 20
+        logits[:, 10 + max(width // sampling.BLOCK, 1) * torch.arange(6)] += 20
     logprobs = sampling.log_softmax(logits.numpy())
     assert np.allclose(logprobs, torch.log_softmax(logits, dim=-1).numpy(), atol=1e-5)
     candidates = sampling.top_candidates(logprobs, 5)
