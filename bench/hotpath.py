@@ -4,8 +4,9 @@ tokens on the default model, the 0.5B), and the engine's tokens/s at 1, 4 and 8 
 share of its time that sampling takes, in one run.
 
 The logits are the model's next-token rows over a worked answer (teacher-forced): some
-confident, some hesitant, as a search's steps are.  Times are medians of many repeats, so other
-jobs on a shared machine move them less.  The README says how to profile a step with py-spy.
+confident, some hesitant, as a search's steps are.  Times are medians of many repeats (other
+jobs on a shared machine move them less) and the least of them (the cost on a quiet core).
+The README says how to profile a step with py-spy.
 
 Prints numbers; never fails on speed.
 """
@@ -61,15 +62,16 @@ def answer_logits(path: str, threads: int | None) -> Array:
     return rows.astype(np.float32)
 
 
-def median_ms(work: Callable[[], object], repeats: int) -> float:
-    """The median wall time of ``work``, in milliseconds."""
+def timed_ms(work: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The median and the least wall time of ``work``, in milliseconds (the least: its cost
+    when nothing else wanted the core)."""
     work()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         work()
         times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(times), 1000 * min(times)
 
 
 def step(logits: Array, samples: list[Sample], tokenizer: HFTokenizer) -> None:
@@ -82,15 +84,18 @@ def step(logits: Array, samples: list[Sample], tokenizer: HFTokenizer) -> None:
         sample.advance(logprobs[row], top[row], tokenizer)
 
 
-def sampling_costs(logits: Array, tokenizer: HFTokenizer, repeats: int) -> dict[str, float]:
-    """Milliseconds per row of each part of a step, over batches of :data:`ROWS` rows, and of
-    the whole :func:`step` at each of :data:`SETTINGS`."""
+def sampling_costs(
+    logits: Array, tokenizer: HFTokenizer, repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Milliseconds per row (median, least) of each part of a step, over batches of
+    :data:`ROWS` rows, and of the whole :func:`step` at each of :data:`SETTINGS`."""
     batches = [logits[i : i + ROWS] for i in range(0, len(logits) - ROWS + 1, ROWS)]
     logprobs = [sampling.log_softmax(batch) for batch in batches]
 
-    def per_row(work: Callable[[int], object]) -> float:
+    def per_row(work: Callable[[int], object]) -> tuple[float, float]:
         every = range(len(batches))
-        return median_ms(lambda: [work(i) for i in every], repeats) / (len(batches) * ROWS)
+        median, least = timed_ms(lambda: [work(i) for i in every], repeats)
+        return median / (len(batches) * ROWS), least / (len(batches) * ROWS)
 
     costs = {
         "log_softmax": per_row(lambda i: sampling.log_softmax(batches[i])),
@@ -129,23 +134,25 @@ def main() -> None:
     rows: list[dict[str, Any]] = [
         {
             "measure": name,
-            "ms_per_row": ms,
+            "ms_per_row": median,
+            "least_ms_per_row": least,
             "sequences": None,
             "tokens_per_s": None,
             "sampling_pct": None,
         }
-        for name, ms in costs.items()
+        for name, (median, least) in costs.items()
     ]
     engine = load_engine(ServerArgs(model=args.model, engine="llamacpp", threads=args.threads))
     try:
         throughput(engine, 1, 8, "one call")  # warm up
         for sequences in (int(n) for n in args.sequences.split(",")):
             result = throughput(engine, sequences, args.tokens, "one call")
-            sampled = result["tokens"] * costs["step t1"] / 1000  # each token: one row sampled
+            sampled = result["tokens"] * costs["step t1"][0] / 1000  # a token: a row sampled
             rows.append(
                 {
                     "measure": "engine t1",
                     "ms_per_row": None,
+                    "least_ms_per_row": None,
                     "sequences": sequences,
                     "tokens_per_s": result["tokens_per_s"],
                     "sampling_pct": 100 * sampled / result["seconds"],
