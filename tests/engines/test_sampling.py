@@ -34,7 +34,7 @@ def test_top_p_keeps_tokens_while_the_mass_before_them_is_within_it(
 
 
 def test_top_p_counts_the_long_tail_of_a_large_vocabulary() -> None:
-    """151,935 tokens 16.8 nats below the best hold 0.76% of the mass; added up in float32 after
+    """151,935 tokens 16.8 nats below the best hold 0.75% of the mass; added up in float32 after
     the best token's weight of 1, each is below half a unit in the last place and vanishes, which
     shrank every top-p nucleus to the best token alone.  Both engines add up in float64."""
     weights = np.full(VOCAB, 5e-8, dtype=np.float32)
