@@ -67,8 +67,9 @@ def _draw(samples: Sequence[Sample], logprobs: torch.Tensor) -> torch.Tensor:
 
 def _nucleus(weights: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Each row's ``weights`` zeroed outside its top-p nucleus: a token stays while the mass of
-    the more likely tokens before it is at most ``top_p`` of the row's whole."""
+    the more likely tokens before it is at most ``top_p`` of the row's whole (added up in
+    float64, as :func:`server.engines.sampling.nucleus` does)."""
     kept, order = weights.sort(dim=-1, descending=True)
-    cumulative = kept.cumsum(dim=-1)
-    keep = cumulative - kept <= top_p[:, None] * cumulative[:, -1:]
+    cumulative = kept.double().cumsum(dim=-1)
+    keep = cumulative - kept <= top_p.double()[:, None] * cumulative[:, -1:]
     return torch.zeros_like(weights).scatter_(1, order, kept * keep)

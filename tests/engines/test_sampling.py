@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from search.engine import GenerationRequest
-from server.engines import sampling
+from server.engines import sampling, tensor_sampling
 from server.engines.samples import Sample
 from server.engines.transformers_engine import TransformersEngine
 
 PROBS = np.array([0.05, 0.5, 0.15, 0.3])  # token 1, then 3, then 2, then 0
+VOCAB = 151_936  # Qwen2.5's: 1,187 blocks of sampling.BLOCK tokens
 
 
 def spec(**fields: float | int | None) -> GenerationRequest:
@@ -29,9 +30,20 @@ def spec(**fields: float | int | None) -> GenerationRequest:
 def test_top_p_keeps_tokens_while_the_mass_before_them_is_within_it(
     top_p: float, kept: list[int]
 ) -> None:
-    weights = sampling.nucleus(PROBS * 7.0, top_p)  # unnormalised weights: the rule is relative
-    assert np.flatnonzero(weights).tolist() == kept
-    assert np.allclose(weights[kept], PROBS[kept] * 7.0)
+    assert sampling.nucleus(PROBS * 7.0, top_p).tolist() == kept  # unnormalised: it is relative
+
+
+def test_top_p_counts_the_long_tail_of_a_large_vocabulary() -> None:
+    """151,935 tokens 16.8 nats below the best hold 0.75% of the mass; added up in float32 after
+    the best token's weight of 1, each is below half a unit in the last place and vanishes, which
+    shrank every top-p nucleus to the best token alone.  Both engines add up in float64."""
+    weights = np.full(VOCAB, 5e-8, dtype=np.float32)
+    weights[0] = 1.0
+    total = weights.sum(dtype=np.float64)
+    expected = 1 + int((0.995 * total - 1.0) / float(weights[1])) + 1  # the best, then the tail
+    assert len(sampling.nucleus(weights, 0.995)) == pytest.approx(expected, abs=2)
+    on_torch = tensor_sampling._nucleus(torch.from_numpy(weights)[None], torch.tensor([0.995]))
+    assert int(on_torch.count_nonzero()) == pytest.approx(expected, abs=2)
 
 
 def test_draws_follow_the_renormalised_nucleus() -> None:
@@ -70,8 +82,14 @@ def test_sample_i_draws_from_seed_plus_i() -> None:
         assert rng.random() == np.random.default_rng(7 + i).random()
 
 
-def test_logprobs_and_top_k_agree_with_torch() -> None:
-    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("width", [50, 1000, VOCAB])  # one short block; a tail block; Qwen's
+@pytest.mark.parametrize("clustered", [False, True], ids=["spread", "clustered"])
+def test_logprobs_and_top_k_agree_with_torch(width: int, clustered: bool) -> None:
+    """The top-k is found from group maxima: right whether the best tokens are spread over the
+    vocabulary or all in one group (tokens ``t``, ``t + groups``, ...)."""
+    logits = torch.randn(3, width, generator=torch.Generator().manual_seed(0))
+    if clustered:
+        logits[:, 10 + max(width // sampling.BLOCK, 1) * torch.arange(6)] += 20
     logprobs = sampling.log_softmax(logits.numpy())
     assert np.allclose(logprobs, torch.log_softmax(logits, dim=-1).numpy(), atol=1e-5)
     candidates = sampling.top_candidates(logprobs, 5)
@@ -83,6 +101,28 @@ def test_logprobs_and_top_k_agree_with_torch() -> None:
         assert np.allclose([lp for _, lp in ranked], values[row].numpy(), atol=1e-5)
     assert sampling.top_candidates(logprobs, 0) is None
     assert sampling.ranked(logprobs[0], None, 0) == ()
+
+
+@pytest.mark.parametrize("width", [1000, VOCAB])
+def test_a_draw_lands_where_the_running_sum_passes_it(width: int) -> None:
+    """Blocks find the token a uniform number picks: the one a running sum over the whole
+    vocabulary, token by token, would pick."""
+    generator = np.random.default_rng(4)
+    weights = np.exp(3 * generator.standard_normal(width)).astype(np.float32)
+    weights[generator.random(width) < 0.3] = 0.0  # outside a nucleus
+    running = np.cumsum(weights, dtype=np.float64)
+    for uniform in [0.0, *generator.random(300), np.nextafter(1.0, 0.0)]:
+        expected = int(np.searchsorted(running, uniform * running[-1], side="right"))
+        assert sampling.draw(weights, uniform) == min(expected, int(np.flatnonzero(weights)[-1]))
+
+
+def test_the_last_draw_never_lands_on_a_token_of_weight_zero() -> None:
+    """Even where rounding takes the target to the whole mass (here forced with 1.0)."""
+    weights = np.zeros(VOCAB, dtype=np.float32)
+    weights[[3, 700, 5000]] = [0.2, 0.3, 0.5]
+    assert sampling.draw(weights, np.nextafter(1.0, 0.0)) == 5000
+    assert sampling.draw(weights, 1.0) == 5000
+    assert sampling.draw(weights, 0.0) == 3
 
 
 @pytest.mark.parametrize(
