@@ -36,6 +36,7 @@ from search import (
     run_search,
 )
 from search.formats import choose, opens_reasoning, with_system_prompt
+from search.presets import preset
 from server.admission import Admission
 from server.args import ServerArgs
 from server.caps import capped_defaults, check_caps
@@ -315,14 +316,16 @@ class ChatService:
         )
 
     def _options(self, request: ChatCompletionRequest) -> SearchOptions:
-        """Server defaults, then the model alias's method, then the request's ``search``."""
+        """Server defaults, then the ``reasoning_effort`` preset, then the model alias's
+        method, then the request's ``search``."""
         name = self.engine.model_name
-        update = request.search.model_dump(exclude_unset=True) if request.search else {}
+        asked = request.search.model_dump(exclude_unset=True) if request.search else {}
+        update = {**preset(request.reasoning_effort), **asked}
         if request.model != name:
             base, _, alias = request.model.rpartition(":")
             if base != name or alias not in ALIASES:
                 raise ModelNotFound(request.model)
-            if update.get("method", alias) != alias:
+            if asked.get("method", alias) != alias:
                 raise InvalidRequest(
                     f"search.method '{update['method']}' contradicts the model alias "
                     f"'{request.model}'",
@@ -338,8 +341,8 @@ class ChatService:
                     param="timeout",
                     code="over_server_cap",
                 )
-            asked: float | None = options.model_dump()["max_seconds"]  # generated: no attribute
-            deadline = min(asked or request.timeout, request.timeout)
+            own: float | None = options.model_dump()["max_seconds"]  # generated: no attribute
+            deadline = min(own or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
 

@@ -17,6 +17,7 @@ from search.engine import FinishReason
 from search.formats import ReasoningFormat
 from search.options import OPTIONS, Option
 from search.params import MAX_SAMPLES
+from search.presets import Effort
 from search.trace import TraceNode
 
 
@@ -119,6 +120,12 @@ class ChatCompletionRequest(OpenAIBaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    reasoning_effort: Effort | None = Field(
+        None,
+        description="how hard to think: a search preset (search/presets.py, README "
+        "'reasoning_effort'); the model alias's method and the request's search fields "
+        "override it; unset: the server's defaults",
+    )
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = None

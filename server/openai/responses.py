@@ -32,7 +32,6 @@ from server.openai.responses_protocol import (
     OutputItem,
     OutputText,
     OutputTokensDetails,
-    ReasoningEffort,
     ReasoningText,
     Response,
     ResponseContentPartEvent,
@@ -51,16 +50,6 @@ from server.openai.responses_protocol import (
 # chat's names for the fields an error may name -> the Responses API's
 _PARAMS = {"messages": "input", "max_tokens": "max_output_tokens"}
 _STATELESS = "ponder's Responses API is stateless: it stores no responses"
-
-
-def search_preset(effort: ReasoningEffort | None) -> dict[str, Any]:
-    """The ``search`` options that ``reasoning.effort`` stands for; the request's own
-    ``search`` fields override them.
-
-    The one place effort meets the search, and empty for every effort until the presets are
-    measured (issue 13 part 2): a guessed preset would be worse than none.
-    """
-    return {}
 
 
 def _refuse_unsupported(request: ResponsesRequest) -> None:
@@ -100,8 +89,6 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
     if request.instructions is not None:
         messages.insert(0, ChatMessage(role="system", content=request.instructions))
     asked = request.search.model_dump(exclude_unset=True) if request.search else {}
-    effort = request.reasoning.effort if request.reasoning else None
-    options = {**search_preset(effort), **asked}
     return ChatCompletionRequest(
         messages=messages,
         model=request.model,
@@ -113,8 +100,9 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         user=request.user,
         tool_choice=request.tool_choice,
         tools=request.tools,
-        search=SearchOptions(**options) if options else None,
+        search=SearchOptions(**asked) if asked else None,
         reasoning_format=request.reasoning_format,
+        reasoning_effort=request.reasoning.effort if request.reasoning else None,
     )
 
 

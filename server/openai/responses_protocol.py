@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from search.formats import ReasoningFormat
+from search.presets import Effort
 from server.openai.protocol import OpenAIBaseModel, SearchInfo, SearchOptions
 
-ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 ResponseStatus = Literal["completed", "incomplete", "in_progress", "failed"]
 
 
@@ -73,7 +73,7 @@ InputItem = Annotated[
 class ReasoningConfig(OpenAIBaseModel):
     """``reasoning``: how hard to think, and whether to summarise the reasoning."""
 
-    effort: ReasoningEffort | None = None
+    effort: Effort | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
 
 

@@ -48,6 +48,7 @@ def test_create_answers_with_reasoning_then_message_and_chat_usage(
             {"role": "user", "content": QUESTION},
         ],
         max_completion_tokens=24,
+        reasoning_effort="high",
         extra_body=SEARCH,
     )
     assert r.object == "response" and r.id.startswith("resp_")

@@ -54,7 +54,8 @@ def test_chat_chunks_become_a_reasoning_item_then_a_message_with_chat_usage() ->
     )
     result = next(e.result for e in events if isinstance(e, Finished))
     assert usage == usage_of(result)
-    assert response.usage.output_tokens_details.reasoning_tokens == result.reasoning_tokens
+    details = usage.completion_tokens_details
+    assert response.usage.output_tokens_details.reasoning_tokens == details.reasoning_tokens
 
 
 def test_an_error_mid_stream_is_an_error_event_naming_the_responses_field() -> None:
