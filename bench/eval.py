@@ -37,6 +37,7 @@ from bench.problems import Problem, load_problems
 from bench.server import live_server
 from bench.stats import mcnemar, wilson
 from search.extract import extract_answer
+from search.options import OPTIONS
 
 logger = logging.getLogger("bench.eval")
 RESULTS = Path(__file__).parent / "results"
@@ -47,6 +48,7 @@ CORE = (
 )
 TOP_LEVEL = ("temperature", "max_tokens", "reasoning_format")  # the rest are search fields
 EXTENSIONS = ("reasoning_format",)  # top-level fields of ponder's, sent in extra_body
+DEFAULT_SAMPLES = next(o.default for o in OPTIONS if o.name == "samples")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +98,35 @@ class Outcome:
     content: str
 
 
+def answer_budget(config: Config, max_tokens: int) -> dict[str, Any]:
+    """``config``'s search with ``--max-tokens`` as the tokens of one answer.  A request's
+    ``max_tokens`` bounds the whole search (OpenAI's meaning for reasoning models), so the
+    budget goes into ``search.max_search_tokens``: one answer's worth for ``none``, one per
+    sample for ``best_of_n`` and ``self_consistency`` (each sample gets its share); MCTS and
+    beam keep the server's search budget, their rollouts bounded by ``rollout_tokens``.  A
+    config that sets ``max_search_tokens`` or a top-level ``max_tokens`` keeps its own."""
+    search = dict(config.search)
+    if "max_search_tokens" in search or "max_tokens" in config.request:
+        return search
+    if search["method"] == "none":
+        search["max_search_tokens"] = max_tokens
+    elif search["method"] in ("best_of_n", "self_consistency"):
+        search["max_search_tokens"] = search.get("samples", DEFAULT_SAMPLES) * max_tokens
+    return search
+
+
 def attempt(
     client: openai.OpenAI, model: str, problem: Problem, config: Config, args: argparse.Namespace
 ) -> Outcome:
     """Ask once; extract the answer from the reasoning and the content together."""
-    request: dict[str, Any] = {"temperature": args.temperature, "max_tokens": args.max_tokens}
-    request.update(config.request)
+    request: dict[str, Any] = {"temperature": args.temperature, **config.request}
     extensions = {key: request.pop(key) for key in EXTENSIONS if key in request}
     started = time.monotonic()
     r = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": problem.prompt}],
         seed=args.seed,
-        extra_body={"search": config.search, **extensions},
+        extra_body={"search": answer_budget(config, args.max_tokens), **extensions},
         **request,
     )
     seconds = time.monotonic() - started
