@@ -221,6 +221,24 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
         raise InvalidRequest(
             "response_format other than text is not supported", param="response_format"
         )
+    extra = request.model_extra or {}
+    for name, why in _CHANGES_THE_ANSWER.items():
+        if extra.get(name) not in (None, 0, {}, [], ["text"]):
+            raise InvalidRequest(f"{name} is not supported: {why}", param=name)
+
+
+# OpenAI fields that would change the answer if honoured, refused when set to anything but
+# their neutral value; other unknown fields (metadata, store, service_tier...) are ignored
+_CHANGES_THE_ANSWER = {
+    "frequency_penalty": "the search samples without penalties",
+    "presence_penalty": "the search samples without penalties",
+    "logit_bias": "the search samples without biases",
+    "top_logprobs": "logprobs are not supported with search",
+    "modalities": "ponder answers in text",
+    "audio": "ponder answers in text",
+    "prediction": "predicted outputs are not supported",
+    "web_search_options": "ponder has no web search",
+}
 
 
 class ChatService:

@@ -21,6 +21,12 @@ TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "
         ("tool_choice", {"tool_choice": "required"}),
         ("response_format", {"response_format": {"type": "json_object"}}),
         ("logprobs", {"logprobs": True}),
+        ("frequency_penalty", {"frequency_penalty": 0.5}),
+        ("presence_penalty", {"presence_penalty": -1.0}),
+        ("logit_bias", {"logit_bias": {"15": -100}}),
+        ("top_logprobs", {"top_logprobs": 3}),
+        ("modalities", {"modalities": ["text", "audio"]}),
+        ("prediction", {"prediction": {"type": "content", "content": "Hi"}}),
     ],
 )
 def test_a_field_ponder_cannot_honour_is_refused_by_name(
@@ -38,7 +44,8 @@ def test_harmless_fields_and_earlier_reasoning_are_accepted(
     client: openai.OpenAI, model_name: str
 ) -> None:
     """An assistant turn carrying its reasoning (as clients send it back), no tools with
-    tool_choice none, text response_format, metadata and store false."""
+    tool_choice none, text response_format, metadata, store false, parallel_tool_calls, and
+    the answer-changing fields at their neutral values (as some clients always send them)."""
     messages: list[Any] = [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!", "reasoning_content": "greet back"},
@@ -53,6 +60,12 @@ def test_harmless_fields_and_earlier_reasoning_are_accepted(
         metadata={"team": "tests"},
         store=False,
         user="tester",
+        parallel_tool_calls=False,
+        frequency_penalty=0,
+        presence_penalty=0,
+        logit_bias={},
+        modalities=["text"],
+        service_tier="auto",
         extra_body={"search": TINY_SEARCH},
     )
     assert r.choices[0].finish_reason in ("stop", "length")
