@@ -20,7 +20,7 @@ def test_progress_chunks_report_the_search_as_it_grows(server: LiveServer, model
         "model": model_name,
         "stream": True,
         "seed": 3,
-        "max_tokens": 16,
+        "max_tokens": 160,  # the whole search's tokens: room for a few rounds
         "messages": [{"role": "user", "content": QUESTION}],
         "search": {**TINY_SEARCH, "progress": True},
     }
