@@ -6,7 +6,9 @@ The rule (documented in the README):
   write), text before it is reasoning and text after it is the answer.  The tags ``<Thought>``,
   ``</Thought>``, ``<think>`` and ``</Output>`` are dropped.
 * Otherwise, for tree searches (``implicit="last_step"``), the last step of the path is the
-  answer and the steps before it the reasoning; for plain generation (``implicit="content"``),
+  answer and the steps before it the reasoning (a last step with no text, an end-of-text token
+  alone, leaves the answer to the step before it, which has then streamed as reasoning too:
+  never an empty answer after a path with text); for plain generation (``implicit="content"``),
   everything is the answer unless the text opens with ``<think>``/``<Thought>`` or the prompt
   already opened a reasoning block (``starts_in_reasoning``: a thinking template's ``<think>``).
 
@@ -74,6 +76,7 @@ class AnswerSplitter:
         self._content_sent = 0
         self._reasoning_open = False
         self._content_open = False
+        self._answer_step = 0  # where the last step with text began: the answer if none follows
 
     @property
     def reasoning_chars(self) -> int:
@@ -107,8 +110,16 @@ class AnswerSplitter:
 
     def _apply_implicit_rule(self, step_start: int, last: bool) -> None:
         if self._implicit == "last_step":
-            if last:
+            blank = not self._raw[step_start:].strip()
+            if last and blank:
+                # a last step with no text (an end-of-text token alone after a separator):
+                # the step before it is the answer, though it already streamed as reasoning
+                self._reasoning_end = self._reasoning_sent
+                self._content_start = self._answer_step
+            elif last:
                 self._reasoning_end = self._content_start = step_start
+            elif not blank:
+                self._answer_step = step_start
             return
         head = self._raw.lstrip()
         if self._starts_in_reasoning or any(head.startswith(tag) for tag in OPEN_TAGS):

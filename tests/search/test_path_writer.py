@@ -63,8 +63,17 @@ def test_a_matched_stop_string_is_cut_from_the_text_but_its_tokens_are_kept() ->
     assert writer.token_ids == ids("42 STOP")
 
 
-def test_an_empty_last_step_still_ends_the_path() -> None:
+def test_an_empty_last_step_leaves_the_answer_to_the_step_before_it() -> None:
+    """The path ends with no text (an end-of-text token alone after a separator): the step
+    before it, already streamed as reasoning, is the answer too, so content is never empty."""
     writer = PathWriter(CharTokenizer(), MARCO, implicit="last_step")
-    assert writer.commit(ids("thinking <"), last=False) == [ReasoningDelta("thinking ")]
-    assert writer.commit_path([]) == [ReasoningDelta("<")]  # held back as a possible tag
-    assert writer.reasoning_tokens() == len("thinking <")
+    assert writer.commit(ids("17*23 is "), last=False) == [ReasoningDelta("17*23 is ")]
+    assert writer.commit(ids("391. <"), last=False) == [ReasoningDelta("391. ")]
+    assert writer.commit_path([]) == [AnswerDelta("391. <")]
+    assert writer.reasoning_tokens() == len("17*23 is 391. ")
+
+
+def test_a_path_with_no_text_at_all_has_an_empty_answer() -> None:
+    writer = PathWriter(CharTokenizer(), MARCO, implicit="last_step")
+    assert writer.commit(ids(" \n"), last=False) == []
+    assert writer.commit_path([]) == []
