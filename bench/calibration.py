@@ -213,11 +213,9 @@ def _sample_all(
 ) -> str:
     """Answer the problems not in ``records`` yet, appending to it and saving ``partial`` after
     every problem (a rerun resumes a killed run); the engine's model name."""
-    from server.cli import parse_args
-    from server.engines import load_engine
+    from bench.inprocess import bench_engine
 
-    serve = ["serve", "--engine", args.engine, *(["--model", args.model] if args.model else [])]
-    engine = load_engine(parse_args([*serve, *args.serve_arg]))
+    engine = bench_engine(args)
     cutter = StepCutter(SearchParams(prompt_token_ids=(0,), granularity="step"), engine.tokenizer)
     gate = asyncio.Semaphore(args.concurrency)
     done_before = {r["problem"] for r in records}

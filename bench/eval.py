@@ -12,7 +12,8 @@ reasoning-gym tasks (``--gym chain_sum``).  ``--concurrency`` requests run at on
 engine's batch, as users' requests do, so seconds per problem are those of a server under that
 load.  Results go to ``bench/results/<name>.{md,json,png}`` after every answer, and a rerun with
 the same name resumes where the last one stopped.  ``--calibration`` asks instead whether the
-rewards know right from wrong (:mod:`bench.calibration`).
+rewards know right from wrong (:mod:`bench.calibration`), and ``--choices N`` whether ``n``
+answers cost less as one search's best paths than as ``n`` searches (:mod:`bench.choices`).
 """
 
 from __future__ import annotations
@@ -337,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration", action="store_true", help="score the rewards instead (bench.calibration)"
     )
     parser.add_argument("--samples", type=int, default=8, help="--calibration: answers per problem")
+    parser.add_argument(
+        "--choices",
+        type=int,
+        default=0,
+        help="N: compare N searches with one search's N best distinct paths (bench.choices)",
+    )
     return parser
 
 
@@ -349,6 +356,11 @@ def main() -> None:
         from bench.calibration import calibrate
 
         calibrate(problems, args)
+        return
+    if args.choices:
+        from bench.choices import compare
+
+        compare(problems, args, args.config or [Config.parse(CORE[-1])])
         return
     path = args.results / f"{args.name}.json"
     if args.report:

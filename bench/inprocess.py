@@ -3,6 +3,7 @@ what a search cost the engine (busy time, prompt tokens) against its wall time."
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from dataclasses import dataclass, replace
@@ -87,3 +88,13 @@ def search_cost(engine: CountedEngine, params: SearchParams) -> Cost:
     computed = stats.prompt_tokens_computed - before.prompt_tokens_computed
     cached = stats.prompt_tokens_cached - before.prompt_tokens_cached
     return Cost(result, wall, stats.busy_seconds - before.busy_seconds, computed + cached, computed)
+
+
+def bench_engine(args: argparse.Namespace) -> Engine:
+    """The engine ``bench.eval``'s in-process modes load: ``--engine`` and ``--model`` (the
+    server's default model without one) and ``--serve-arg`` flags, as ``ponder serve`` would."""
+    from server.cli import parse_args
+    from server.engines import load_engine
+
+    serve = ["serve", "--engine", args.engine, *(["--model", args.model] if args.model else [])]
+    return load_engine(parse_args([*serve, *args.serve_arg]))

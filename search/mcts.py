@@ -60,33 +60,61 @@ class MctsRun(SearchRun):
         budget_out: StopReason | None = None
         while path_end(root, self.params) is None:
             done = 0
+            decided: Node | None = None  # this round's commit, streamed before the round ends
             while done < params.iterations:
                 budget_out = self.budget.exhausted()
                 if budget_out is not None:
                     break
                 leaves, scored = self._select(root, min(params.parallel, params.iterations - done))
                 done += scored
-                if not leaves:
-                    continue
-                expanded = await self._expand(leaves, root.depth + 1)
-                if expanded is None:
-                    budget_out = self.budget.exhausted() or "max_search_tokens"
+                if leaves:
+                    expanded = await self._expand(leaves, root.depth + 1)
+                    if expanded is None:
+                        budget_out = self.budget.exhausted() or "max_search_tokens"
+                        break
+                    done += len(leaves)
+                    for expansion in expanded:
+                        yield expansion
+                if decided is None and done < params.iterations:
+                    decided = self._decided(root, params.iterations - done)
+                    for delta in self._commit(decided):
+                        yield delta
+                    if decided is not None and path_end(decided, params) is not None:
+                        break  # the answer is whole: no later round needs this one's visits
+            if decided is not None:  # committed already; a budget that ran out answers below it
+                root = decided
+                if budget_out is not None:
                     break
-                done += len(leaves)
-                for expansion in expanded:
-                    yield expansion
+                continue
             if budget_out is not None or not root.children:
                 break
             if self._agreed(root):
                 budget_out = "consensus"
                 break
             root = vote_child(root) if params.vote else best_child(root)
-            for delta in self.writer.commit(
-                root.token_ids, last=path_end(root, self.params) is not None, stop=root.stop_reason
-            ):
+            for delta in self._commit(root):
                 yield delta
         for event in self._finish(root, budget_out):
             yield event
+
+    def _commit(self, node: Node | None) -> Iterator[SearchEvent]:
+        """Stream ``node``'s step as the path's next (nothing for ``None``)."""
+        if node is not None:
+            last = path_end(node, self.params) is not None
+            yield from self.writer.commit(node.token_ids, last=last, stop=node.stop_reason)
+
+    def _decided(self, root: Node, remaining: int) -> Node | None:
+        """The child this round will commit, once the ``remaining`` iterations cannot change
+        it: each adds at most ``branching`` visits to one child, so a lead larger than that
+        is final (new children start at none).  Its step can then stream while the round
+        runs on, exactly as it would at the round's end.  Only the visit count is decided
+        early: a vote can turn on any rollout, and consensus may end the search instead."""
+        params = self.params
+        if params.vote or params.consensus is not None or not root.children:
+            return None
+        leader = best_child(root)
+        rival = max((c.visits for c in root.children if c is not leader), default=0)
+        return leader if leader.visits > rival + remaining * params.branching else None
 
     def _agreed(self, root: Node) -> bool:
         """Whether the rollouts below ``root`` agree enough to stop (``consensus``): one

@@ -122,6 +122,41 @@ def test_deeper_evidence_overturns_a_lucky_first_rollout() -> None:
     assert result.iterations == 6
 
 
+def test_a_decided_step_streams_before_its_round_ends() -> None:
+    """Once the round's last iterations cannot overturn the most visited child, its step is
+    streamed then; the round still runs its iterations, so the search is unchanged."""
+    engine = ScriptedEngine(
+        [
+            scored("abcdef", 0.9, eos=False),
+            scored("xyzw", 0.3, eos=False),  # expand root
+            scored("cdef", 0.9, eos=False),
+            scored("cgef", 0.8, eos=False),  # expand "ab": 3 visits against 1
+            scored("efgh", 0.9, eos=False),
+            scored("eggh", 0.8, eos=False),  # expand "abcd": 5 against 1, one iteration left
+            scored("xx", 0.9),
+            scored("xy", 0.9),  # that iteration, after "ab" has streamed
+        ]
+    )
+    events = run(engine, iterations=4, exploration=0.0)
+    order = [
+        "expanded" if isinstance(e, Expanded) else e.text
+        for e in events
+        if isinstance(e, Expanded | ReasoningDelta)
+    ]
+    assert order[:5] == ["expanded", "expanded", "expanded", "ab", "expanded"]
+    assert text_of(events)[:2] == ("abcdef", "xx")
+    assert engine.calls == [1, 1, 1, 1]  # round 1 ran all four iterations
+
+
+def test_a_decided_final_step_ends_its_round() -> None:
+    """A decided child that ends the answer leaves nothing for the round's other iterations."""
+    engine = ScriptedEngine([scored("a", 0.9), scored("xyzw", 0.3, eos=False)])
+    reasoning, answer, result = text_of(run(engine, iterations=10, exploration=0.0))
+    assert (reasoning, answer) == ("", "a")
+    # "a" gains a visit per iteration: 8 against 1 with two left (at most 4 more for "xy")
+    assert result.iterations == 8
+
+
 def test_step_granularity_cuts_at_the_separator() -> None:
     engine = ScriptedEngine(
         [
