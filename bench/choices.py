@@ -25,6 +25,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from bench.eval import Config, answer_budget
@@ -120,6 +121,67 @@ async def answer(
         "finished_paths": len(others),
         **{name: [extract_answer(text) for text in chosen] for name, chosen in picked.items()},
     }
+
+
+def replay(records: list[dict[str, Any]], k: int, n: int, draws: int = 200) -> dict[str, Any]:
+    """Self-consistency of ``k`` samples, ``n`` answers, replayed from calibration records
+    (``bench.calibration``: i.i.d. samples per problem with answer, correctness, tokens and
+    confidence): ``n`` searches are ``n`` disjoint groups of ``k`` samples, one search is the
+    first group and its most confident other samples (distinct answers: other answers first),
+    and ``pooled`` one search of all ``n * k`` samples with its most confident others (the same
+    tokens as ``n`` searches).
+    Averaged over ``draws`` seeded shuffles of each problem's samples."""
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_problem.setdefault(record["problem"], []).append(record)
+    rng = random.Random(0)
+    totals = {
+        name: [0.0, 0.0, 0.0] for name in (*PICKS, "pooled")
+    }  # choice accuracy, pass@n, tokens
+    for samples in by_problem.values():
+        if len(samples) < n * k:
+            raise SystemExit(f"{n} searches of {k} samples need {n * k} samples per problem")
+        for _ in range(draws):
+            order = rng.sample(samples, len(samples))
+            groups = [order[i * k : (i + 1) * k] for i in range(n)]
+            first, others = _majority(groups[0])
+            distinct = [s for s in others if s["answer"] != first["answer"]]
+            pooled, rest = _majority(order[: n * k])
+            picked = {
+                "searches": ([_majority(g)[0] for g in groups], n * k),
+                "paths": ([first, *others][:n], k),
+                "answers": ([first, *distinct, *(s for s in others if s not in distinct)][:n], k),
+                "pooled": ([pooled, *rest][:n], n * k),
+            }
+            for name, (chosen, tokens) in picked.items():
+                right = [s["correct"] for s in chosen]
+                totals[name][0] += sum(right) / n
+                totals[name][1] += any(right)
+                totals[name][2] += sum(s["tokens"] for s in order[:tokens])
+    draws_all = draws * len(by_problem)
+    return {
+        "problems": len(by_problem),
+        **{name: [value / draws_all for value in sums] for name, sums in totals.items()},
+    }
+
+
+def _majority(samples: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Self-consistency's pick (:func:`search.methods.sampling.majority_vote`) among records,
+    and the other samples, the most confident first."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        if sample["answer"] is not None:
+            groups.setdefault(sample["answer"], []).append(sample)
+    pool = max(
+        groups.values(),
+        key=lambda g: (len(g), max(s["rewards"]["confidence"] for s in g)),
+        default=samples,
+    )
+    chosen = max(pool, key=lambda s: s["rewards"]["confidence"])
+    rest = sorted(
+        (s for s in samples if s is not chosen), key=lambda s: -s["rewards"]["confidence"]
+    )
+    return chosen, rest
 
 
 def table(records: list[dict[str, Any]], n: int) -> tuple[str, list[dict[str, Any]]]:
@@ -227,3 +289,36 @@ def compare(problems: list[Problem], args: argparse.Namespace, configs: list[Con
     (args.results / f"{args.name}.json").write_text(
         json.dumps(document, indent=1, ensure_ascii=False)
     )
+
+
+def main() -> None:
+    """``python -m bench.choices RECORDS... --samples K --n N``: the replay of self-consistency
+    from calibration records (no engine), one table row per file and way of picking."""
+    parser = argparse.ArgumentParser(description=replay.__doc__)
+    parser.add_argument("records", nargs="+", type=Path, help="bench.calibration NAME.records.json")
+    parser.add_argument("--samples", type=int, default=4, help="samples per search (k)")
+    parser.add_argument("--n", type=int, default=2, help="answers per request")
+    args = parser.parse_args()
+    names = {
+        "searches": f"{args.n} searches",
+        "paths": "1 search, distinct paths",
+        "answers": "1 search, distinct answers",
+        "pooled": f"1 search of {args.n}x the samples",
+    }
+    print(
+        f"| records | self_consistency, samples={args.samples}, n={args.n}: answers from "
+        f"| problems | a choice right | some choice right (pass@{args.n}) | tokens / request |"
+    )
+    print("|---|---|---|---|---|---|")
+    for path in args.records:
+        found = replay(json.loads(path.read_text()), args.samples, args.n)
+        for name, label in names.items():
+            accuracy, passed, tokens = found[name]
+            print(
+                f"| {path.name} | {label} | {found['problems']} | {accuracy:.1%} | {passed:.1%} "
+                f"| {tokens:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
