@@ -28,6 +28,8 @@ SEARCH = {
     "iterations": 4,
     "branching": 2,
     "rollout_tokens": 64,
+    # answers of at most 128 tokens; a request's max_tokens would bound the whole search
+    "max_depth": 4,
 }
 
 
@@ -37,7 +39,6 @@ async def one(client: httpx.AsyncClient, model: str, seed: int) -> dict[str, flo
         "model": model,
         "messages": QUESTION,
         "seed": seed,
-        "max_tokens": 128,
         "stream": True,
         "search": SEARCH,
     }

@@ -47,7 +47,6 @@ def main() -> None:
         "model": model,
         "messages": QUESTION,
         "seed": 7,
-        "max_tokens": 256,
         "stream": True,
         "stream_options": {"include_usage": True},
         "search": SEARCH,
