@@ -177,7 +177,7 @@ def _majority(samples: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[
         key=lambda g: (len(g), max(s["rewards"]["confidence"] for s in g)),
         default=samples,
     )
-    chosen = max(pool, key=lambda s: s["rewards"]["confidence"])
+    chosen = max(pool, key=lambda s: (s["finish_reason"] == "stop", s["rewards"]["confidence"]))
     rest = sorted(
         (s for s in samples if s is not chosen), key=lambda s: -s["rewards"]["confidence"]
     )

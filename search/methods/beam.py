@@ -56,7 +56,8 @@ class BeamRun(SearchRun):
             self.beams = ranked[: params.beam_width]
             for event in self._settle():
                 yield event
-        best = max(self.beams, key=lambda n: n.mean_value)
+        # a whole answer beats a path cut by a bound or a budget, whatever their rewards
+        best = max(self.beams, key=lambda n: (n.terminal, n.mean_value))
         finish_reason, stop_reason = path_end(best, params) or ("length", "completed")
         stop_reason = budget_out or stop_reason  # a budget that stopped the search says so
         steps = [node.token_ids for node in best.path()[self.committed.depth :]]

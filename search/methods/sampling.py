@@ -1,10 +1,11 @@
 """Methods ``best_of_n`` and ``self_consistency``: sample ``samples`` whole answers in one
 engine call, then keep one.
 
-``best_of_n`` keeps the answer with the highest reward.  ``self_consistency`` extracts each
-answer's final result (:mod:`search.extract`), takes the majority, and breaks ties (and picks
-the answer shown) by reward.  The chosen answer is split into steps under the request's
-granularity, so reasoning and answer come apart exactly as for MCTS.
+``best_of_n`` keeps the answer with the highest reward (one that ended, when any did).
+``self_consistency`` extracts each answer's final result (:mod:`search.extract`), takes the
+majority, and breaks ties (and picks the answer shown) by reward.  The chosen answer is split
+into steps under the request's granularity, so reasoning and answer come apart exactly as for
+MCTS.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class Candidate:
 
 
 def highest_reward(candidates: list[Candidate]) -> Candidate:
-    """Best-of-n: the most rewarded answer."""
-    return max(candidates, key=lambda c: c.reward)
+    """Best-of-n: the most rewarded answer that ended, else the most rewarded (a sample cut
+    at its token bound states no final answer, whatever its confidence)."""
+    return max(candidates, key=lambda c: (c.completion.finish_reason == "stop", c.reward))
 
 
 def majority_vote(candidates: list[Candidate]) -> Candidate:

@@ -108,6 +108,36 @@ def test_beam_respects_the_search_token_budget() -> None:
     assert result.token_ids  # the best partial path is still returned
 
 
+def test_best_of_n_prefers_an_answer_that_ended() -> None:
+    engine = ScriptedEngine([scored("abcdefgh", 0.9, eos=False), scored("pq", 0.5)])
+    *_, answer, result = run(
+        engine, method="best_of_n", samples=2, max_tokens=4, max_search_tokens=8
+    )
+    assert answer == "pq"  # the cut "abcd" was more confident
+    assert (result.finish_reason, result.reward) == ("stop", pytest.approx(0.5))
+
+
+def test_beam_cut_by_its_budget_answers_with_a_path_that_ended() -> None:
+    engine = ScriptedEngine(
+        [
+            scored("ab", 0.5),  # a whole answer
+            scored("xy", 0.9, eos=False),  # a likelier start, still open
+            *[scored("zz", 0.9, eos=False)] * 4,
+        ]
+    )
+    *_, answer, result = run(
+        engine,
+        method="beam",
+        beam_width=2,
+        branching=2,
+        granularity="mini_step",
+        step_tokens=3,
+        max_search_tokens=8,
+    )
+    assert answer == "ab"
+    assert (result.finish_reason, result.stop_reason) == ("stop", "max_search_tokens")
+
+
 def test_unknown_method_and_reward_are_rejected() -> None:
     with pytest.raises(SearchConfigError) as excinfo:
         SearchParams(prompt_token_ids=PROMPT, reward="vibes")
