@@ -24,10 +24,10 @@ import json
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.inprocess import bench_engine, saved_records, user_prompt, write_results
 from bench.problems import Problem
 from bench.stats import auroc, wilson
 from search.answer import count_tokens_within
@@ -79,8 +79,7 @@ async def sample(
     engine: Engine, problem: Problem, args: argparse.Namespace, cutter: StepCutter
 ) -> list[dict[str, Any]]:
     """``args.samples`` answers to one problem, each with its answer, correctness and rewards."""
-    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
-    prompt = tuple(template([{"role": "user", "content": problem.prompt}]))
+    prompt = user_prompt(engine, problem.prompt)
     request = GenerationRequest(
         prompt, args.max_tokens, n=args.samples, temperature=args.temperature, seed=args.seed
     )
@@ -182,11 +181,7 @@ def _num(value: float | None) -> str:
 def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     """Sample every problem not yet in ``NAME.records.json`` on an engine loaded here (only
     summarise them with ``--report``), then write ``bench/results/<name>.{md,json}``."""
-    partial = args.results / f"{args.name}.records.json"
-    args.results.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = (
-        json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
-    )
+    partial, records = saved_records(args)
     model = args.model or "the default model"
     if not args.report:
         model = _sample_all(problems, args, records, partial)
@@ -195,17 +190,7 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
     )
     text, numbers = report(records, args.samples, title)
-    print(text)
-    (args.results / f"{args.name}.md").write_text(text + "\n")
-    document = {
-        "model": model,
-        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
-        **numbers,
-        "records": records,
-    }
-    (args.results / f"{args.name}.json").write_text(
-        json.dumps(document, indent=1, ensure_ascii=False)
-    )
+    write_results(args, model, text, numbers, records)
 
 
 def _sample_all(
@@ -213,8 +198,6 @@ def _sample_all(
 ) -> str:
     """Answer the problems not in ``records`` yet, appending to it and saving ``partial`` after
     every problem (a rerun resumes a killed run); the engine's model name."""
-    from bench.inprocess import bench_engine
-
     engine = bench_engine(args)
     cutter = StepCutter(SearchParams(prompt_token_ids=(0,), granularity="step"), engine.tokenizer)
     gate = asyncio.Semaphore(args.concurrency)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.eval import Config, answer_budget
+from bench.inprocess import bench_engine, saved_records, user_prompt, write_results
 from bench.problems import Problem
 from bench.stats import wilson
 from search import Finished, SearchParams, SearchResult
@@ -90,10 +91,8 @@ async def answer(
 ) -> dict[str, Any]:
     """One problem under one configuration: the ``n`` searches' answers (at once, as the server
     runs them) and choice 0's distinct finished paths, each graded."""
-    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
-    prompt = tuple(template([{"role": "user", "content": problem.prompt}]))
     params = replace(
-        SearchParams(prompt_token_ids=prompt),
+        SearchParams(prompt_token_ids=user_prompt(engine, problem.prompt)),
         temperature=config.request.get("temperature", args.temperature),
         max_tokens=config.request.get("max_tokens", args.max_tokens),
         seed=args.seed,
@@ -184,6 +183,16 @@ def _majority(samples: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[
     return chosen, rest
 
 
+def _label(pick: str, n: int) -> str:
+    """How a table names a way of picking ``n`` answers."""
+    return {
+        "searches": f"{n} searches",
+        "paths": "1 search, distinct paths",
+        "answers": "1 search, distinct answers",
+        "pooled": f"1 search of {n}x the samples",
+    }[pick]
+
+
 def table(records: list[dict[str, Any]], n: int) -> tuple[str, list[dict[str, Any]]]:
     """Per configuration and way of picking: mean choice accuracy, pass@n, tokens per request."""
     rows = []
@@ -213,16 +222,11 @@ def table(records: list[dict[str, Any]], n: int) -> tuple[str, list[dict[str, An
         f"| some choice right (pass@{n}) | tokens / request | requests with < {n} answers |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = {
-        "searches": f"{n} searches",
-        "paths": "1 search, distinct paths",
-        "answers": "1 search, distinct answers",
-    }
     for row in rows:
         lo, hi = row["choice_ci"]
         plo, phi = row["pass_ci"]
         lines.append(
-            f"| {row['config']} | {names[row['pick']]} | {row['problems']} "
+            f"| {row['config']} | {_label(row['pick'], n)} | {row['problems']} "
             f"| {row['choice_accuracy']:.1%} ({lo:.0%}-{hi:.0%}) | {row['choice0_accuracy']:.1%} "
             f"| {row['pass_at_n']:.1%} ({plo:.0%}-{phi:.0%}) | {row['tokens']:.0f} "
             f"| {row['short']} |"
@@ -233,13 +237,7 @@ def table(records: list[dict[str, Any]], n: int) -> tuple[str, list[dict[str, An
 def compare(problems: list[Problem], args: argparse.Namespace, configs: list[Config]) -> None:
     """Answer every (problem, configuration) not yet in ``NAME.records.json`` (only summarise
     with ``--report``), then write ``bench/results/<name>.{md,json}``."""
-    from bench.inprocess import bench_engine
-
-    partial = args.results / f"{args.name}.records.json"
-    args.results.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = (
-        json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
-    )
+    partial, records = saved_records(args)
     model = args.model or "the default model"
     if not args.report:
         engine = bench_engine(args)
@@ -277,18 +275,7 @@ def compare(problems: list[Problem], args: argparse.Namespace, configs: list[Con
         f"{args.max_tokens}, seed {args.seed}, {args.concurrency} problems at once. Configs: "
         + "; ".join(f"`{c.spec}`" for c in configs)
     )
-    text = f"{title}\n\n{text}"
-    print(text)
-    (args.results / f"{args.name}.md").write_text(text + "\n")
-    document = {
-        "model": model,
-        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
-        "summary": rows,
-        "records": records,
-    }
-    (args.results / f"{args.name}.json").write_text(
-        json.dumps(document, indent=1, ensure_ascii=False)
-    )
+    write_results(args, model, f"{title}\n\n{text}", {"summary": rows}, records)
 
 
 def main() -> None:
@@ -299,12 +286,6 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="samples per search (k)")
     parser.add_argument("--n", type=int, default=2, help="answers per request")
     args = parser.parse_args()
-    names = {
-        "searches": f"{args.n} searches",
-        "paths": "1 search, distinct paths",
-        "answers": "1 search, distinct answers",
-        "pooled": f"1 search of {args.n}x the samples",
-    }
     print(
         f"| records | self_consistency, samples={args.samples}, n={args.n}: answers from "
         f"| problems | a choice right | some choice right (pass@{args.n}) | tokens / request |"
@@ -312,11 +293,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for path in args.records:
         found = replay(json.loads(path.read_text()), args.samples, args.n)
-        for name, label in names.items():
+        for name in (*PICKS, "pooled"):
             accuracy, passed, tokens = found[name]
             print(
-                f"| {path.name} | {label} | {found['problems']} | {accuracy:.1%} | {passed:.1%} "
-                f"| {tokens:.0f} |"
+                f"| {path.name} | {_label(name, args.n)} | {found['problems']} "
+                f"| {accuracy:.1%} | {passed:.1%} | {tokens:.0f} |"
             )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from search import Finished, SearchParams, SearchResult, run_search
@@ -98,3 +101,36 @@ def bench_engine(args: argparse.Namespace) -> Engine:
 
     serve = ["serve", "--engine", args.engine, *(["--model", args.model] if args.model else [])]
     return load_engine(parse_args([*serve, *args.serve_arg]))
+
+
+def user_prompt(engine: Engine, text: str) -> tuple[int, ...]:
+    """``text`` as the one user message of a chat, template applied: an eval problem's prompt."""
+    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
+    return tuple(template([{"role": "user", "content": text}]))
+
+
+def saved_records(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]]]:
+    """``--results``/NAME.records.json and the records it holds (none with ``--fresh``): what
+    an in-process mode of ``bench.eval`` resumes from, rewriting the file after each answer."""
+    partial = args.results / f"{args.name}.records.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    records = json.loads(partial.read_text()) if partial.exists() and not args.fresh else []
+    return partial, records
+
+
+def write_results(
+    args: argparse.Namespace, model: str, text: str, numbers: dict[str, Any], records: list[Any]
+) -> None:
+    """Print ``text`` and write it to NAME.md; the run (model, flags, ``numbers``, records) to
+    NAME.json."""
+    print(text)
+    (args.results / f"{args.name}.md").write_text(text + "\n")
+    document = {
+        "model": model,
+        "args": {k: v for k, v in vars(args).items() if k not in ("config", "results")},
+        **numbers,
+        "records": records,
+    }
+    (args.results / f"{args.name}.json").write_text(
+        json.dumps(document, indent=1, ensure_ascii=False)
+    )
