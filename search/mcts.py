@@ -106,12 +106,15 @@ class MctsRun(SearchRun):
     def _decided(self, root: Node, remaining: int) -> Node | None:
         """The child this round will commit, once the ``remaining`` iterations cannot change
         it: each adds at most ``branching`` visits to one child, so a lead larger than that
-        is final (new children start at none).  Its step can then stream while the round
-        runs on, exactly as it would at the round's end.  Only the visit count is decided
-        early: a vote can turn on any rollout, and consensus may end the search instead."""
+        is final, and an only child is final at once (an expanded node gains no children).
+        Its step can then stream while the round runs on, exactly as it would at the round's
+        end.  Only the visit count is decided early: a vote can turn on any rollout, and
+        consensus may end the search instead."""
         params = self.params
         if params.vote or params.consensus is not None or not root.children:
             return None
+        if len(root.children) == 1:
+            return root.children[0]
         leader = best_child(root)
         rival = max((c.visits for c in root.children if c is not leader), default=0)
         return leader if leader.visits > rival + remaining * params.branching else None

@@ -157,6 +157,27 @@ def test_a_decided_final_step_ends_its_round() -> None:
     assert result.iterations == 8
 
 
+def test_an_only_child_streams_as_soon_as_its_parent_is_expanded() -> None:
+    """Samples that agree on the first step leave the root one child: no later iteration
+    can give it a rival, so its step streams before the round's other iterations run."""
+    engine = ScriptedEngine(
+        [
+            scored("abcd", 0.9, eos=False),
+            scored("abef", 0.8, eos=False),  # expand root: both begin with "ab"
+            scored("cd", 0.9),
+            scored("ce", 0.8),  # expand "ab", after it has streamed
+        ]
+    )
+    events = run(engine, iterations=2)
+    order = [
+        "expanded" if isinstance(e, Expanded) else e.text
+        for e in events
+        if isinstance(e, Expanded | ReasoningDelta)
+    ]
+    assert order[:3] == ["expanded", "ab", "expanded"]
+    assert text_of(events)[:2] == ("ab", "cd")
+
+
 def test_step_granularity_cuts_at_the_separator() -> None:
     engine = ScriptedEngine(
         [
