@@ -26,18 +26,20 @@ from server.engines.base import ServingEngine
 
 
 def one_search(engine: ServingEngine, params: SearchParams) -> dict[str, Any]:
-    """Run one search to its end, noting when its first text and its first round's end came."""
+    """Run one search to its end, noting when its first text came (in seconds and in
+    tokens generated before it) and when its first round ended."""
 
     async def run() -> dict[str, Any]:
         started = time.perf_counter()
-        first = round_one = None
-        generated = 0
+        first = round_one = first_tokens = None
+        generated = spent = 0
         async for event in run_search(params, engine):
             now = time.perf_counter() - started
-            if isinstance(event, Expanded) and event.round == 1:
-                round_one = now
+            if isinstance(event, Expanded):
+                spent += event.action_tokens + event.rollout_tokens
+                round_one = now if event.round == 1 else round_one
             elif isinstance(event, ReasoningDelta | AnswerDelta) and first is None:
-                first = now
+                first, first_tokens = now, spent
             elif isinstance(event, Finished):
                 generated = event.result.generated_tokens
         wall = time.perf_counter() - started
@@ -50,6 +52,9 @@ def one_search(engine: ServingEngine, params: SearchParams) -> dict[str, Any]:
             "tokens_per_s": generated / wall,
             "first_reasoning_s": first,
             "first_share": first / wall,
+            # the same in generated tokens: what a busy machine's speed cannot distort
+            "first_token_share": (generated if first_tokens is None else first_tokens)
+            / max(generated, 1),
             "round_one_end_share": (round_one or wall) / wall,
         }
 
