@@ -363,9 +363,13 @@ def main() -> None:
         compare(problems, args, args.config or [Config.parse(CORE[-1])])
         return
     path = args.results / f"{args.name}.json"
-    if args.report:
+    if args.report:  # the problems the run asked, whatever this command line names
         saved = json.loads(path.read_text())
         ledger = Ledger(path, {k: saved[k] for k in ("model", "args", "configs")}, fresh=False)
+        asked = saved["args"]
+        problems = load_problems(
+            asked["gsm"], asked["gym"], asked["gym_size"], asked["gym_seed"], asked["limit"]
+        )
     else:
         ledger = answer_all(problems, args, path)
     report(ledger, problems, args.results / args.name)
