@@ -269,7 +269,8 @@ def markdown(rows: list[dict[str, Any]], pair_rows: list[dict[str, Any]], note: 
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy (with its interval) against tokens spent, one labelled point per row."""
+    """Accuracy (with its interval) against tokens spent, one point per row, named in the
+    legend (labels beside points that share a budget crossed over)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,13 +278,12 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     several = len({r["source"] for r in rows}) > 1
-    for i, row in enumerate(rows):
+    for row in rows:
         x, y = row["generated_tokens"], 100 * row["accuracy"]
         errors = [[max(0.0, y - 100 * row["low"])], [max(0.0, 100 * row["high"] - y)]]
-        axes.errorbar(x, y, yerr=errors, fmt="o", capsize=3)
         label = f"{row['config']} ({row['source']})" if several else row["config"]
-        offset = (6, 4 if i % 2 else -12)  # alternate sides so close points stay legible
-        axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=9)
+        axes.errorbar(x, y, yerr=errors, fmt="o", capsize=3, label=f"{label}: {y:.1f}%")
+    axes.legend(fontsize=9)
     axes.set_xscale("log")
     axes.set_xlabel("tokens generated per problem (log)")
     axes.set_ylabel("accuracy (%), 95% Wilson interval")
@@ -434,7 +434,8 @@ def report(ledger: Ledger, problems: list[Problem], stem: Path) -> None:
     print(text)
     ledger.save({"summary": rows, "pairs": pair_rows})
     stem.with_suffix(".md").write_text(text + "\n")
-    plot(rows, stem.with_suffix(".png"), f"{ledger.meta['model']}: {len(problems)} problems")
+    answered = len({o.problem for o in ledger.outcomes.values()})
+    plot(rows, stem.with_suffix(".png"), f"{ledger.meta['model']}: {answered} problems")
 
 
 if __name__ == "__main__":
