@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--parallel", default="", help="e.g. 2,4: one more search each (seed 1)")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per row for the curve")
     parser.add_argument("--max-tokens", type=int, default=512, help="the searches' answer bound")
+    parser.add_argument("--temperature", type=float, default=0.7, help="the searches' sampling")
     args = parser.parse_args()
     chosen = {"model": args.model} if args.model else {}
     engine = load_engine(ServerArgs(engine=args.engine, **chosen))
@@ -81,7 +82,9 @@ def main() -> None:
         ]
         prompt = tuple(engine.tokenizer.apply_chat_template(QUESTION))
         params = replace(
-            SearchParams(prompt_token_ids=prompt), temperature=0.7, max_tokens=args.max_tokens
+            SearchParams(prompt_token_ids=prompt),
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
         )
         runs = [(1, int(seed)) for seed in args.seeds.split(",")]
         runs += [(int(p), 1) for p in filter(None, args.parallel.split(","))]
