@@ -351,28 +351,32 @@ def main() -> None:
     """Parse flags, answer every problem under every configuration, write the results."""
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    problems = load_problems(args.gsm, args.gym, args.gym_size, args.gym_seed, args.limit)
     if args.calibration:
         from bench.calibration import calibrate
 
-        calibrate(problems, args)
+        calibrate(asked_problems(vars(args)), args)
         return
     if args.choices:
         from bench.choices import compare
 
-        compare(problems, args, args.config or [Config.parse(CORE[-1])])
+        compare(asked_problems(vars(args)), args, args.config or [Config.parse(CORE[-1])])
         return
     path = args.results / f"{args.name}.json"
     if args.report:  # the problems the run asked, whatever this command line names
         saved = json.loads(path.read_text())
         ledger = Ledger(path, {k: saved[k] for k in ("model", "args", "configs")}, fresh=False)
-        asked = saved["args"]
-        problems = load_problems(
-            asked["gsm"], asked["gym"], asked["gym_size"], asked["gym_seed"], asked["limit"]
-        )
+        problems = asked_problems(saved["args"])
     else:
+        problems = asked_problems(vars(args))
         ledger = answer_all(problems, args, path)
     report(ledger, problems, args.results / args.name)
+
+
+def asked_problems(flags: dict[str, Any]) -> list[Problem]:
+    """The problems that flags (this command line's, or a saved run's ``args``) name."""
+    return load_problems(
+        flags["gsm"], flags["gym"], flags["gym_size"], flags["gym_seed"], flags["limit"]
+    )
 
 
 def answer_all(problems: list[Problem], args: argparse.Namespace, path: Path) -> Ledger:
