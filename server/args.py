@@ -62,6 +62,10 @@ class ServerArgs(BaseSettings):
         ge=0,
         description="tokens of finished sequences kept for reuse by later prompts (0: off)",
     )
+    flash_attn: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama.cpp: flash attention (auto: llama.cpp's choice, on for CPU)",
+    )
     threads: int | None = Field(
         None,
         ge=1,

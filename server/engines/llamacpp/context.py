@@ -7,7 +7,7 @@ last decode: freed from another thread, they could go while a decode still runs 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import llama_cpp
 import numpy as np
@@ -16,6 +16,12 @@ from server.engines.llamacpp.threads import default_threads
 
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
 
+FlashAttention = Literal["auto", "on", "off"]
+_FLASH_ATTN_TYPES = {
+    "auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
 BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
 
 
@@ -32,6 +38,7 @@ class LlamaContext:
         max_sequences: int,
         threads: int | None,
         threads_batch: int | None,
+        flash_attn: FlashAttention = "auto",
     ) -> None:
         llama_cpp.llama_backend_init()
         self._model = llama_cpp.llama_model_load_from_file(
@@ -44,6 +51,7 @@ class LlamaContext:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = max_sequences
         params.kv_unified = True
+        params.flash_attn_type = _FLASH_ATTN_TYPES[flash_attn]
         params.n_threads = threads or default_threads()
         params.n_threads_batch = threads_batch or params.n_threads
         self.threads, self.threads_batch = params.n_threads, params.n_threads_batch

@@ -14,7 +14,7 @@ from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
-from server.engines.llamacpp.context import LlamaContext
+from server.engines.llamacpp.context import FlashAttention, LlamaContext
 from server.engines.llamacpp.scheduler import LlamaCall, Scheduler
 from server.model_source import ModelSource
 
@@ -35,6 +35,7 @@ class LlamaCppEngine(BaseEngine):
         max_sequences: int = 64,
         threads: int | None = None,
         threads_batch: int | None = None,
+        flash_attn: FlashAttention = "auto",
     ) -> None:
         context = LlamaContext(
             source.path,
@@ -42,6 +43,7 @@ class LlamaCppEngine(BaseEngine):
             max_sequences=max_sequences,
             threads=threads,
             threads_batch=threads_batch,
+            flash_attn=flash_attn,
         )
         tokenizer = HFTokenizer.load(source.tokenizer_folder(), context.eos_token_ids)
         super().__init__(source.served_name, tokenizer)
@@ -66,6 +68,7 @@ class LlamaCppEngine(BaseEngine):
             prefix_cache_tokens=args.prefix_cache_tokens,
             threads=args.threads,
             threads_batch=args.threads_batch,
+            flash_attn=args.flash_attn,
         )
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
