@@ -62,6 +62,13 @@ class ServerArgs(BaseSettings):
         ge=0,
         description="tokens of finished sequences kept for reuse by later prompts (0: off)",
     )
+    default_temperature: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        description="temperature of a chat or Responses request that sets none (OpenAI's is 1: "
+        "the default model answers better cooler, README 'Accuracy')",
+    )
     flash_attn: Literal["auto", "on", "off"] = Field(
         "auto",
         description="llama.cpp: flash attention (auto: llama.cpp's choice, on for CPU)",

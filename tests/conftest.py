@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from a package, never a hub
+# A request without a temperature samples at OpenAI's 1.0 here, not at the server's default
+# (0.3, for the default model): at 0.3 the 135M's samples often coincide, and a test of a
+# tree's shape would get one path (the default itself: tests/server/test_chat.py).
+os.environ.setdefault("PONDER_DEFAULT_TEMPERATURE", "1.0")
 
 import httpx
 import openai

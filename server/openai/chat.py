@@ -311,7 +311,11 @@ class ChatService:
                 answer_markers=profile.answer_markers if markers is None else tuple(markers),
                 starts_in_reasoning=opened,
                 max_tokens=max_tokens,
-                temperature=1.0 if request.temperature is None else request.temperature,
+                temperature=(
+                    self.args.default_temperature
+                    if request.temperature is None
+                    else request.temperature
+                ),
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,

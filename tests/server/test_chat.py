@@ -9,9 +9,10 @@ import httpx
 import openai
 import pytest
 
+from server.args import ServerArgs
 from server.engines.base import ServingEngine
 from server.engines.llamacpp.engine import LlamaCppEngine
-from tests.conftest import TINY_SEARCH
+from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = [{"role": "user", "content": "What is 17*23?"}]
 
@@ -161,6 +162,29 @@ def test_method_none_is_plain_generation(client: openai.OpenAI, model_name: str)
     assert (r.model_extra or {})["search"]["method"] == "none"
     assert (r.model_extra or {})["search"]["nodes"] == 0
     assert r.usage.completion_tokens_details.reasoning_tokens == 0
+
+
+def test_a_request_without_temperature_samples_at_the_servers_default(
+    engine: ServingEngine, model_name: str
+) -> None:
+    """Not at OpenAI's 1.0 but at ``--default-temperature``: on a server whose default is 0,
+    three choices of a request that names no temperature are one greedy answer, the one an
+    explicit temperature 0 gives; its own temperature still wins."""
+    question = [{"role": "user", "content": "Write a poem about the sea."}]
+    with (
+        LiveServer(engine, ServerArgs(default_temperature=0)) as live,
+        openai.OpenAI(base_url=f"{live.url}/v1", api_key="none", max_retries=0) as client,
+    ):
+
+        def answers(**sampling: Any) -> list[str]:
+            r = client.chat.completions.create(
+                model=f"{model_name}:none", messages=question, max_tokens=24, n=3, **sampling
+            )
+            return [c.message.content or "" for c in r.choices]
+
+        unset, greedy = answers(), answers(temperature=0)
+        assert len(set(unset)) == 1 and unset == greedy
+        assert len(set(answers(temperature=1.5, seed=3))) > 1
 
 
 def test_stop_strings_are_cut_from_the_answer(client: openai.OpenAI, model_name: str) -> None:
