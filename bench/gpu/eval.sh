@@ -87,28 +87,31 @@ run() {
     # a snapshot every 30 s too, so a call cut off at its limit still brings back what finished
     while sleep 30; do tar czf /tmp/results.tgz -C /tmp/results . && mv /tmp/results.tgz "$OUT/"; done &
     local packer=$!
-    local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512"
-    # the core comparison (English) beside the Chinese one and the rewards' calibration
-    phase eng-core --gsm eng --concurrency 96 \
-        --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
-        --config "mcts=$mcts" --config "cons=$mcts,vote=true,consensus=0.75" \
-        --config "vote=$mcts,vote=true" --config "sc8=self_consistency,samples=8" &
+    # issue 11's comparisons at equal generated tokens, at the temperature the CPU runs
+    # recommend (0.3); the first two loans' runs at 0.7 (eng-core, zho-core, calibration) stay
+    local at="--temperature 0.3 --max-tokens 512"
+    local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512,vote=true"
+    local core=(--config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4"
+        --config "mcts=$mcts,max_search_tokens=1152")
+    # the core comparison (English, with twice the budget for both searches) beside the
+    # Chinese one and the rewards' calibration
+    phase eng-t03 --gsm eng $at --concurrency 96 "${core[@]}" \
+        --config "sc8=self_consistency,samples=8" \
+        --config "mcts2x=${mcts/iterations=2/iterations=4},max_search_tokens=2304" &
     local phases=$!
     (
-        phase zho-core --gsm zho --limit 50 --concurrency 32 \
-            --config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4" \
-            --config "mcts=$mcts" --config "cons=$mcts,vote=true,consensus=0.75"
-        # the other methods, granularities and budgets, on half the English problems
-        phase eng-more --gsm eng --limit 50 --concurrency 48 \
-            --config "bo4=best_of_n,samples=4" --config "beam=beam,rollout_tokens=512" \
-            --config "mini32=${mcts/step,/mini_step,step_tokens=32,}" \
-            --config "mini64=${mcts/step,/mini_step,step_tokens=64,}" \
-            --config "refl=$mcts,reflection=true" --config "mcts4=${mcts/iterations=2/iterations=4}" \
-            --config "cons4=${mcts/iterations=2/iterations=4},vote=true,consensus=0.6" \
-            --config "sc16=self_consistency,samples=16"
+        phase zho-t03 --gsm zho --limit 50 $at --concurrency 32 "${core[@]}"
+        # the other methods and granularities at the same 1,152 tokens, on half the problems
+        phase eng-more-t03 --gsm eng --limit 50 $at --concurrency 48 \
+            --config "bo4=best_of_n,samples=4" \
+            --config "beam=beam,rollout_tokens=512,max_search_tokens=1152" \
+            --config "mini32=${mcts/step,/mini_step,step_tokens=32,},max_search_tokens=1152" \
+            --config "mini64=${mcts/step,/mini_step,step_tokens=64,},max_search_tokens=1152" \
+            --config "novote=${mcts/,vote=true/},max_search_tokens=1152" \
+            --config "refl=$mcts,reflection=true,max_search_tokens=1152"
     ) &
     phases="$phases $!"
-    phase calibration --gsm eng --calibration --samples 8 --concurrency 16 \
+    phase calibration-t03 --gsm eng $at --calibration --samples 8 --concurrency 16 \
         --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
     phases="$phases $!"
     wait $phases # not the server, which runs on
