@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from search.formats import AUTO_FALLBACK, ReasoningFormat
@@ -72,6 +72,11 @@ class ServerArgs(BaseSettings):
     flash_attn: Literal["auto", "on", "off"] = Field(
         "auto",
         description="llama.cpp: flash attention (auto: llama.cpp's choice, on for CPU)",
+    )
+    kv_cache_dtype: Literal["auto", "q8_0"] = Field(
+        "auto",
+        description="llama.cpp: KV cache cells' type (auto: 16-bit floats; q8_0: 8-bit, half "
+        "the memory, needs flash attention)",
     )
     threads: int | None = Field(
         None,
@@ -148,6 +153,17 @@ class ServerArgs(BaseSettings):
         default_factory=SearchOptions,
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",
     )
+
+    @model_validator(mode="after")
+    def _quantised_cache_has_flash_attention(self) -> ServerArgs:
+        """llama.cpp quantises the V cache only inside its flash-attention kernel: without it,
+        the context would fail to load after the model, with a less helpful message."""
+        if self.kv_cache_dtype != "auto" and self.flash_attn == "off":
+            raise ValueError(
+                f"kv_cache_dtype {self.kv_cache_dtype} needs flash attention "
+                "(flash_attn auto or on)"
+            )
+        return self
 
     @field_validator("api_keys", "upstreams", mode="before")
     @classmethod

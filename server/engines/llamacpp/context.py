@@ -22,6 +22,8 @@ _FLASH_ATTN_TYPES = {
     "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
     "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
 }
+KvCacheDtype = Literal["auto", "q8_0"]
+_KV_TYPES = {"auto": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
 
 
@@ -39,6 +41,7 @@ class LlamaContext:
         threads: int | None,
         threads_batch: int | None,
         flash_attn: FlashAttention = "auto",
+        kv_cache_dtype: KvCacheDtype = "auto",
     ) -> None:
         llama_cpp.llama_backend_init()
         self._model = llama_cpp.llama_model_load_from_file(
@@ -52,6 +55,7 @@ class LlamaContext:
         params.n_seq_max = max_sequences
         params.kv_unified = True
         params.flash_attn_type = _FLASH_ATTN_TYPES[flash_attn]
+        params.type_k = params.type_v = _KV_TYPES[kv_cache_dtype]
         params.n_threads = threads or default_threads()
         params.n_threads_batch = threads_batch or params.n_threads
         self.threads, self.threads_batch = params.n_threads, params.n_threads_batch

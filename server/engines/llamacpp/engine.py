@@ -14,7 +14,7 @@ from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
-from server.engines.llamacpp.context import FlashAttention, LlamaContext
+from server.engines.llamacpp.context import FlashAttention, KvCacheDtype, LlamaContext
 from server.engines.llamacpp.scheduler import LlamaCall, Scheduler
 from server.model_source import ModelSource
 
@@ -36,6 +36,7 @@ class LlamaCppEngine(BaseEngine):
         threads: int | None = None,
         threads_batch: int | None = None,
         flash_attn: FlashAttention = "auto",
+        kv_cache_dtype: KvCacheDtype = "auto",
     ) -> None:
         context = LlamaContext(
             source.path,
@@ -44,6 +45,7 @@ class LlamaCppEngine(BaseEngine):
             threads=threads,
             threads_batch=threads_batch,
             flash_attn=flash_attn,
+            kv_cache_dtype=kv_cache_dtype,
         )
         tokenizer = HFTokenizer.load(source.tokenizer_folder(), context.eos_token_ids)
         super().__init__(source.served_name, tokenizer)
@@ -69,6 +71,7 @@ class LlamaCppEngine(BaseEngine):
             threads=args.threads,
             threads_batch=args.threads_batch,
             flash_attn=args.flash_attn,
+            kv_cache_dtype=args.kv_cache_dtype,
         )
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
