@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from search.formats import AUTO_FALLBACK, ReasoningFormat
 from server.openai.protocol import SearchOptions
 
+FlashAttention = Literal["auto", "on", "off"]  # llama.cpp's attention kernel
+KvCacheDtype = Literal["auto", "q8_0"]  # llama.cpp's KV cache cells (auto: 16-bit floats)
+
 
 class ServerArgs(BaseSettings):
     """Everything ``ponder serve`` is configured by.  Flags are the field names in kebab case
@@ -69,11 +72,11 @@ class ServerArgs(BaseSettings):
         description="temperature of a chat or Responses request that sets none (OpenAI's is 1: "
         "the default model answers better cooler, README 'Accuracy')",
     )
-    flash_attn: Literal["auto", "on", "off"] = Field(
+    flash_attn: FlashAttention = Field(
         "auto",
         description="llama.cpp: flash attention (auto: llama.cpp's choice, on for CPU)",
     )
-    kv_cache_dtype: Literal["auto", "q8_0"] = Field(
+    kv_cache_dtype: KvCacheDtype = Field(
         "auto",
         description="llama.cpp: KV cache cells' type (auto: 16-bit floats; q8_0: 8-bit, half "
         "the memory, needs flash attention)",

@@ -7,22 +7,21 @@ last decode: freed from another thread, they could go while a decode still runs 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import llama_cpp
 import numpy as np
 
+from server.args import FlashAttention, KvCacheDtype
 from server.engines.llamacpp.threads import default_threads
 
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
 
-FlashAttention = Literal["auto", "on", "off"]
 _FLASH_ATTN_TYPES = {
     "auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
     "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
     "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
 }
-KvCacheDtype = Literal["auto", "q8_0"]
 _KV_TYPES = {"auto": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 BATCH_TOKENS = 512  # tokens per decode step (running samples first, then prompt chunks)
 

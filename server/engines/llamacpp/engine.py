@@ -10,11 +10,11 @@ import logging
 from collections.abc import Sequence
 
 from search.engine import Completion, GenerationRequest, RequestRejected
-from server.args import ServerArgs
+from server.args import FlashAttention, KvCacheDtype, ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
 from server.engines.hf_tokenizer import HFTokenizer
-from server.engines.llamacpp.context import FlashAttention, KvCacheDtype, LlamaContext
+from server.engines.llamacpp.context import LlamaContext
 from server.engines.llamacpp.scheduler import LlamaCall, Scheduler
 from server.model_source import ModelSource
 
