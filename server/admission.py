@@ -100,6 +100,11 @@ class Admission:
         self._closed = asyncio.Event()
         self._metrics = metrics
 
+    @property
+    def idle(self) -> bool:
+        """Whether no search runs or waits: a request admitted now would run alone."""
+        return self._admitted == 0
+
     def slots_for(self, searches: int) -> int:
         """The slots a request of ``searches`` searches takes: one each, at most all."""
         return min(searches, self._slots.total)

@@ -152,6 +152,13 @@ class ServerArgs(BaseSettings):
         "answer after <Output>), think (<think>...</think>, answer after </think>), auto "
         f"(think for a thinking chat template, else {AUTO_FALLBACK})",
     )
+    adaptive_parallel: bool = Field(
+        False,
+        description="a chat search that would run alone (no other search running or waiting, "
+        "n 1, no search.parallel of its own) expands a round's iterations together "
+        "(search.parallel = search.iterations, at most 64 rows a call): one search then fills "
+        "more of the engine's batch",
+    )
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,
         description="JSON object of search defaults, e.g. '{\"iterations\": 8}'",

@@ -36,6 +36,7 @@ from search import (
     run_search,
 )
 from search.formats import choose, opens_reasoning, with_system_prompt
+from search.params import MAX_SAMPLES
 from search.presets import preset
 from server.admission import Admission
 from server.args import ServerArgs
@@ -114,10 +115,15 @@ def finish_reason_of(result: SearchResult) -> FinishReason:
 
 def search_info(prepared: PreparedChat, result: SearchResult, *, with_tree: bool) -> SearchInfo:
     """ponder's ``search`` object for a finished search, with the tree when asked for."""
-    own = ("reasoning_format", "tree")
+    own = ("reasoning_format", "parallel", "tree")
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name not in own}
     tree = list(result.tree) if with_tree else None
-    return SearchInfo(**fields, reasoning_format=prepared.reasoning_format, tree=tree)
+    return SearchInfo(
+        **fields,
+        reasoning_format=prepared.reasoning_format,
+        parallel=prepared.params.parallel,
+        tree=tree,
+    )
 
 
 def _engine_fields(method: str) -> dict[str, str]:
@@ -355,6 +361,10 @@ class ChatService:
                 )
             update["method"] = alias
         options = self.defaults.model_copy(update=update)
+        chosen = options.model_dump()  # generated fields: no attributes for mypy
+        if "parallel" not in asked and self._alone(request, chosen["method"]):
+            width = min(chosen["iterations"], MAX_SAMPLES // chosen["branching"])
+            options = options.model_copy(update={"parallel": max(width, 1)})
         if request.timeout is not None:
             cap = self.args.max_search_seconds
             if cap is not None and request.timeout > cap:
@@ -367,6 +377,17 @@ class ChatService:
             deadline = min(own or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
+
+    def _alone(self, request: ChatCompletionRequest, method: str) -> bool:
+        """Whether ``--adaptive-parallel`` widens this search: an MCTS search of one choice
+        that nothing else shares the engine with, which would otherwise keep only
+        ``branching`` rows of the batch busy."""
+        return (
+            self.args.adaptive_parallel
+            and method == "mcts"
+            and request.n == 1
+            and self.admission.idle
+        )
 
     def _budgets(
         self,

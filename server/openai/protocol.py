@@ -154,6 +154,7 @@ class SearchInfo(OpenAIBaseModel):
 
     method: str
     reasoning_format: str
+    parallel: int  # MCTS leaves expanded together (``--adaptive-parallel`` may widen it)
     iterations: int
     nodes: int
     generated_tokens: int
