@@ -50,3 +50,19 @@ def test_an_unclosed_think_block_from_the_prompt_is_all_reasoning() -> None:
         "Let me see how far this goes",
         "",
     )
+
+
+def test_a_reasoning_block_the_model_closes_without_a_marker_answers_with_its_last_paragraph() -> (
+    None
+):
+    """Qwen2.5-Coder-1.5B under Marco-o1's prompt: ``<Thought>`` and no ``<Output>``.  Its last
+    paragraph (tags alone do not count) is the answer, and stays in the reasoning too."""
+    steps = ["<Thought>4 + 6 + 12 = 22.\n\n", "So John has \\boxed{22}.</Thought>\n\n"]
+    splitter = AnswerSplitter(("<Output>",), implicit="content")
+    assert splitter.feed(steps[0], last=False) == ("4 + 6 + 12 = 22.\n\n", "")
+    reasoning, answer = splitter.feed(steps[1], last=True, ended=True)
+    assert reasoning == "So John has \\boxed{22}.\n\n"
+    assert answer == "So John has \\boxed{22}.\n\n"
+    # cut by a token bound, the block is unfinished thought: no answer is made up
+    cut = AnswerSplitter(("<Output>",), implicit="content")
+    assert feed_all(cut, steps) == ("4 + 6 + 12 = 22.\n\nSo John has \\boxed{22}.\n\n", "")
