@@ -363,8 +363,8 @@ class ChatService:
         options = self.defaults.model_copy(update=update)
         chosen = options.model_dump()  # generated fields: no attributes for mypy
         if "parallel" not in asked and self._alone(request, chosen["method"]):
-            width = min(chosen["iterations"], MAX_SAMPLES // chosen["branching"])
-            options = options.model_copy(update={"parallel": max(width, 1)})
+            width = min(chosen["iterations"], MAX_SAMPLES // chosen["branching"])  # >= 1
+            options = options.model_copy(update={"parallel": width})
         if request.timeout is not None:
             cap = self.args.max_search_seconds
             if cap is not None and request.timeout > cap:
@@ -373,7 +373,7 @@ class ChatService:
                     param="timeout",
                     code="over_server_cap",
                 )
-            own: float | None = options.model_dump()["max_seconds"]  # generated: no attribute
+            own: float | None = chosen["max_seconds"]
             deadline = min(own or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
