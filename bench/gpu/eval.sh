@@ -93,23 +93,24 @@ run() {
     local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512,vote=true"
     local core=(--config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4"
         --config "mcts=$mcts,max_search_tokens=1152")
-    # the core comparison (English, with twice the budget for both searches) beside the
-    # Chinese one and the rewards' calibration
+    # the core comparison (English, with twice the budget for both searches), the Chinese one,
+    # the other methods and granularities at the same 1,152 tokens on half the problems, and
+    # the rewards' calibration, all at once: each phase is a share of one batch, and a phase
+    # that waited for another would not start before a short loan's deadline
     phase eng-t03 --gsm eng $at --concurrency 96 "${core[@]}" \
         --config "sc8=self_consistency,samples=8" \
         --config "mcts2x=${mcts/iterations=2/iterations=4},max_search_tokens=2304" &
     local phases=$!
-    (
-        phase zho-t03 --gsm zho --limit 50 $at --concurrency 32 "${core[@]}"
-        # the other methods and granularities at the same 1,152 tokens, on half the problems
-        phase eng-more-t03 --gsm eng --limit 50 $at --concurrency 48 \
-            --config "bo4=best_of_n,samples=4" \
-            --config "beam=beam,rollout_tokens=512,max_search_tokens=1152" \
-            --config "mini32=${mcts/step,/mini_step,step_tokens=32,},max_search_tokens=1152" \
-            --config "mini64=${mcts/step,/mini_step,step_tokens=64,},max_search_tokens=1152" \
-            --config "novote=${mcts/,vote=true/},max_search_tokens=1152" \
-            --config "refl=$mcts,reflection=true,max_search_tokens=1152"
-    ) &
+    phase zho-t03 --gsm zho --limit 50 $at --concurrency 32 "${core[@]}" &
+    phases="$phases $!"
+    phase eng-more-t03 --gsm eng --limit 50 $at --concurrency 48 \
+        --config "bo4=best_of_n,samples=4" \
+        --config "beam=beam,rollout_tokens=512,max_search_tokens=1152" \
+        --config "mini32=${mcts/step,/mini_step,step_tokens=32,},max_search_tokens=1152" \
+        --config "mini64=${mcts/step,/mini_step,step_tokens=64,},max_search_tokens=1152" \
+        --config "novote=${mcts/,vote=true/},max_search_tokens=1152" \
+        --config "refl=$mcts,reflection=true,max_search_tokens=1152" \
+        --config "mcts2x-p3=${mcts/iterations=2/iterations=4},max_search_tokens=2304,parallel=3" &
     phases="$phases $!"
     phase calibration-t03 --gsm eng $at --calibration --samples 8 --concurrency 16 \
         --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &

@@ -3,16 +3,22 @@
 A new prompt starts from the entry sharing its longest prefix, so a search that re-reads its
 tree's paths only computes what is new.  The value is whatever the engine keeps the KV in: a
 llama.cpp sequence id, or a transformers tensor pair per layer.
+
+Entries are indexed by the hashes of their prefixes in blocks of :data:`BLOCK` tokens (as vLLM
+hashes its KV blocks), so a lookup walks the prompt's blocks instead of comparing it with every
+entry: with a few hundred entries of a GPU's batch, the scan took ~10 ms per prompt on the
+engine's one scheduler thread.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import count
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+BLOCK = 16  # tokens per indexed block: a shared prefix shorter than this is found by a scan
 
 
 class PrefixCache(Generic[T]):
@@ -22,6 +28,7 @@ class PrefixCache(Generic[T]):
         self.max_tokens = max_tokens
         self.tokens = 0
         self._entries: OrderedDict[int, tuple[tuple[int, ...], T]] = OrderedDict()
+        self._blocks: dict[int, set[int]] = {}  # a prefix's hash -> the entries holding it
         self._keys = count()
 
     def __len__(self) -> int:
@@ -30,19 +37,30 @@ class PrefixCache(Generic[T]):
     def longest_prefix(self, prompt: Sequence[int]) -> tuple[T | None, int]:
         """The entry sharing the longest prefix with ``prompt`` and that prefix's length
         (``None, 0`` when none shares a token); the entry becomes the most recently used."""
+        prompt = tuple(prompt)
+        candidates: Iterable[int] = self._entries.keys()
+        shared = 0
+        for depth, digest in enumerate(_block_hashes(prompt), start=1):
+            holders = self._blocks.get(digest)
+            if not holders:
+                break
+            candidates, shared = holders, depth * BLOCK
         best, best_len = -1, 0
-        for key, (tokens, _) in self._entries.items():
-            n = common_prefix(tokens, prompt)
+        for key in sorted(candidates):
+            tokens = self._entries[key][0]
+            if tokens[:shared] != prompt[:shared]:  # a hash collision: look at every entry
+                return self._scan(prompt)
+            n = shared + common_prefix(tokens[shared:], prompt[shared:])
             if n > best_len:
                 best, best_len = key, n
-        if best < 0:
-            return None, 0
-        self._entries.move_to_end(best)
-        return self._entries[best][1], best_len
+        return self._use(best, best_len)
 
     def add(self, tokens: tuple[int, ...], value: T) -> list[T]:
         """Keep ``value`` (holding ``tokens``); return the values evicted to stay in bounds."""
-        self._entries[next(self._keys)] = (tokens, value)
+        key = next(self._keys)
+        self._entries[key] = (tokens, value)
+        for digest in _block_hashes(tokens):
+            self._blocks.setdefault(digest, set()).add(key)
         self.tokens += len(tokens)
         evicted = []
         while self.tokens > self.max_tokens and (old := self.pop_oldest()) is not None:
@@ -54,9 +72,39 @@ class PrefixCache(Generic[T]):
         for key, (tokens, value) in self._entries.items():
             if keep is None or value != keep:
                 del self._entries[key]
+                for digest in _block_hashes(tokens):
+                    holders = self._blocks[digest]
+                    holders.discard(key)
+                    if not holders:
+                        del self._blocks[digest]
                 self.tokens -= len(tokens)
                 return value
         return None
+
+    def _scan(self, prompt: tuple[int, ...]) -> tuple[T | None, int]:
+        """:meth:`longest_prefix` by comparing ``prompt`` with every entry."""
+        best, best_len = -1, 0
+        for key, (tokens, _) in self._entries.items():
+            n = common_prefix(tokens, prompt)
+            if n > best_len:
+                best, best_len = key, n
+        return self._use(best, best_len)
+
+    def _use(self, key: int, length: int) -> tuple[T | None, int]:
+        if key < 0:
+            return None, 0
+        self._entries.move_to_end(key)
+        return self._entries[key][1], length
+
+
+def _block_hashes(tokens: tuple[int, ...]) -> list[int]:
+    """The hash of each whole block's prefix: ``tokens[:BLOCK]``, ``tokens[:2 * BLOCK]``, ...
+    (chained, so the list costs one pass)."""
+    digests, digest = [], 0
+    for start in range(0, len(tokens) - BLOCK + 1, BLOCK):
+        digest = hash((digest, tokens[start : start + BLOCK]))
+        digests.append(digest)
+    return digests
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
