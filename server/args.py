@@ -153,11 +153,11 @@ class ServerArgs(BaseSettings):
         f"(think for a thinking chat template, else {AUTO_FALLBACK})",
     )
     adaptive_parallel: bool = Field(
-        False,
+        True,
         description="a chat search that would run alone (no other search running or waiting, "
         "n 1, no search.parallel of its own) expands a round's iterations together "
         "(search.parallel = search.iterations, at most 64 rows a call): one search then fills "
-        "more of the engine's batch",
+        "more of the engine's batch (--no-adaptive-parallel: every search sequential)",
     )
     search_defaults: SearchOptions = Field(
         default_factory=SearchOptions,

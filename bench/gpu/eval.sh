@@ -47,9 +47,12 @@ receive() {
 }
 
 serve() {
+    # searches stay sequential unless a config says otherwise, as the committed rows ran
+    # (before --adaptive-parallel was the default)
     python3 -m server.cli serve --engine transformers --model "$KEEP/$MODEL.gguf" \
         --served-model-name $MODEL --dtype bfloat16 --port 8123 --max-concurrent-searches 256 \
-        --max-queued-searches 1024 --prefix-cache-tokens 262144 --uvicorn-log-level warning >"$OUT/serve.log" 2>&1 &
+        --max-queued-searches 1024 --prefix-cache-tokens 262144 --no-adaptive-parallel \
+        --uvicorn-log-level warning >"$OUT/serve.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 900); do
         python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8123/health', timeout=2)" \

@@ -1,5 +1,6 @@
-"""``--adaptive-parallel``: a search that has the engine to itself expands a round's
-iterations together; one that shares it, or whose request chose, keeps its ``parallel``."""
+"""``--adaptive-parallel`` (on by default): a search that has the engine to itself expands a
+round's iterations together; one that shares it, or whose request chose, keeps its ``parallel``;
+``--no-adaptive-parallel`` keeps every search sequential."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import openai
 import pytest
 
 from server.args import ServerArgs
+from server.cli import parse_args
 from server.engines.base import ServingEngine
 from tests.conftest import TINY_SEARCH, LiveServer
 
@@ -70,7 +72,14 @@ def test_a_search_keeps_its_parallel_when_it_asks_shares_or_is_not_mcts(
         assert beside["parallel"] == 1
 
 
-def test_without_the_flag_a_search_alone_is_sequential(
-    client: openai.OpenAI, model_name: str
+def test_it_is_on_by_default_and_off_with_its_negation(
+    engine: ServingEngine, model_name: str
 ) -> None:
-    assert searched(client, model_name, seed=1)[0]["parallel"] == 1
+    assert ServerArgs().adaptive_parallel
+    off = parse_args(["serve", "--no-adaptive-parallel"])
+    assert not off.adaptive_parallel
+    with (
+        LiveServer(engine, off) as live,
+        openai.OpenAI(base_url=f"{live.url}/v1", api_key="none", max_retries=0) as client,
+    ):
+        assert searched(client, model_name, seed=1)[0]["parallel"] == 1
