@@ -119,6 +119,10 @@ run() {
         --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
     phases="$phases $!"
     wait $phases # not the server, which runs on
+    # the engine's steps and rows (ponder_engine_batch_size): its decode rate on this machine
+    python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8123/metrics').read().decode())" \
+        >"$OUT/metrics.txt" 2>&1
+    echo "metrics after $((SECONDS - start)) s"
     kill $SERVER $packer
     tar czf "$OUT/results.tgz" -C /tmp/results .
     grep -c "" /tmp/results/*.log
