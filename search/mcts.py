@@ -203,13 +203,11 @@ class MctsRun(SearchRun):
         action, *tail = self.cutter.split(completion.token_ids, completion.logprobs)
         terminal = not tail and completion.finish_reason == "stop"
         child = next((c for c in leaf.children if c.token_ids == action.token_ids), None)
-        is_new = child is None
         if child is None:
             stop_reason = completion.stop_reason if terminal else None
             child = self.tree.add_child(leaf, action, terminal=terminal, stop_reason=stop_reason)
         reward = self.reward([*child.path_steps(), *tail])
-        if is_new and terminal:
-            self._maybe_reflect(leaf, child, reward)
+        self._maybe_reflect(leaf, [action, *tail], completion, reward)
         answer = None
         if self.voting and completion.finish_reason == "stop":
             ids = [*child.path_token_ids(), *(t for step in tail for t in step.token_ids)]
@@ -221,24 +219,32 @@ class MctsRun(SearchRun):
             self.finished_rollouts.append(trajectory)
         return trajectory
 
-    def _maybe_reflect(self, leaf: Node, child: Node, reward: float) -> None:
-        """Give a low-confidence finished path a sibling that asks the model to rethink."""
+    def _maybe_reflect(
+        self, leaf: Node, answer: list[Step], completion: Completion, reward: float
+    ) -> None:
+        """Give a weak finished answer a sibling that asks the model to rethink it: the whole
+        answer sampled from ``leaf`` (its child's step and the rollout after it), then the
+        reflection prompt, as one step that a later iteration expands.  Marco-o1 reflects at
+        the end of a thought; reflecting only on an expanded step that itself ends the answer
+        almost never happened, since a rollout, not a node, is what usually ends it."""
         params = self.params
-        ended_on_eos = isinstance(child.stop_reason, int)
+        ended_on_eos = isinstance(completion.stop_reason, int)
         if not (params.reflection and ended_on_eos and reward < params.reflection_threshold):
             return
-        if child.reflections >= params.max_reflections:
+        if leaf.reflections >= params.max_reflections:
             return
         eos = self.engine.tokenizer.eos_token_ids
-        step = child.step
-        keep = len(step.token_ids)
-        while keep and step.token_ids[keep - 1] in eos:
+        token_ids = [t for step in answer for t in step.token_ids]
+        keep = len(token_ids)
+        while keep and token_ids[keep - 1] in eos:
             keep -= 1
+        logprobs = tuple(lp for step in answer for lp in step.logprobs)
+        confidences = tuple(c for step in answer for c in step.confidences)
         reflected = Step(
-            step.token_ids[:keep] + self.reflection_ids,
-            step.logprobs[:keep],
-            step.confidences[:keep],
+            tuple(token_ids[:keep]) + self.reflection_ids, logprobs[:keep], confidences[:keep]
         )
+        if any(c.token_ids == reflected.token_ids for c in leaf.children):
+            return  # the same answer was sampled twice: one rethinking of it is enough
         self.tree.add_child(leaf, reflected, terminal=False, reflections=1)
 
     def _final_rollout(self, root: Node, best: Trajectory) -> Trajectory:

@@ -289,6 +289,25 @@ def test_reflection_gives_a_weak_answer_a_rethinking_sibling() -> None:
     assert CharTokenizer().decode(reflected).endswith(f"no\n\n{REFLECTION_TEXT}\n\n")
 
 
+def test_reflection_rethinks_a_weak_answer_that_a_rollout_finished() -> None:
+    """The answer "nono" ends in its rollout (two 2-token steps), not in the expanded step: the
+    whole answer, then the reflection prompt, is the sibling the next iteration expands."""
+    engine = ScriptedEngine(
+        [scored("nono", 0.2), scored("okok", 0.95), scored("okok", 0.95), scored("okok", 0.95)]
+    )
+    events = run(engine, iterations=2, reflection=True, reflection_threshold=0.5)
+    *_, result = text_of(events)
+    assert result.finish_reason == "stop"
+    rethought = CharTokenizer().decode(engine.requests[1].prompt_token_ids)
+    assert rethought == f"Q? nono\n\n{REFLECTION_TEXT}\n\n"
+    # a strong answer is not reflected on, and without the flag nothing is
+    quiet = ScriptedEngine([scored("nono", 0.2), scored("okok", 0.95)] * 2)
+    run(quiet, iterations=2)
+    assert all(
+        REFLECTION_TEXT not in CharTokenizer().decode(r.prompt_token_ids) for r in quiet.requests
+    )
+
+
 def test_seeded_searches_send_the_same_engine_seeds() -> None:
     seeds = []
     for _ in range(2):
