@@ -62,10 +62,10 @@ class SearchParams:
     :param max_tokens: most tokens on the answer path (OpenAI's `max_tokens`).
     :param max_search_tokens: most tokens the whole search may generate.
     :param max_seconds: wall-time budget of the search; none if unset.
-    :param reflection: give a weak finished path a sibling that asks the model to rethink
-        (Marco-o1's reflection prompt).
-    :param reflection_threshold: a finished path whose reward is below this gets the
-        reflection prompt appended and competes with the unreflected one.
+    :param reflection: give a weak finished answer a sibling that asks the model to rethink
+        it (Marco-o1's reflection prompt after the whole answer).
+    :param reflection_threshold: an answer that ends with a reward below this gets the
+        reflection prompt appended, and the rethinking competes with the unreflected one.
     :param max_reflections: reflections on one path.
     :param answer_markers: the answer is the text after the first of these (default: the
         `plain` reasoning format's, :data:`search.formats.PROFILES`).
