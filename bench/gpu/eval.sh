@@ -97,7 +97,9 @@ run() {
     local core=(--config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4"
         --config "mcts=$mcts,max_search_tokens=1152")
     # the core comparison (English, with twice the budget for both searches), the Chinese one,
-    # the other methods and granularities at the same 1,152 tokens on half the problems, and
+    # the other methods and granularities at the same 1,152 tokens on half the problems
+    # (refl90: reflection on weak finished answers, as since 2026-11-27; the committed `refl`
+    # rows are the earlier reflection, which never fired), and
     # the rewards' calibration, all at once: each phase is a share of one batch, and a phase
     # that waited for another would not start before a short loan's deadline
     phase eng-t03 --gsm eng $at --concurrency 96 "${core[@]}" \
@@ -112,7 +114,7 @@ run() {
         --config "mini32=${mcts/step,/mini_step,step_tokens=32,},max_search_tokens=1152" \
         --config "mini64=${mcts/step,/mini_step,step_tokens=64,},max_search_tokens=1152" \
         --config "novote=${mcts/,vote=true/},max_search_tokens=1152" \
-        --config "refl=$mcts,reflection=true,max_search_tokens=1152" \
+        --config "refl90=$mcts,reflection=true,reflection_threshold=0.9,max_search_tokens=1152" \
         --config "mcts2x-p3=${mcts/iterations=2/iterations=4},max_search_tokens=2304,parallel=3" &
     phases="$phases $!"
     phase calibration-t03 --gsm eng $at --calibration --samples 8 --concurrency 16 \
