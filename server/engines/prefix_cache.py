@@ -45,15 +45,15 @@ class PrefixCache(Generic[T]):
             if not holders:
                 break
             candidates, shared = holders, depth * BLOCK
-        best, best_len = -1, 0
-        for key in sorted(candidates):
-            tokens = self._entries[key][0]
-            if tokens[:shared] != prompt[:shared]:  # a hash collision: look at every entry
-                return self._scan(prompt)
-            n = shared + common_prefix(tokens[shared:], prompt[shared:])
-            if n > best_len:
-                best, best_len = key, n
-        return self._use(best, best_len)
+        found = self._longest(prompt, candidates, shared)
+        if found is None:  # a hash collision: compare with every entry
+            found = self._longest(prompt, self._entries.keys(), 0)
+        assert found is not None  # nothing is assumed shared: no collision to find
+        best, best_len = found
+        if best < 0:
+            return None, 0
+        self._entries.move_to_end(best)
+        return self._entries[best][1], best_len
 
     def add(self, tokens: tuple[int, ...], value: T) -> list[T]:
         """Keep ``value`` (holding ``tokens``); return the values evicted to stay in bounds."""
@@ -81,20 +81,21 @@ class PrefixCache(Generic[T]):
                 return value
         return None
 
-    def _scan(self, prompt: tuple[int, ...]) -> tuple[T | None, int]:
-        """:meth:`longest_prefix` by comparing ``prompt`` with every entry."""
+    def _longest(
+        self, prompt: tuple[int, ...], keys: Iterable[int], shared: int
+    ) -> tuple[int, int] | None:
+        """The key among ``keys`` sharing the longest prefix with ``prompt`` (-1 when none
+        shares a token) and its length, each entry assumed to share the first ``shared``
+        tokens; ``None`` when one does not (its block hashes collided with the prompt's)."""
         best, best_len = -1, 0
-        for key, (tokens, _) in self._entries.items():
-            n = common_prefix(tokens, prompt)
+        for key in sorted(keys):
+            tokens = self._entries[key][0]
+            if tokens[:shared] != prompt[:shared]:
+                return None
+            n = shared + common_prefix(tokens[shared:], prompt[shared:])
             if n > best_len:
                 best, best_len = key, n
-        return self._use(best, best_len)
-
-    def _use(self, key: int, length: int) -> tuple[T | None, int]:
-        if key < 0:
-            return None, 0
-        self._entries.move_to_end(key)
-        return self._entries[key][1], length
+        return best, best_len
 
 
 def _block_hashes(tokens: tuple[int, ...]) -> list[int]:
