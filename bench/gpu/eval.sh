@@ -96,15 +96,18 @@ run() {
     local mcts="mcts,granularity=step,iterations=2,branching=2,rollout_tokens=512,vote=true"
     local core=(--config "greedy=none,temperature=0" --config "sc4=self_consistency,samples=4"
         --config "mcts=$mcts,max_search_tokens=1152")
-    # the core comparison (English, with twice the budget for both searches), the Chinese one,
-    # the other methods and granularities at the same 1,152 tokens on half the problems
-    # (refl90: reflection on weak finished answers, as since 2026-11-27; the committed `refl`
-    # rows are the earlier reflection, which never fired), and
-    # the rewards' calibration, all at once: each phase is a share of one batch, and a phase
-    # that waited for another would not start before a short loan's deadline
-    phase eng-t03 --gsm eng $at --concurrency 96 "${core[@]}" \
+    # the core comparison (English, with twice the budget for both searches, and `default`:
+    # the server's own MCTS defaults, with the `parallel` 4 a lone search gets from
+    # --adaptive-parallel), the Chinese one, and the other methods and granularities at the
+    # same 1,152 tokens on half the problems (refl90: reflection on weak finished answers, as
+    # since 2026-11-27; the committed `refl` rows are the earlier reflection, which never
+    # fired), all at once: each phase is a share of one batch, and a phase that waited for
+    # another would not start before a short loan's deadline. The calibration
+    # (calibration-t03) finished its 100 problems on 2026-11-27 and is not rerun.
+    phase eng-t03 --gsm eng $at --concurrency 128 "${core[@]}" \
         --config "sc8=self_consistency,samples=8" \
-        --config "mcts2x=${mcts/iterations=2/iterations=4},max_search_tokens=2304" &
+        --config "mcts2x=${mcts/iterations=2/iterations=4},max_search_tokens=2304" \
+        --config "default=mcts,parallel=4" &
     local phases=$!
     phase zho-t03 --gsm zho --limit 50 $at --concurrency 32 "${core[@]}" &
     phases="$phases $!"
@@ -116,9 +119,6 @@ run() {
         --config "novote=${mcts/,vote=true/},max_search_tokens=1152" \
         --config "refl90=$mcts,reflection=true,reflection_threshold=0.9,max_search_tokens=1152" \
         --config "mcts2x-p3=${mcts/iterations=2/iterations=4},max_search_tokens=2304,parallel=3" &
-    phases="$phases $!"
-    phase calibration-t03 --gsm eng $at --calibration --samples 8 --concurrency 16 \
-        --engine transformers --model "$KEEP/$MODEL.gguf" --serve-arg=--dtype --serve-arg=bfloat16 &
     phases="$phases $!"
     wait $phases # not the server, which runs on
     # the engine's steps and rows (ponder_engine_batch_size): its decode rate on this machine
