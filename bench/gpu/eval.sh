@@ -15,7 +15,7 @@ KEEP=/tmp/ponder-eval
 SITE=/tmp/ponder-site
 MODEL=qwen2.5-coder-0.5b-instruct
 GGUF_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
-PIECE_BYTES=63963136 # 61 MiB: a piece, the working tree and the call's overhead fit in 64 MiB
+PIECE_BYTES=58720256 # 56 MiB: a piece and the working tree (4 MiB by 2026-11-27) fit in 64 MiB
 mkdir -p "$OUT" "$KEEP"
 
 pack() {
