@@ -77,7 +77,8 @@ run() {
     local budget=$1 start=$SECONDS
     mkdir -p /tmp/results
     # every phase resumes from what earlier loans finished (committed under bench/results/h200)
-    cp bench/results/h200/*.json /tmp/results/ 2>/dev/null
+    # (never over what an earlier call of this loan left on the machine: that is newer)
+    cp -n bench/results/h200/*.json /tmp/results/ 2>/dev/null
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$KEEP"/p*/whl/*.whl || return 1
     export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
     export PONDER_CACHE_DIR=/tmp/ponder-cache
