@@ -47,8 +47,9 @@ class SearchParams:
     The ``:param:`` text of an :func:`option` field is its description in the API schema.
 
     :param prompt_token_ids: the chat prompt, template applied, generation prompt added.
-    :param method: the search method: `mcts` is Marco-o1's tree search, `none` plain sampling
-        with no search.
+    :param method: the search method: `mcts` is Marco-o1's tree search, `self_consistency`
+        (the default: the best per token measured on the default model) the majority of
+        `samples` whole answers, `none` plain sampling with no search.
     :param granularity: an action is a `step` (up to `step_separator`), a `mini_step` of
         `step_tokens` tokens, or a single `token`.
     :param step_tokens: mini-step size; in `step` granularity the cap on one step's length;
@@ -87,7 +88,7 @@ class SearchParams:
     """
 
     prompt_token_ids: tuple[int, ...]
-    method: str = option("mcts")
+    method: str = option("self_consistency")
     granularity: Granularity = option("step")  # noqa: RUF009 - option() is field()
     step_tokens: int = option(64, ge=1, le=4096)
     step_separator: str = option("\n\n", min_length=1)

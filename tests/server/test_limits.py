@@ -116,7 +116,7 @@ def test_the_server_defaults_are_brought_within_its_caps() -> None:
 def test_a_deadline_returns_the_best_answer_so_far(client: openai.OpenAI, model_name: str) -> None:
     # a search no machine finishes, and a deadline long enough for a busy one to find a rollout
     # (on 2 cores under heavy load, the first expansion took 14 s)
-    search = {"granularity": "mini_step", "step_tokens": 8, "rollout_tokens": 16}
+    search = {"method": "mcts", "granularity": "mini_step", "step_tokens": 8, "rollout_tokens": 16}
     search["iterations"] = 10_000
     r = client.chat.completions.create(
         model=model_name,

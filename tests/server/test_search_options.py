@@ -57,3 +57,20 @@ def test_the_readme_documents_every_knob() -> None:
     table = text[text.index("## Search knobs") : text.index("## How the search works")]
     documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
     assert sorted(documented) == sorted(SearchOptions.model_fields)
+
+
+def test_a_request_that_names_no_method_gets_self_consistency(
+    server: LiveServer, model_name: str
+) -> None:
+    # the method measured best per token on the default model (README, "What the defaults are
+    # and why"): 4 whole answers and their majority
+    messages = [{"role": "user", "content": "Hi"}]
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": model_name, "messages": messages, "max_tokens": 8},
+        timeout=600,
+    )
+    assert r.status_code == 200, r.text
+    search = r.json()["search"]
+    assert (search["method"], search["iterations"]) == ("self_consistency", 4)
+    assert r.json()["usage"]["completion_tokens"] <= 4 * 8

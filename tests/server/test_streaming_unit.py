@@ -17,6 +17,7 @@ from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
 PARAMS = SearchParams(
     prompt_token_ids=tuple(CharTokenizer().encode("Q? ")),
+    method="mcts",
     granularity="mini_step",
     step_tokens=2,
     iterations=1,
