@@ -1,5 +1,5 @@
 """One search against the engine it runs on: the generated tokens/s of one MCTS request alone
-(the server's default search, a GSM8K question), against the engine's own tokens/s at 1, 2, 4,
+(MCTS's default knobs, a GSM8K question), against the engine's own tokens/s at 1, 2, 4,
 8 and 16 rows, side by side in one run; and how soon the search streams its first reasoning,
 against the end of its first round (where it streamed before decided steps went out early)
 and its wall time.
@@ -83,6 +83,7 @@ def main() -> None:
         prompt = tuple(engine.tokenizer.apply_chat_template(QUESTION))
         params = replace(
             SearchParams(prompt_token_ids=prompt),
+            method="mcts",  # with its default knobs: what --adaptive-parallel widens
             temperature=args.temperature,
             max_tokens=args.max_tokens,
         )

@@ -61,6 +61,7 @@ def mcts_params(prompt: tuple[int, ...], **overrides: Any) -> SearchParams:
     """The benchmarks' MCTS: 32-token mini-steps, 8 iterations, branching 2, 64-token
     rollouts, answers of at most 128 tokens, seeded."""
     options: dict[str, Any] = {
+        "method": "mcts",
         "granularity": "mini_step",
         "step_tokens": 32,
         "iterations": 8,
