@@ -42,3 +42,20 @@ def test_the_default_model_multiplies(default_client: openai.OpenAI) -> None:
         extra_body={"search": {"method": "none"}},
     )
     assert "56" in (r.choices[0].message.content or "")
+
+
+def test_a_request_that_sets_nothing_votes_on_the_default_model(
+    default_client: openai.OpenAI,
+) -> None:
+    # the server's default search (self-consistency of 4 at temperature 0.3), as a client
+    # that knows nothing of ponder gets it; max_tokens bounds all four samples together
+    r = default_client.chat.completions.create(
+        model=DEFAULT,
+        messages=[{"role": "user", "content": "What is 7*8?"}],
+        max_tokens=240,
+        seed=1,
+    )
+    search = (r.model_extra or {})["search"]
+    assert (search["method"], search["iterations"]) == ("self_consistency", 4)
+    assert "56" in (r.choices[0].message.content or "")
+    assert r.usage is not None and r.usage.completion_tokens <= 240
