@@ -73,4 +73,4 @@ def test_a_request_that_names_no_method_gets_self_consistency(
     assert r.status_code == 200, r.text
     search = r.json()["search"]
     assert (search["method"], search["iterations"]) == ("self_consistency", 4)
-    assert r.json()["usage"]["completion_tokens"] <= 4 * 8
+    assert r.json()["usage"]["completion_tokens"] <= 8  # max_tokens bounds all four samples
