@@ -207,7 +207,7 @@ class MctsRun(SearchRun):
             stop_reason = completion.stop_reason if terminal else None
             child = self.tree.add_child(leaf, action, terminal=terminal, stop_reason=stop_reason)
         reward = self.reward([*child.path_steps(), *tail])
-        self._maybe_reflect(leaf, [action, *tail], completion, reward)
+        self._maybe_reflect(leaf, completion, reward)
         answer = None
         if self.voting and completion.finish_reason == "stop":
             ids = [*child.path_token_ids(), *(t for step in tail for t in step.token_ids)]
@@ -219,14 +219,13 @@ class MctsRun(SearchRun):
             self.finished_rollouts.append(trajectory)
         return trajectory
 
-    def _maybe_reflect(
-        self, leaf: Node, answer: list[Step], completion: Completion, reward: float
-    ) -> None:
+    def _maybe_reflect(self, leaf: Node, completion: Completion, reward: float) -> None:
         """Give a weak finished answer a sibling that asks the model to rethink it: the whole
-        answer sampled from ``leaf`` (its child's step and the rollout after it), then the
-        reflection prompt, as one step that a later iteration expands.  Marco-o1 reflects at
-        the end of a thought; reflecting only on an expanded step that itself ends the answer
-        almost never happened, since a rollout, not a node, is what usually ends it."""
+        answer sampled from ``leaf`` (``completion``: its child's step and the rollout after
+        it), then the reflection prompt, as one step that a later iteration expands.
+        Marco-o1 reflects at the end of a thought; reflecting only on an expanded step that
+        itself ends the answer almost never happened, since a rollout, not a node, is what
+        usually ends it."""
         params = self.params
         ended_on_eos = isinstance(completion.stop_reason, int)
         if not (params.reflection and ended_on_eos and reward < params.reflection_threshold):
@@ -234,15 +233,13 @@ class MctsRun(SearchRun):
         if leaf.reflections >= params.max_reflections:
             return
         eos = self.engine.tokenizer.eos_token_ids
-        token_ids = [t for step in answer for t in step.token_ids]
+        token_ids = completion.token_ids
         keep = len(token_ids)
         while keep and token_ids[keep - 1] in eos:
             keep -= 1
-        logprobs = tuple(lp for step in answer for lp in step.logprobs)
-        confidences = tuple(c for step in answer for c in step.confidences)
-        reflected = Step(
-            tuple(token_ids[:keep]) + self.reflection_ids, logprobs[:keep], confidences[:keep]
-        )
+        answer = Step.of(token_ids[:keep], completion.logprobs[:keep])
+        prompt = answer.token_ids + self.reflection_ids
+        reflected = Step(prompt, answer.logprobs, answer.confidences)
         if any(c.token_ids == reflected.token_ids for c in leaf.children):
             return  # the same answer was sampled twice: one rethinking of it is enough
         self.tree.add_child(leaf, reflected, terminal=False, reflections=1)
