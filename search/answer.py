@@ -83,8 +83,14 @@ class AnswerSplitter:
 
     @property
     def reasoning_chars(self) -> int:
-        """Length of the raw text that counts as reasoning (for reasoning-token usage)."""
-        return len(self._raw) if self._reasoning_end is None else self._reasoning_end
+        """Length of the raw text that counts as reasoning (for reasoning-token usage): all of
+        it before the answer begins.  An answer that also streamed as reasoning (the step before
+        an empty last step, a reasoning block's last paragraph) is the answer's, never counted
+        twice: OpenAI's reasoning tokens are the ones not in the visible answer."""
+        if self._content_start is None:
+            return len(self._raw)
+        assert self._reasoning_end is not None  # both are set together
+        return min(self._reasoning_end, self._content_start)
 
     def feed(self, text: str, *, last: bool, ended: bool = False) -> tuple[str, str]:
         """Append one committed step; ``last`` marks the end of the path, ``ended`` one that

@@ -55,6 +55,23 @@ TINY_SEARCH = {
 }
 
 
+def pytest_report_header() -> list[str]:
+    """What this run's arithmetic ran on: the kernels llama.cpp was built with and those numpy
+    and torch chose (``make test-portable`` switches the AVX-512 ones off)."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    numpy_simd = [name for name in ("X86_V3", "X86_V4", "AVX512_ICL") if __cpu_features__.get(name)]
+    header = [
+        f"numpy SIMD: {' '.join(numpy_simd) or 'baseline'}; "
+        f"torch CPU capability: {torch.backends.cpu.get_cpu_capability()}"
+    ]
+    if importlib.util.find_spec("llama_cpp") is not None:  # absent where only GPU engines run
+        import llama_cpp
+
+        header.append(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}")
+    return header
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search import AnswerDelta, ReasoningDelta, SearchParams
+from search import AnswerDelta, ReasoningDelta, SearchParams, SearchResult
 from search.answer import PathWriter
-from tests.scripted import CharTokenizer
+from tests.scripted import EOS, CharTokenizer
 
 PROMPT = (1, 2, 3)
 MARCO = SearchParams(prompt_token_ids=PROMPT, answer_markers=("<Output>",))
@@ -70,10 +70,51 @@ def test_an_empty_last_step_leaves_the_answer_to_the_step_before_it() -> None:
     assert writer.commit(ids("17*23 is "), last=False) == [ReasoningDelta("17*23 is ")]
     assert writer.commit(ids("391. <"), last=False) == [ReasoningDelta("391. ")]
     assert writer.commit_path([]) == [AnswerDelta("391. <")]
-    assert writer.reasoning_tokens() == len("17*23 is 391. ")
+    # the answer's tokens are the answer's, although its text streamed as reasoning first
+    assert writer.reasoning_tokens() == len("17*23 is ")
 
 
 def test_a_path_with_no_text_at_all_has_an_empty_answer() -> None:
     writer = PathWriter(CharTokenizer(), MARCO, implicit="last_step")
     assert writer.commit(ids(" \n"), last=False) == []
     assert writer.commit_path([]) == []
+
+
+def test_a_reasoning_block_closed_without_a_marker_counts_its_last_paragraph_as_answer() -> None:
+    """A ``<think>`` block the model ends without a marker answers with its last paragraph,
+    which streamed as reasoning too: usage counts those tokens as the answer's, so a
+    non-empty answer never leaves reasoning tokens equal to all the path's tokens."""
+    writer = PathWriter(CharTokenizer(), MARCO, implicit="content")
+    head, last = "<think>17*23 is 17*20 + 17*3.", "\n\nSo 391."
+    assert writer.commit(ids(head), last=False) == [ReasoningDelta("17*23 is 17*20 + 17*3.")]
+    assert writer.commit(ids(last), last=True, stop=0) == [
+        ReasoningDelta(last),
+        AnswerDelta("So 391."),
+    ]
+    assert writer.reasoning_tokens() == len(head)
+    assert len(writer.token_ids) - writer.reasoning_tokens() == len(last)
+
+
+def test_usage_never_counts_a_non_empty_answer_as_reasoning() -> None:
+    """The accounting behind ``completion_tokens_details.reasoning_tokens``: a search whose
+    answer is the step before an empty last step (MCTS's path that ends on an end-of-text
+    token) reports the answer's tokens as content, not as reasoning."""
+    writer = PathWriter(CharTokenizer(), MARCO, implicit="last_step")
+    writer.commit(ids("Step one. "), last=False)
+    writer.commit(ids("The answer is 391."), last=False)
+    assert writer.commit_path([[EOS]]) == [AnswerDelta("The answer is 391.")]
+    result = SearchResult(
+        method="mcts",
+        token_ids=tuple(writer.token_ids),
+        finish_reason="stop",
+        stop_reason="max_search_tokens",
+        prompt_tokens=len(PROMPT),
+        reasoning_tokens=writer.reasoning_tokens(),
+        iterations=2,
+        nodes=5,
+        generated_tokens=199,
+        reward=0.5,
+    )
+    assert result.content_tokens == len("The answer is 391.") + 1  # and the end-of-text token
+    assert result.hidden_reasoning_tokens == 199 - result.content_tokens
+    assert 0 < result.hidden_reasoning_tokens < result.completion_tokens
