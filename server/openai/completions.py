@@ -170,8 +170,9 @@ def _choice(
 ) -> CompletionChoice:
     text = completion.text
     stop = completion.stop_reason
-    if isinstance(stop, str) and not request.include_stop_str_in_output:
-        text = text[: text.find(stop)] if stop in text else text
+    if isinstance(stop, str) and stop in text:  # the stop string's token may run past it
+        kept = len(stop) if request.include_stop_str_in_output else 0
+        text = text[: text.find(stop) + kept]
     logprobs = None
     if request.logprobs is not None:
 

@@ -84,7 +84,7 @@ def test_sample_i_draws_from_seed_plus_i() -> None:
 
 def pairwise_bound(exact: sampling.Array, width: int) -> sampling.Array:
     """How far numpy's float32 log-softmax may lie from the exact one, in the arithmetic's own
-    terms (``eps`` = float32's unit roundoff ×2): ``x - max`` and ``- log S`` round once each
+    terms (``eps``: float32's machine epsilon): ``x - max`` and ``- log S`` round once each
     (``|value| eps``); every ``exp`` is off by a few units in the last place (4 ``eps`` on S);
     numpy adds a row pairwise, 16 terms per lane within blocks of 128 and then halves
     (``(16 + log2 width) eps`` on S); ``log S`` rounds at ``|log S| <= log width``.  Doubled:

@@ -86,10 +86,12 @@ def test_max_completion_tokens_bounds_the_whole_search_and_still_answers(
     client: openai.OpenAI, model_name: str
 ) -> None:
     """Every token the search generates counts; the best path found within the bound comes
-    back with content, cut short (``length``), the search saying which budget ended it."""
+    back with content, the search saying which budget ended it.  A story asked for cannot end
+    within the 40 tokens that two branches share, so the bound is what ends the search; whether
+    the chosen path itself ended (``stop``) or was cut (``length``) is the model's."""
     r = client.chat.completions.create(
         model=model_name,
-        messages=QUESTION,
+        messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
         seed=3,
         max_completion_tokens=40,
         extra_body={"search": {**TINY_SEARCH, "iterations": 8}},
@@ -97,7 +99,7 @@ def test_max_completion_tokens_bounds_the_whole_search_and_still_answers(
     search = (r.model_extra or {})["search"]
     assert r.usage.completion_tokens == search["generated_tokens"] <= 40
     assert r.choices[0].message.content
-    assert r.choices[0].finish_reason == "length"
+    assert r.choices[0].finish_reason in ("stop", "length")
     assert search["stop_reason"] == "max_search_tokens"
     content_tokens = r.usage.completion_tokens - r.usage.completion_tokens_details.reasoning_tokens
     assert 0 < content_tokens < r.usage.completion_tokens  # the rest was hidden reasoning
