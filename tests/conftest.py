@@ -162,6 +162,12 @@ class LiveServer:
         wait_for(lambda: self.server.started, "the server to start", 30)
         return self
 
+    def settle(self) -> None:
+        """Wait until no search runs or waits here: a stream's last frame reaches its client
+        before the server gives its slot back, and a search admitted beside another is not
+        widened (``--adaptive-parallel``), so two runs that must agree each start from here."""
+        wait_for(lambda: bool(self.app.state.admission.idle), "the server to be idle")
+
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)

@@ -52,10 +52,11 @@ def test_mcts_answer_with_reasoning_and_search_object(
 
 
 def test_streaming_sends_reasoning_before_content_and_usage_last(
-    client: openai.OpenAI, model_name: str, engine: LlamaCppEngine
+    client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine
 ) -> None:
     # llama.cpp rounds a little differently as its KV cache fills, which can move a sampled
     # token: both runs below start from an empty cache so the same seed means the same search
+    server.settle()
     engine.reset_prefix_cache()
     started = time.monotonic()
     stream = client.chat.completions.create(
@@ -96,6 +97,7 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
     assert finish in ("stop", "length") and search is not None
     assert usage is not None and usage.completion_tokens <= 120
     # streaming and non-streaming runs of the same seeded search give the same answer
+    server.settle()
     engine.reset_prefix_cache()
     r = client.chat.completions.create(
         model=model_name,
@@ -126,7 +128,7 @@ SEEDED_SEARCHES: dict[str, dict[str, object]] = {
 
 @pytest.mark.parametrize("method", SEEDED_SEARCHES)
 def test_a_seeded_answer_is_the_same_streamed_or_not(
-    client: openai.OpenAI, model_name: str, engine: LlamaCppEngine, method: str
+    client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine, method: str
 ) -> None:
     """The README's promise, for every method, sampling at temperature 0.8."""
     asked: dict[str, Any] = {
@@ -137,6 +139,7 @@ def test_a_seeded_answer_is_the_same_streamed_or_not(
         "max_tokens": 24,
         "extra_body": {"search": SEEDED_SEARCHES[method]},
     }
+    server.settle()
     engine.reset_prefix_cache()  # both runs start from the same engine state
     reasoning = content = ""
     for chunk in client.chat.completions.create(**asked, stream=True):
@@ -144,6 +147,7 @@ def test_a_seeded_answer_is_the_same_streamed_or_not(
             delta = chunk.choices[0].delta
             reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
             content += delta.content or ""
+    server.settle()
     engine.reset_prefix_cache()
     message = client.chat.completions.create(**asked).choices[0].message
     assert ((message.model_extra or {}).get("reasoning_content") or "", message.content) == (

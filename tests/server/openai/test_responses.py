@@ -13,7 +13,7 @@ import pytest
 from openai.types.responses import Response, ResponseReasoningItem
 
 from server.engines.llamacpp.engine import LlamaCppEngine
-from tests.conftest import TINY_SEARCH
+from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = "What is 17*23?"
 INSTRUCTIONS = "Answer briefly."
@@ -31,8 +31,13 @@ def reasoning_of(response: Response) -> str:
 
 
 def test_create_answers_with_reasoning_then_message_and_chat_usage(
-    client: openai.OpenAI, http: httpx.Client, model_name: str, engine: LlamaCppEngine
+    client: openai.OpenAI,
+    server: LiveServer,
+    http: httpx.Client,
+    model_name: str,
+    engine: LlamaCppEngine,
 ) -> None:
+    server.settle()
     engine.reset_prefix_cache()  # both runs start from the same engine state
     r = client.responses.create(
         model=f"{model_name}:mcts",
@@ -40,6 +45,7 @@ def test_create_answers_with_reasoning_then_message_and_chat_usage(
         extra_body=SEARCH,
         **ASKED,
     )
+    server.settle()
     engine.reset_prefix_cache()
     chat = client.chat.completions.create(
         model=f"{model_name}:mcts",
@@ -86,11 +92,13 @@ def test_a_budget_cut_is_incomplete(client: openai.OpenAI, model_name: str) -> N
 
 
 def test_stream_sends_the_standard_events_in_order(
-    client: openai.OpenAI, model_name: str, engine: LlamaCppEngine
+    client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine
 ) -> None:
+    server.settle()
     engine.reset_prefix_cache()
     with client.responses.stream(model=model_name, extra_body=SEARCH, **ASKED) as stream:
         events = list(stream)
+    server.settle()
     engine.reset_prefix_cache()
     whole = client.responses.create(model=model_name, extra_body=SEARCH, **ASKED)
     assert [e.sequence_number for e in events] == list(range(len(events)))
