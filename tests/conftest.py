@@ -162,11 +162,13 @@ class LiveServer:
         wait_for(lambda: self.server.started, "the server to start", 30)
         return self
 
-    def settle(self) -> None:
-        """Wait until no search runs or waits here: a stream's last frame reaches its client
-        before the server gives its slot back, and a search admitted beside another is not
-        widened (``--adaptive-parallel``), so two runs that must agree each start from here."""
+    def fresh(self, engine: LlamaCppEngine) -> None:
+        """Start the next run from the state the last one did: wait until no search runs or
+        waits here (a stream's last frame reaches its client before the server gives its slot
+        back, and a search admitted beside another is not widened by ``--adaptive-parallel``),
+        then empty llama.cpp's prefix cache (its attention rounds differently as it fills)."""
         wait_for(lambda: bool(self.app.state.admission.idle), "the server to be idle")
+        engine.reset_prefix_cache()
 
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True

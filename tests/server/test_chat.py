@@ -56,8 +56,7 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
 ) -> None:
     # llama.cpp rounds a little differently as its KV cache fills, which can move a sampled
     # token: both runs below start from an empty cache so the same seed means the same search
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     started = time.monotonic()
     stream = client.chat.completions.create(
         model=f"{model_name}:mcts",
@@ -97,8 +96,7 @@ def test_streaming_sends_reasoning_before_content_and_usage_last(
     assert finish in ("stop", "length") and search is not None
     assert usage is not None and usage.completion_tokens <= 120
     # streaming and non-streaming runs of the same seeded search give the same answer
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     r = client.chat.completions.create(
         model=model_name,
         messages=QUESTION,
@@ -139,16 +137,14 @@ def test_a_seeded_answer_is_the_same_streamed_or_not(
         "max_tokens": 24,
         "extra_body": {"search": SEEDED_SEARCHES[method]},
     }
-    server.settle()
-    engine.reset_prefix_cache()  # both runs start from the same engine state
+    server.fresh(engine)  # both runs start from the same engine state
     reasoning = content = ""
     for chunk in client.chat.completions.create(**asked, stream=True):
         if chunk.choices:
             delta = chunk.choices[0].delta
             reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
             content += delta.content or ""
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     message = client.chat.completions.create(**asked).choices[0].message
     assert ((message.model_extra or {}).get("reasoning_content") or "", message.content) == (
         reasoning,

@@ -52,8 +52,7 @@ def test_n_choices_each_with_its_own_answer_and_summed_usage(
     client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine, method: str
 ) -> None:
     asked = {**THREE_SEEDED, "model": model_name, "extra_body": {"search": METHODS[method]}}
-    server.settle()
-    engine.reset_prefix_cache()  # the stream below starts from the same engine state
+    server.fresh(engine)  # the stream below starts from the same engine state
     r = client.chat.completions.create(**asked)
     assert [c.index for c in r.choices] == [0, 1, 2]
     answers = [c.message.content for c in r.choices]
@@ -63,8 +62,7 @@ def test_n_choices_each_with_its_own_answer_and_summed_usage(
     assert r.usage.completion_tokens == sum(s["generated_tokens"] for s in searches)
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     assert r.usage.completion_tokens <= 3 * 48  # each choice keeps to the bound
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     content, finish, search, usage = streamed(client, **asked)
     assert [content[i] for i in range(3)] == answers  # seeded: the same, streamed or not
     assert [finish[i] for i in range(3)] == [c.finish_reason for c in r.choices]

@@ -37,16 +37,14 @@ def test_create_answers_with_reasoning_then_message_and_chat_usage(
     model_name: str,
     engine: LlamaCppEngine,
 ) -> None:
-    server.settle()
-    engine.reset_prefix_cache()  # both runs start from the same engine state
+    server.fresh(engine)  # both runs start from the same engine state
     r = client.responses.create(
         model=f"{model_name}:mcts",
         reasoning={"effort": "high", "summary": "auto"},
         extra_body=SEARCH,
         **ASKED,
     )
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     chat = client.chat.completions.create(
         model=f"{model_name}:mcts",
         messages=[
@@ -94,12 +92,10 @@ def test_a_budget_cut_is_incomplete(client: openai.OpenAI, model_name: str) -> N
 def test_stream_sends_the_standard_events_in_order(
     client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine
 ) -> None:
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     with client.responses.stream(model=model_name, extra_body=SEARCH, **ASKED) as stream:
         events = list(stream)
-    server.settle()
-    engine.reset_prefix_cache()
+    server.fresh(engine)
     whole = client.responses.create(model=model_name, extra_body=SEARCH, **ASKED)
     assert [e.sequence_number for e in events] == list(range(len(events)))
     kinds = [e.type for e in events]

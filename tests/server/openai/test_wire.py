@@ -59,11 +59,9 @@ def test_streamed_and_json_answers_have_the_same_fields(
         **REQUESTS[kind],
     }
     with httpx.Client(base_url=server.url, timeout=300) as http:
-        server.settle()
-        engine.reset_prefix_cache()  # both runs start from the same engine state
+        server.fresh(engine)  # both runs start from the same engine state
         chunks = streamed(http, {**body, "stream": True, "stream_options": {"include_usage": True}})
-        server.settle()
-        engine.reset_prefix_cache()
+        server.fresh(engine)
         r = http.post("/v1/chat/completions", json=body)
     assert r.status_code == 200
     whole = r.json()
