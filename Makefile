@@ -14,7 +14,7 @@ TORCH ?= torch==2.13.0
 export CMAKE_ARGS ?= -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-portable lint bench eval clean chromium default-model
+.PHONY: serve test test-portable lint docs bench eval clean chromium default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The documentation site (docs/ -> site/); --strict: a broken link or anchor fails it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 BENCHES ?= engines overhead prefix naive load latency
 bench: $(STAMP)

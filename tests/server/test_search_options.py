@@ -15,7 +15,7 @@ from search.reward import REWARDS
 from server.openai.protocol import SearchOptions, ServerSearchOptions
 from tests.conftest import LiveServer
 
-README = Path(__file__).parents[2] / "README.md"
+KNOBS_PAGE = Path(__file__).parents[2] / "docs" / "search-knobs.md"
 
 
 def published(server: LiveServer) -> dict[str, Any]:
@@ -52,10 +52,8 @@ def test_a_request_that_sets_nothing_searches_with_search_params_defaults() -> N
     assert SearchParams(prompt_token_ids=prompt, **options) == SearchParams(prompt)
 
 
-def test_the_readme_documents_every_knob() -> None:
-    text = README.read_text()
-    start = text.index("## Search knobs")
-    table = text[start : text.index("\n## ", start)]
+def test_the_docs_document_every_knob() -> None:
+    table = KNOBS_PAGE.read_text()
     documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
     assert sorted(documented) == sorted(SearchOptions.model_fields)
 
@@ -63,8 +61,8 @@ def test_the_readme_documents_every_knob() -> None:
 def test_a_request_that_names_no_method_gets_self_consistency(
     server: LiveServer, model_name: str
 ) -> None:
-    # the method measured best per token on the default model (README, "What the defaults are
-    # and why"): 4 whole answers and their majority
+    # the method measured best per token on the default model (docs/accuracy.md, "What the
+    # defaults are and why"): 4 whole answers and their majority
     messages = [{"role": "user", "content": "Hi"}]
     r = httpx.post(
         f"{server.url}/v1/chat/completions",

@@ -1,5 +1,5 @@
-"""The README's "Use it from..." snippets, run as written against a live server: each fenced
-block there follows a ``<!-- snippet: NAME -->`` comment, and its README address and model
+"""docs/api.md's "Use it from..." snippets, run as written against a live server: each fenced
+block there follows a ``<!-- snippet: NAME -->`` comment, and its documented address and model
 (``http://localhost:8000``, the default model) become the test server's and the test model's.
 
 A snippet a reader copies must work; running them here is what keeps them working."""
@@ -20,10 +20,10 @@ import pytest
 
 from tests.conftest import LiveServer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 SECTION = "## Use it from...\n"
-README_URL = "http://localhost:8000"
-README_MODEL = "qwen2.5-coder-0.5b-instruct"
+DOCS_URL = "http://localhost:8000"
+DOCS_MODEL = "qwen2.5-coder-0.5b-instruct"
 SNIPPET = re.compile(r"<!-- snippet: ([\w-]+) -->\n```\w+\n(.*?\n)```\n", re.DOTALL)
 FENCE = re.compile(r"^```\w+$", re.MULTILINE)
 BUDGET = 256  # the snippets' max_completion_tokens / max_output_tokens / llm's max_tokens
@@ -33,10 +33,11 @@ Python = Callable[[str], tuple[dict[str, Any], str]]  # name -> the snippet's gl
 
 
 def section() -> str:
-    """The README's "Use it from..." section, up to the next top-level heading."""
-    text = README.read_text()
+    """The page's "Use it from..." section, up to its next section or the page's end."""
+    text = PAGE.read_text()
     start = text.index(SECTION)
-    return text[start : text.index("\n## ", start + len(SECTION))]
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end >= 0 else None]
 
 
 def snippets() -> dict[str, str]:
@@ -48,7 +49,7 @@ def snippet(server: LiveServer, model_name: str) -> Snippet:
     """A snippet's text by name, pointed at the test server and model."""
 
     def local(name: str) -> str:
-        return snippets()[name].replace(README_URL, server.url).replace(README_MODEL, model_name)
+        return snippets()[name].replace(DOCS_URL, server.url).replace(DOCS_MODEL, model_name)
 
     return local
 
@@ -62,7 +63,7 @@ def python(snippet: Snippet, capsys: pytest.CaptureFixture[str]) -> Iterator[Pyt
         namespace: dict[str, Any] = {}
         namespaces.append(namespace)
         for part in ("openai-client", name):
-            exec(compile(snippet(part), f"README.md <{part}>", "exec"), namespace)
+            exec(compile(snippet(part), f"docs/api.md <{part}>", "exec"), namespace)
         return namespace, capsys.readouterr().out
 
     yield run
