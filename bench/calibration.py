@@ -11,9 +11,12 @@ The answers so far are kept in ``NAME.records.json`` after every problem; a reru
 name resumes from them (``--fresh`` starts over), and ``--report`` summarises them without
 sampling (a run stopped early).
 
-Rewards scored: ``confidence`` and ``min_step`` (:mod:`search.reward`), ``last_step`` (the mean
-confidence of the last step, where the answer is stated) and ``answer`` (the mean confidence of
-the tokens that spell the final answer).
+Rewards scored: every one of :data:`search.reward.REWARDS` (the windowed DeepConf ones at each
+of :data:`WINDOWS`, named ``lowest_group/32``), ``last_step`` (the mean confidence of the last
+step, where the answer is stated) and ``answer`` (the mean confidence of the tokens that spell
+the final answer).  The choosers replayed are self-consistency's votes (:mod:`search.vote`):
+``majority``, ``vote:R`` (weighted by reward R) and ``top50:R`` (the top half by R, weighted;
+each share of :data:`FILTER_KEEPS`), beside best-of-n (``best:R``) and pass@k.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +36,17 @@ from bench.stats import auroc, wilson
 from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
-from search.params import SearchParams
-from search.reward import confidence_reward, mean_confidence, min_step_reward
+from search.params import SearchParams, Voting
+from search.reward import REWARDS, mean_confidence
 from search.steps import StepCutter
 from search.tree import Step
+from search.vote import elected
 
 logger = logging.getLogger("bench.calibration")
 _BOXED = re.compile(r"\\boxed\{")
+WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
+WINDOWED = ("lowest_group", "bottom_groups", "tail")
+FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 
 
 def answer_span(text: str, answer: str | None) -> tuple[int, int] | None:
@@ -67,9 +74,10 @@ def rewards(completion: Completion, steps: list[Step], tokenizer: Tokenizer) -> 
         first = count_tokens_within(tokenizer, completion.token_ids, span[0] + 1) - 1
         last = count_tokens_within(tokenizer, completion.token_ids, span[1])
         answer = tuple(confidences[max(first, 0) : last]) or answer
-    return {
-        "confidence": confidence_reward(steps),
-        "min_step": min_step_reward(steps),
+    found = {name: REWARDS[name](WINDOWS[0])(steps) for name in REWARDS if name not in WINDOWED}
+    for name in WINDOWED:
+        found |= {f"{name}/{w}": REWARDS[name](w)(steps) for w in WINDOWS}
+    return found | {
         "last_step": mean_confidence(scored[-1].confidences) if scored else 0.0,
         "answer": mean_confidence(answer),
     }
@@ -105,23 +113,17 @@ def choose(records: list[dict[str, Any]], rule: str) -> bool:
     """Whether the answer one rule picks from ``records`` (one problem's) is right."""
     if rule == "pass":
         return any(r["correct"] for r in records)
-    if rule == "majority":
-        votes = Counter(r["answer"] for r in records if r["answer"] is not None)
-        if not votes:
-            return False
-        top = votes.most_common(1)[0][0]
-        return any(r["correct"] for r in records if r["answer"] == top)
-    kind, reward = rule.split(":")
+    kind, _, reward = rule.partition(":")
+    records = [r for r in records if r["finish_reason"] == "stop"] or records  # as the server
     if kind == "best":
         return bool(max(records, key=lambda r: r["rewards"][reward])["correct"])
-    weights: dict[str, float] = defaultdict(float)
-    for r in records:
-        if r["answer"] is not None:
-            weights[r["answer"]] += r["rewards"][reward]
-    if not weights:
-        return False
-    top = max(weights, key=lambda a: weights[a])
-    return any(r["correct"] for r in records if r["answer"] == top)
+    voting: Voting = "majority" if kind == "majority" else "weighted"
+    keep = 1.0
+    if kind.startswith("top"):
+        voting, keep = "filtered", int(kind[3:]) / 100
+    scores = [r["rewards"][reward or "confidence"] for r in records]
+    top = elected([r["answer"] for r in records], scores, voting, keep)
+    return top is not None and any(r["correct"] for r in records if r["answer"] == top)
 
 
 def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str, dict[str, Any]]:
@@ -141,7 +143,8 @@ def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str
         mixed = [a for a in scores if a is not None]
         within[n] = sum(mixed) / len(mixed) if mixed else None
     ks = sorted({k for k in (1, 2, 4, samples) if k <= samples})
-    rules = ["pass", "majority", *(f"best:{n}" for n in names), *(f"vote:{n}" for n in names)]
+    kinds = ("best", "vote", *(f"top{round(keep * 100)}" for keep in FILTER_KEEPS))
+    rules = ["pass", "majority", *(f"{kind}:{n}" for kind in kinds for n in names)]
     accuracy: dict[str, dict[int, tuple[int, int]]] = {}
     for rule in rules:
         accuracy[rule] = {}

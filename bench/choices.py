@@ -41,6 +41,7 @@ from search.mcts import MctsRun
 from search.methods import METHODS
 from search.methods.sampling import SamplingRun
 from search.run import SearchRun
+from search.vote import elected
 
 logger = logging.getLogger("bench.choices")
 PICKS = ("searches", "paths", "answers")  # n searches; one search's distinct paths / answers
@@ -165,17 +166,11 @@ def replay(records: list[dict[str, Any]], k: int, n: int, draws: int = 200) -> d
 
 
 def _majority(samples: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Self-consistency's pick (:func:`search.methods.sampling.majority_vote`) among records,
-    and the other samples, the most confident first."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for sample in samples:
-        if sample["answer"] is not None:
-            groups.setdefault(sample["answer"], []).append(sample)
-    pool = max(
-        groups.values(),
-        key=lambda g: (len(g), max(s["rewards"]["confidence"] for s in g)),
-        default=samples,
-    )
+    """Self-consistency's pick (:func:`search.methods.sampling.vote`) among records, and the
+    other samples, the most confident first."""
+    answers = [s["answer"] for s in samples]
+    winner = elected(answers, [s["rewards"]["confidence"] for s in samples], "majority", 1.0)
+    pool = [s for s in samples if s["answer"] == winner] if winner is not None else samples
     chosen = max(pool, key=lambda s: (s["finish_reason"] == "stop", s["rewards"]["confidence"]))
     rest = sorted(
         (s for s in samples if s is not chosen), key=lambda s: -s["rewards"]["confidence"]

@@ -18,6 +18,7 @@ from search.reward import REWARDS
 T = TypeVar("T")
 
 Granularity = Literal["step", "mini_step", "token"]
+Voting = Literal["majority", "weighted", "filtered"]
 
 REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 
@@ -73,8 +74,16 @@ class SearchParams:
     :param starts_in_reasoning: the prompt leaves the model inside an open reasoning block (a
         thinking template's trailing `<think>`), so the text is reasoning until a marker.
     :param reward: the path score: `confidence` is Marco-o1's mean token confidence,
-        `min_step` the weakest step's.
+        `min_step` the weakest step's; `deepconf`, `lowest_group`, `bottom_groups` and `tail`
+        are DeepConf's (Fu et al. 2025) mean, lowest window, lowest tenth of windows and last
+        window of its token confidence (:mod:`search.reward`).
+    :param window: tokens in one window of the `lowest_group`, `bottom_groups` and `tail`
+        rewards.
     :param samples: full answers `best_of_n` and `self_consistency` sample.
+    :param voting: how `self_consistency` counts its samples' final answers: `majority` one
+        vote each; `weighted` each sample's `reward` as its vote; `filtered` only the `keep`
+        most rewarded samples vote, weighted.
+    :param keep: the share of samples a `filtered` vote keeps (at least one).
     :param beam_width: partial paths `beam` keeps after each step.
     :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
         engine call; 1 is the sequential algorithm.
@@ -112,7 +121,10 @@ class SearchParams:
     answer_markers: tuple[str, ...] = PROFILES["plain"].answer_markers
     starts_in_reasoning: bool = False
     reward: str = option("confidence")
+    window: int = option(32, ge=1, le=1_000_000)
     samples: int = option(4, ge=1, le=MAX_SAMPLES)
+    voting: Voting = option("majority")  # noqa: RUF009 - option() is field()
+    keep: float = option(0.5, gt=0, le=1)
     beam_width: int = option(2, ge=1, le=64)
     parallel: int = option(1, ge=1, le=64)
     vote: bool = option(False)
@@ -130,6 +142,7 @@ class SearchParams:
             "samples": self.samples,
             "beam_width": self.beam_width,
             "parallel": self.parallel,
+            "window": self.window,
         }
         for name, value in positive.items():
             if value < 1:
@@ -140,6 +153,8 @@ class SearchParams:
             raise SearchConfigError("messages", "the prompt is empty")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise SearchConfigError("max_seconds", "max_seconds must be positive")
+        if not 0 < self.keep <= 1:
+            raise SearchConfigError("keep", "keep must be in (0, 1]")
         if self.consensus is not None and not 0 < self.consensus <= 1:
             raise SearchConfigError("consensus", "consensus must be in (0, 1]")
         if self.exploration < 0:

@@ -7,16 +7,25 @@ alternatives: ``c = exp(l) / sum_j exp(l_j)``.  When the chosen token is not amo
 
 A reward sees a path as a list of :class:`search.tree.Step` (token ids, logprobs,
 confidences) and returns a score in ``[0, 1]``; :data:`REWARDS` maps request names to
-implementations.  ``confidence`` is Marco-o1's mean token confidence; ``min_step`` scores a
-path by its weakest step (the "min" aggregation of process reward models), so one shaky step
-sinks an otherwise fluent path.  A process reward model plugs in behind the same
-:class:`Reward` protocol.
+factories of implementations (each given the request's ``window``).  ``confidence`` is
+Marco-o1's mean token confidence; ``min_step`` scores a path by its weakest step (the "min"
+aggregation of process reward models), so one shaky step sinks an otherwise fluent path.  A
+process reward model plugs in behind the same :class:`Reward` protocol.
+
+The DeepConf signals (Fu et al. 2025, "Deep Think with Confidence") use another token
+confidence: ``C = -mean(top-k logprobs)``, large where the model's alternatives are far below
+its choice.  A path's ``C`` values are averaged over sliding windows of ``window`` tokens (its
+"groups"; a path shorter than a window is one group), and the path is scored by its lowest
+group (``lowest_group``: one lost stretch sinks it), the mean of its lowest tenth of groups
+(``bottom_groups``), its last ``window`` tokens (``tail``: where the answer is stated) or all
+its tokens (``deepconf``).  ``C`` has no upper bound, so a score is mapped to ``[0, 1)`` by
+``C / (1 + C)``, which keeps every order (and so every AUROC and every choice of the best).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from search.engine import TokenLogprob
@@ -62,4 +71,72 @@ def min_step_reward(path: Sequence[Step]) -> float:
     return min(scores, default=0.0)
 
 
-REWARDS: dict[str, Reward] = {"confidence": confidence_reward, "min_step": min_step_reward}
+def deepconf_confidence(token: TokenLogprob) -> float:
+    """DeepConf's token confidence: minus the mean of the top-k logprobs (the chosen token's
+    own when no alternatives were returned)."""
+    logprobs = [lp for _, lp in token.top] or [token.logprob]
+    return -sum(logprobs) / len(logprobs)
+
+
+def group_confidences(values: Sequence[float], window: int) -> list[float]:
+    """The means of every run of ``window`` consecutive values (one, of all, when there are
+    fewer); none for no values."""
+    if len(values) <= window:
+        return [sum(values) / len(values)] if values else []
+    total = sum(values[:window])
+    means = [total / window]
+    for i in range(window, len(values)):
+        total += values[i] - values[i - window]
+        means.append(total / window)
+    return means
+
+
+def bounded(confidence: float) -> float:
+    """``C`` mapped onto ``[0, 1)``, order kept."""
+    return confidence / (1.0 + confidence) if confidence > 0 else 0.0
+
+
+def _deepconf_values(path: Sequence[Step]) -> list[float]:
+    return [deepconf_confidence(token) for step in path for token in step.logprobs]
+
+
+def deepconf_reward(path: Sequence[Step]) -> float:
+    """The mean DeepConf confidence of every generated token of the path."""
+    values = _deepconf_values(path)
+    return bounded(sum(values) / len(values)) if values else 0.0
+
+
+def lowest_group_reward(path: Sequence[Step], window: int) -> float:
+    """The path's least confident window of ``window`` tokens."""
+    return bounded(min(group_confidences(_deepconf_values(path), window), default=0.0))
+
+
+def bottom_groups_reward(path: Sequence[Step], window: int) -> float:
+    """The mean of the path's least confident tenth of windows (at least one)."""
+    groups = sorted(group_confidences(_deepconf_values(path), window))
+    lowest = groups[: max(1, len(groups) // 10)]
+    return bounded(sum(lowest) / len(lowest)) if lowest else 0.0
+
+
+def tail_reward(path: Sequence[Step], window: int) -> float:
+    """The mean confidence of the path's last ``window`` generated tokens."""
+    values = _deepconf_values(path)[-window:]
+    return bounded(sum(values) / len(values)) if values else 0.0
+
+
+def _windowless(reward: Reward) -> Callable[[int], Reward]:
+    return lambda window: reward
+
+
+def _windowed(reward: Callable[[Sequence[Step], int], float]) -> Callable[[int], Reward]:
+    return lambda window: lambda path: reward(path, window)
+
+
+REWARDS: dict[str, Callable[[int], Reward]] = {
+    "confidence": _windowless(confidence_reward),
+    "min_step": _windowless(min_step_reward),
+    "deepconf": _windowless(deepconf_reward),
+    "lowest_group": _windowed(lowest_group_reward),
+    "bottom_groups": _windowed(bottom_groups_reward),
+    "tail": _windowed(tail_reward),
+}

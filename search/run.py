@@ -36,7 +36,7 @@ class SearchRun(ABC):
         self.budget = budget
         self.tree = Tree()
         self.iterations = 0
-        self.reward = REWARDS[params.reward]
+        self.reward = REWARDS[params.reward](params.window)
         self.cutter = StepCutter(params, engine.tokenizer)
         self.writer = PathWriter(engine.tokenizer, params, implicit=self.implicit)
 

@@ -1,11 +1,17 @@
-"""Methods ``best_of_n`` and ``self_consistency``: sample ``samples`` whole answers in one
-engine call, then keep one.
+"""Methods ``best_of_n`` and ``self_consistency``: sample ``samples`` whole answers, then keep
+one.
+
+A token budget buys whole answers: the samples are drawn in waves (:func:`next_wave`), each as
+many as fit the budget left with room for a whole answer, so a client's ``max_tokens: 512``
+gets one or two complete answers rather than four cut at 128 tokens.  With the default budget
+every sample fits, and the one wave is one engine call.
 
 ``best_of_n`` keeps the answer with the highest reward (one that ended, when any did).
-``self_consistency`` extracts each answer's final result (:mod:`search.extract`), takes the
-majority, and breaks ties (and picks the answer shown) by reward.  The chosen answer is split
-into steps under the request's granularity, so reasoning and answer come apart exactly as for
-MCTS.
+``self_consistency`` extracts each answer's final result (:mod:`search.extract`), elects one
+by the request's ``voting`` (:mod:`search.vote`) among the answers that ended (a sample cut at
+its bound states no final answer, so it votes only when none ended), and shows the elected
+answer's most rewarded sample.  The chosen answer is split into steps under the request's
+granularity, so reasoning and answer come apart exactly as for MCTS.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from dataclasses import dataclass
 from search.engine import Completion
 from search.events import SearchEvent, StopReason
 from search.extract import extract_answer
+from search.params import Voting
 from search.run import SearchRun
 from search.tree import Node, Step
+from search.vote import elected
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,49 +45,81 @@ def highest_reward(candidates: list[Candidate]) -> Candidate:
     return max(candidates, key=lambda c: (c.completion.finish_reason == "stop", c.reward))
 
 
-def majority_vote(candidates: list[Candidate]) -> Candidate:
-    """Self-consistency: the most common final answer; reward breaks ties and picks the text."""
-    groups: dict[str, list[Candidate]] = {}
-    for candidate in candidates:
-        answer = extract_answer(candidate.completion.text)
-        if answer is not None:
-            groups.setdefault(answer, []).append(candidate)
-    if not groups:
+def ended(candidates: list[Candidate]) -> list[Candidate]:
+    """The answers the model ended itself (not cut at a token bound)."""
+    return [c for c in candidates if c.completion.finish_reason == "stop"]
+
+
+def vote(candidates: list[Candidate], voting: Voting, keep: float) -> Candidate:
+    """Self-consistency: the elected final answer's best sample, among the answers that ended
+    (all, when none did); the best of them when none states a final answer."""
+    candidates = ended(candidates) or candidates
+    answers = [extract_answer(c.completion.text) for c in candidates]
+    winner = elected(answers, [c.reward for c in candidates], voting, keep)
+    if winner is None:
         return highest_reward(candidates)
-    winner = max(groups.values(), key=lambda g: (len(g), highest_reward(g).reward))
-    return highest_reward(winner)
+    return highest_reward([c for c, a in zip(candidates, answers, strict=True) if a == winner])
+
+
+# The tokens a sample gets at least while none has ended, so nothing says how long this
+# problem's answers are: the default model's GSM8K answers run 289 tokens on average (issue 29's
+# 20 problems at max_tokens 512), so 1,024 leaves room for a long one without starving the wave.
+WHOLE_ANSWER_TOKENS = 1024
+
+
+def next_wave(samples_left: int, remaining: int, max_tokens: int, longest: int | None) -> int:
+    """How many samples the next wave draws (each then gets ``remaining // wave`` tokens, at
+    most ``max_tokens``): as many as fit the ``remaining`` budget with room for a whole
+    answer, ``longest`` being the longest that has ended so far.  Before any has ended a wave
+    draws at least one sample while tokens are left; after, none once even one more whole
+    answer would not fit."""
+    if samples_left < 1 or remaining < 1:
+        return 0
+    need = max(min(max_tokens, longest or WHOLE_ANSWER_TOKENS), 1)
+    wave = min(samples_left, remaining // need)
+    return max(wave, 1) if longest is None else wave
 
 
 class SamplingRun(SearchRun):
-    """Sample ``params.samples`` whole answers in one engine call and answer with one of them."""
+    """Sample ``params.samples`` whole answers, in waves the budget fits, and answer with one
+    of them."""
 
     @abstractmethod
     def choose(self, candidates: list[Candidate]) -> Candidate:
         """The candidate to answer with."""
 
     async def search(self) -> AsyncGenerator[SearchEvent, None]:
-        """One engine call for every sample, then the chosen one as the path."""
+        """Waves of samples (one engine call each), then the chosen one as the path."""
         params, budget = self.params, self.budget
-        max_tokens = min(params.max_tokens, budget.remaining_tokens() // params.samples)
-        outputs = None
-        if max_tokens >= 1:
-            request = params.generation((), max_tokens, self.rng.getrandbits(31), n=params.samples)
+        candidates: list[Candidate] = []
+        while wave := next_wave(
+            params.samples - len(candidates),
+            budget.remaining_tokens(),
+            params.max_tokens,
+            max((len(c.completion.token_ids) for c in ended(candidates)), default=None),
+        ):
+            max_tokens = min(params.max_tokens, budget.remaining_tokens() // wave)
+            request = params.generation((), max_tokens, self.rng.getrandbits(31), n=wave)
             outputs = await budget.generate(self.engine, [request])
-        if outputs is None:
+            if outputs is None:
+                break
+            candidates += [self._candidate(completion) for completion in outputs[0]]
+        if not candidates:
             for event in self.writer.commit((), last=True):
                 yield event
             stop = budget.exhausted() or "max_search_tokens"
             root = self.tree.root
             yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
             return
-        chosen = self.choose([self._candidate(completion) for completion in outputs[0]])
+        chosen = self.choose(candidates)
         steps = [step.token_ids for step in chosen.steps]
         for event in self.writer.commit_path(steps, stop=chosen.completion.stop_reason):
             yield event
         finish_reason = chosen.completion.finish_reason
         stop_reason: StopReason = "completed"
         if finish_reason != "stop":
-            budget_cut = max_tokens < params.max_tokens
+            # a sample cut short of the answer's own bound was cut by the search's budget
+            budget_cut = len(chosen.completion.token_ids) < params.max_tokens
             stop_reason = "max_search_tokens" if budget_cut else "max_tokens"
         yield self.finished(
             chosen.node, finish_reason=finish_reason, stop_reason=stop_reason, reward=chosen.reward
@@ -106,8 +146,8 @@ class BestOfNRun(SamplingRun):
 
 
 class SelfConsistencyRun(SamplingRun):
-    """Method ``self_consistency``: the majority answer's most rewarded sample."""
+    """Method ``self_consistency``: the elected answer's most rewarded sample."""
 
     def choose(self, candidates: list[Candidate]) -> Candidate:
         """The candidate to answer with."""
-        return majority_vote(candidates)
+        return vote(candidates, self.params.voting, self.params.keep)

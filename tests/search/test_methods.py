@@ -52,6 +52,30 @@ def test_self_consistency_breaks_ties_by_reward() -> None:
     assert answer == "so 12"
 
 
+def test_a_weighted_vote_follows_reward_and_a_filtered_one_drops_the_least_rewarded() -> None:
+    samples = [scored("so 7", 0.3), scored("so 7", 0.35), scored("so 12", 0.9), scored("so 7", 0.3)]
+    for voting, keep, expected in [
+        ("majority", 0.5, "so 7"),
+        ("weighted", 0.5, "so 7"),  # 0.95 against 0.9
+        ("filtered", 0.5, "so 12"),  # the top two: 12 at 0.9 against 7 at 0.35
+        ("filtered", 1.0, "so 7"),
+    ]:
+        engine = ScriptedEngine(list(samples))  # the engine pops its script
+        *_, answer, result = run(
+            engine, method="self_consistency", samples=4, voting=voting, keep=keep
+        )
+        assert answer == expected, (voting, keep)
+        assert [r.n for r in engine.requests] == [4]
+        assert result.iterations == 4
+
+
+@pytest.mark.parametrize(("knob", "value"), [("keep", 0.0), ("keep", 1.5), ("window", 0)])
+def test_vote_and_signal_knobs_out_of_range_name_their_field(knob: str, value: float) -> None:
+    with pytest.raises(SearchConfigError) as raised:
+        SearchParams(prompt_token_ids=PROMPT, **{knob: value})  # type: ignore[arg-type]
+    assert raised.value.param == knob
+
+
 def test_min_step_reward_changes_the_choice() -> None:
     # fluent on average but with one shaky step, against steadily middling
     shaky = [(ord(c), 0.99) for c in "abcdef"] + [(ord("g"), 0.1), (ord("h"), 0.1), (0, 0.99)]

@@ -277,6 +277,16 @@ def test_metrics_move_after_a_request(
     [
         ("best_of_n", {"samples": 2}),
         ("self_consistency", {"samples": 3, "reward": "min_step"}),
+        (
+            "self_consistency",
+            {
+                "samples": 3,
+                "voting": "filtered",
+                "keep": 0.5,
+                "reward": "lowest_group",
+                "window": 4,
+            },
+        ),
         ("beam", {"beam_width": 2, "branching": 2, "granularity": "mini_step", "step_tokens": 8}),
     ],
 )

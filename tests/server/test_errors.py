@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from search.methods.sampling import WHOLE_ANSWER_TOKENS
 from server.engines.llamacpp.engine import LlamaCppEngine
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL, TINY_SEARCH, LiveServer
@@ -73,6 +74,10 @@ def test_unknown_alias_is_404(http: httpx.Client, model_name: str) -> None:
             "search.rollout_tokens",
         ),
         ({"iterationz": 3}, "search.iterationz"),
+        ({"voting": "ranked"}, "search.voting"),
+        ({"keep": 0}, "search.keep"),
+        ({"keep": 1.5}, "search.keep"),
+        ({"window": 0}, "search.window"),
     ],
 )
 def test_bad_search_options_name_the_field(
@@ -254,7 +259,9 @@ def test_an_engine_refusal_names_the_chat_field_that_asked(
 ) -> None:
     """Refused by the engine (not the schema): a 400 naming the field, streamed or not, and
     ``/health`` stays 200."""
-    body = {"model": model_name, "messages": MESSAGES, "max_tokens": 20}  # 4 for each of 5
+    # a budget with room for 5 whole answers, so that all 5 samples are asked for at once
+    body = {"model": model_name, "messages": MESSAGES, "stop": [" ", "\n"]}
+    search = {**search, "max_search_tokens": 5 * WHOLE_ANSWER_TOKENS}
     with httpx.Client(base_url=four_sequences.url, timeout=120) as http:
         for _ in range(3):
             r = http.post("/v1/chat/completions", json={**body, "search": search})

@@ -11,6 +11,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from search.methods.sampling import WHOLE_ANSWER_TOKENS
 from server.args import ServerArgs
 from server.caps import capped_defaults
 from server.engines.base import ServingEngine
@@ -176,6 +177,9 @@ def test_the_largest_search_value_the_schema_accepts_is_served(
     url, model = any_engine
     cap = schema_cap(SearchOptions, field)
     body = {"model": model, "messages": MESSAGES, "max_tokens": 2, "search": search}
+    if field == "samples":  # a budget with room for every whole answer: one wave of them all
+        body = {"model": model, "messages": MESSAGES, "stop": [" ", "\n", ",", "."]}
+        search = {**search, "max_search_tokens": cap * WHOLE_ANSWER_TOKENS}
     served = httpx.post(
         f"{url}/v1/chat/completions",
         json={**body, "search": {**search, field: cap}},

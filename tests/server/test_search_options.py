@@ -9,6 +9,7 @@ from typing import Any, get_args
 import httpx
 
 from search.methods import METHODS
+from search.methods.sampling import WHOLE_ANSWER_TOKENS
 from search.options import OPTIONS
 from search.params import Granularity, SearchParams
 from search.reward import REWARDS
@@ -62,14 +63,23 @@ def test_a_request_that_names_no_method_gets_self_consistency(
     server: LiveServer, model_name: str
 ) -> None:
     # the method measured best per token on the default model (docs/accuracy.md, "What the
-    # defaults are and why"): 4 whole answers and their majority
+    # defaults are and why"): 4 whole answers and their majority, as many as the budget has room for
     messages = [{"role": "user", "content": "Hi"}]
+    roomy = {"stop": [" ", "\n"], "search": {"max_search_tokens": 4 * WHOLE_ANSWER_TOKENS}}
     r = httpx.post(
         f"{server.url}/v1/chat/completions",
-        json={"model": model_name, "messages": messages, "max_tokens": 8},
+        json={"model": model_name, "messages": messages, **roomy},
         timeout=600,
     )
     assert r.status_code == 200, r.text
     search = r.json()["search"]
     assert (search["method"], search["iterations"]) == ("self_consistency", 4)
-    assert r.json()["usage"]["completion_tokens"] <= 8  # max_tokens bounds all four samples
+    assert r.json()["usage"]["completion_tokens"] <= 4 * WHOLE_ANSWER_TOKENS
+    tight = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": model_name, "messages": messages, "max_tokens": 8},
+        timeout=600,
+    )
+    assert tight.status_code == 200, tight.text
+    assert 1 <= tight.json()["search"]["iterations"] <= 4  # whole answers that fit in 8
+    assert tight.json()["usage"]["completion_tokens"] <= 8  # max_tokens bounds every sample

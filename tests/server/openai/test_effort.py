@@ -1,6 +1,10 @@
 """``reasoning_effort`` (chat) and ``reasoning.effort`` (Responses) choose a search preset,
 through the official client on a live server: the level's method and samples, overridden by the
-model alias and by the request's own ``search`` fields."""
+model alias and by the request's own ``search`` fields.
+
+A token budget buys whole answers (as many samples as fit it), so these requests leave the
+answer unbounded, stop each sample at its first space and bound the search by a whole answer's
+worth of tokens per sample: every sample of the preset is then drawn, and quickly."""
 
 from __future__ import annotations
 
@@ -9,15 +13,24 @@ from typing import Any
 import openai
 import pytest
 
+from search.methods.sampling import WHOLE_ANSWER_TOKENS
 from search.params import SearchParams
 from search.presets import PRESETS, preset
 
 QUESTION: list[Any] = [{"role": "user", "content": "What is 17*23?"}]
+ROOMY = {"max_search_tokens": 8 * WHOLE_ANSWER_TOKENS}  # room for every sample of `medium`
 
 
-def searched(client: openai.OpenAI, model: str, **asked: Any) -> dict[str, Any]:
+def searched(
+    client: openai.OpenAI, model: str, search: dict[str, Any] | None = None, **asked: Any
+) -> dict[str, Any]:
     r = client.chat.completions.create(
-        model=model, messages=QUESTION, max_completion_tokens=48, seed=3, **asked
+        model=model,
+        messages=QUESTION,
+        stop=[" ", "\n"],
+        seed=3,
+        extra_body={"search": {**ROOMY, **(search or {})}},
+        **asked,
     )
     assert r.choices[0].message.content is not None
     info: dict[str, Any] = (r.model_extra or {})["search"]
@@ -42,9 +55,7 @@ def test_the_alias_and_the_search_object_override_the_preset(
 ) -> None:
     aliased = searched(client, f"{model_name}:none", reasoning_effort="high")
     assert aliased["method"] == "none"
-    asked = searched(
-        client, model_name, reasoning_effort="low", extra_body={"search": {"samples": 2}}
-    )
+    asked = searched(client, model_name, {"samples": 2}, reasoning_effort="low")
     assert (asked["method"], asked["nodes"]) == ("self_consistency", 3)
 
 
@@ -53,7 +64,7 @@ def test_responses_effort_means_the_same(client: openai.OpenAI, model_name: str)
         model=model_name,
         input="What is 17*23?",
         reasoning={"effort": "low"},
-        max_output_tokens=48,
+        extra_body={"search": {"max_search_tokens": 4 * WHOLE_ANSWER_TOKENS}},
     )
     info = (r.model_extra or {})["search"]
     assert (info["method"], info["nodes"]) == ("self_consistency", 5)
