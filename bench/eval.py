@@ -12,8 +12,10 @@ reasoning-gym tasks (``--gym chain_sum``).  ``--concurrency`` requests run at on
 engine's batch, as users' requests do, so seconds per problem are those of a server under that
 load.  Results go to ``bench/results/<name>.{md,json,png}`` after every answer, and a rerun with
 the same name resumes where the last one stopped.  ``--calibration`` asks instead whether the
-rewards know right from wrong (:mod:`bench.calibration`), and ``--choices N`` whether ``n``
-answers cost less as one search's best paths than as ``n`` searches (:mod:`bench.choices`).
+rewards know right from wrong (:mod:`bench.calibration`), ``--choices N`` whether ``n``
+answers cost less as one search's best paths than as ``n`` searches (:mod:`bench.choices`), and
+``--open NAME`` how well each configuration does where no answer is right or wrong
+(:mod:`bench.openended`: translations scored by chrF).
 """
 
 from __future__ import annotations
@@ -339,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--samples", type=int, default=8, help="--calibration: answers per problem")
     parser.add_argument(
+        "--open", help="NAME: the open-ended task bench/open/NAME.tsv instead (bench.openended)"
+    )
+    parser.add_argument(
         "--choices",
         type=int,
         default=0,
@@ -355,6 +360,11 @@ def main() -> None:
         from bench.calibration import calibrate
 
         calibrate(asked_problems(vars(args)), args)
+        return
+    if args.open:
+        from bench.openended import evaluate
+
+        evaluate(args)
         return
     if args.choices:
         from bench.choices import compare

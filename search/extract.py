@@ -8,12 +8,17 @@ In order, the first rule that matches wins:
    "answer is N" / "answer: N", else the last number, else the last non-empty line.
 
 Numbers are normalised (thousands separators, a leading ``$``, a trailing ``.0`` or ``.``
-dropped) so that "1,000", "$1000" and "1000.0" vote together.
+dropped) so that "1,000", "$1000" and "1000.0" vote together.  :func:`final_answer` also says
+which rule found the answer: a ``marked`` one (boxed, ``####``, "answer is") or a ``number`` is
+a value samples can agree on; free ``text`` (the last line) is not, and self-consistency
+chooses among such answers by consensus instead (:mod:`search.consensus`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Literal
 
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _OUTPUT = re.compile(r"<Output>(.*?)(?:</Output>|$)", re.DOTALL)
@@ -58,18 +63,35 @@ def normalize(answer: str) -> str:
     return answer
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of ``text``, normalised; ``None`` for an empty text."""
+AnswerKind = Literal["marked", "number", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    """A text's final answer, normalised, and the rule that found it."""
+
+    value: str
+    kind: AnswerKind
+
+
+def final_answer(text: str) -> FinalAnswer | None:
+    """The final answer of ``text`` and how it was found; ``None`` for an empty text."""
     region = answer_region(text)
     boxed = _last_boxed(region)
     if boxed is not None:
-        return normalize(boxed)
+        return FinalAnswer(normalize(boxed), "marked")
     for pattern in (_HASHES, _ANSWER_IS):
         matches = pattern.findall(region)
         if matches:
-            return normalize(matches[-1])
+            return FinalAnswer(normalize(matches[-1]), "marked")
     numbers = _ANY_NUMBER.findall(region)
     if numbers:
-        return normalize(numbers[-1])
+        return FinalAnswer(normalize(numbers[-1]), "number")
     lines = [line.strip() for line in region.splitlines() if line.strip()]
-    return normalize(lines[-1]) if lines else None
+    return FinalAnswer(normalize(lines[-1]), "text") if lines else None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of ``text``, normalised; ``None`` for an empty text."""
+    found = final_answer(text)
+    return found.value if found else None

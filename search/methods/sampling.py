@@ -20,13 +20,14 @@ from abc import abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from search.consensus import is_free_text, most_central
 from search.engine import Completion
 from search.events import SearchEvent, StopReason
-from search.extract import extract_answer
+from search.extract import answer_region, final_answer
 from search.params import Voting
 from search.run import SearchRun
 from search.tree import Node, Step
-from search.vote import elected
+from search.vote import elected, most_rewarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,13 @@ def ended(candidates: list[Candidate]) -> list[Candidate]:
 
 def vote(candidates: list[Candidate], voting: Voting, keep: float) -> Candidate:
     """Self-consistency: the elected final answer's best sample, among the answers that ended
-    (all, when none did); the best of them when none states a final answer."""
+    (all, when none did); the best of them when none states a final answer; the consensus
+    sample when most answers are free text."""
     candidates = ended(candidates) or candidates
-    answers = [extract_answer(c.completion.text) for c in candidates]
+    found = [final_answer(c.completion.text) for c in candidates]
+    if is_free_text([f.kind if f else None for f in found]):
+        return consensus(candidates, voting, keep)
+    answers = [f.value if f else None for f in found]
     winner = elected(answers, [c.reward for c in candidates], voting, keep)
     if winner is None:
         return highest_reward(candidates)
@@ -78,6 +83,17 @@ def next_wave(samples_left: int, remaining: int, max_tokens: int, longest: int |
     need = max(min(max_tokens, longest or WHOLE_ANSWER_TOKENS), 1)
     wave = min(samples_left, remaining // need)
     return max(wave, 1) if longest is None else wave
+
+
+def consensus(candidates: list[Candidate], voting: Voting, keep: float) -> Candidate:
+    """The sample whose answer is closest to the others' (:func:`search.consensus.most_central`),
+    each other's say its reward unless ``voting`` is ``majority``, among the ``keep`` most
+    rewarded if it is ``filtered``."""
+    if voting == "filtered":
+        candidates = [candidates[i] for i in most_rewarded([c.reward for c in candidates], keep)]
+    texts = [answer_region(c.completion.text) for c in candidates]
+    weights = [1.0 if voting == "majority" else c.reward for c in candidates]
+    return candidates[most_central(texts, weights)]
 
 
 class SamplingRun(SearchRun):
