@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ _BOXED = re.compile(r"\\boxed\{")
 WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
 WINDOWED = ("lowest_group", "bottom_groups", "tail")
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
+STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
 
 
 def answer_span(text: str, answer: str | None) -> tuple[int, int] | None:
@@ -104,6 +105,7 @@ async def sample(
                 "tokens": len(completion.token_ids),
                 "finish_reason": completion.finish_reason,
                 "rewards": rewards(completion, steps, engine.tokenizer),
+                "text": completion.text,  # for replays that read answers (consensus, a judge)
             }
         )
     return records
@@ -170,11 +172,61 @@ def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str
             low, high = wilson(right, total)
             cells.append(f"{right / max(total, 1):.1%} ({low:.0%}-{high:.0%})")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    stopping = [early_stopping(list(by_problem.values()), w, share) for w, share in STOPPING]
+    lines += [
+        "",
+        f"Sampling that stops (of {samples}, in waves of w, once the leading answer holds a share "
+        "of the votes or cannot be overtaken by the samples left; majority vote):",
+        "",
+        "| waves of | stop at share | accuracy (95% CI) | samples / problem | tokens / problem |",
+        "|---|---|---|---|---|",
+    ]
+    for row in stopping:
+        low, high = wilson(row["right"], row["problems"])
+        lines.append(
+            f"| {row['wave']} | {row['share']} | {row['right'] / max(row['problems'], 1):.1%} "
+            f"({low:.0%}-{high:.0%}) | {row['samples']:.2f} | {row['tokens']:.0f} |"
+        )
     numbers = {
         "auroc": aurocs,
         "accuracy": {r: {str(k): v for k, v in a.items()} for r, a in accuracy.items()},
+        "stopping": stopping,
     }
     return "\n".join(lines), numbers
+
+
+def early_stopping(problems: list[list[dict[str, Any]]], wave: int, share: float) -> dict[str, Any]:
+    """Replay sampling in waves of ``wave`` over each problem's stored answers, in order: stop
+    once the majority's leader holds ``share`` of at least two votes cast (1.0: all of them
+    agree), or when the samples left could not overtake it; the accuracy of the majority at
+    the stop, and the samples and tokens it took."""
+    right = drawn = tokens = 0
+    for records in problems:
+        taken = records[:wave]
+        while len(taken) < len(records) and not _settled(taken, len(records) - len(taken), share):
+            taken = records[: len(taken) + wave]
+        right += choose(taken, "majority")
+        drawn += len(taken)
+        tokens += sum(r["tokens"] for r in taken)
+    count = max(len(problems), 1)
+    return {
+        "wave": wave,
+        "share": share,
+        "problems": len(problems),
+        "right": right,
+        "samples": drawn / count,
+        "tokens": tokens / count,
+    }
+
+
+def _settled(taken: list[dict[str, Any]], left: int, share: float) -> bool:
+    """Whether the answers drawn so far settle the vote (see :func:`early_stopping`)."""
+    votes = Counter(r["answer"] for r in taken if r["answer"] is not None)
+    if not votes:
+        return False
+    lead, runner = [*(count for _, count in votes.most_common(2)), 0][:2]
+    cast = sum(votes.values())
+    return lead > runner + left or (cast >= 2 and lead >= share * cast)
 
 
 def _num(value: float | None) -> str:

@@ -248,6 +248,38 @@ def calibration(args: list[str], options: dict[str, str]) -> str:
     )
 
 
+def open_ended(args: list[str], options: dict[str, str]) -> str:
+    """An open-ended run's configs (``bench.eval --open``): corpus chrF with its 95% bootstrap
+    interval, the paired bootstrap's p against the first config, mean item chrF, length."""
+    ((name, configs),) = selections(args)
+    run = load(name)
+    rows = {r["config"]: r for r in run["summary"]}
+    labels = chosen(run, configs)
+    first = run["summary"][0]["config"]  # what every p is against
+    body = [
+        [
+            f"`{label}`",
+            f"{r['chrf']:.1f} (±{r['ci']:.1f})",
+            "-" if r["p"] is None else f"{r['p']:.3f}",
+            f"{r['item_chrf']:.1f}",
+            f"{r['words']:.1f}",
+            f"{r['generated_tokens']:,.0f}",
+        ]
+        for label in labels
+        for r in [rows[label]]
+    ]
+    flags = run["args"]
+    header = ["config", "corpus chrF (95% CI)", f"p vs {first}", "item chrF", "words", "tokens"]
+    return "\n\n".join(
+        [
+            f"{run['model']}, `{flags['open']}`, {rows[first]['items']} items, seed "
+            f"{flags['seed']}, temperature {flags['temperature']}.",
+            table(header, body),
+            configs_line((run, label) for label in labels),
+        ]
+    )
+
+
 def speed(args: list[str], options: dict[str, str]) -> str:
     """One row per model: the engine's tokens/s by batch size, and what the search makes of
     it (against a naive driver, 8 searches at once, its own cost)."""
@@ -349,9 +381,10 @@ def every(args: list[str], options: dict[str, str]) -> str:
     groups: dict[str, list[str]] = {
         "Accuracy runs (`bench/eval.py`)": [],
         "Reward calibrations (`bench/eval.py --calibration`)": [],
+        "Open-ended runs (`bench/eval.py --open`)": [],
         "Benchmarks (`make bench` and the studies)": [],
     }
-    accuracy, calibrations, benchmarks = groups.values()
+    accuracy, calibrations, open_runs, benchmarks = groups.values()
     for path in sorted(RESULTS.rglob("*.json")):
         name = path.relative_to(RESULTS).as_posix()
         if name.endswith(".records.json"):  # a calibration's answers, summarised beside them
@@ -359,6 +392,10 @@ def every(args: list[str], options: dict[str, str]) -> str:
         run = load(name)
         if "auroc" in run:
             found, parts = calibrations, [calibration([name], {})]
+        elif run.get("args", {}).get("open"):
+            if "summary" not in run:
+                continue
+            found, parts = open_runs, [open_ended([name], {})]
         elif "configs" in run:
             if "summary" not in run:
                 continue
@@ -374,6 +411,7 @@ KINDS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "common": common,
     "pairs": pairs,
     "calibration": calibration,
+    "open": open_ended,
     "speed": speed,
     "contention": contention,
     "hotpath": hotpath,
