@@ -37,8 +37,8 @@ from search.budget import Budget
 from search.choices import choice_seed
 from search.engine import Engine
 from search.extract import extract_answer
-from search.mcts import MctsRun
 from search.methods import METHODS
+from search.methods.mcts import MctsRun
 from search.methods.sampling import SamplingRun
 from search.run import SearchRun
 from search.vote import elected

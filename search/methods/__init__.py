@@ -3,8 +3,8 @@ choices, the server's schema and its model aliases are read from it)."""
 
 from __future__ import annotations
 
-from search.mcts import MctsRun
 from search.methods.beam import BeamRun
+from search.methods.mcts import MctsRun
 from search.methods.none import NoSearchRun
 from search.methods.sampling import BestOfNRun, SelfConsistencyRun
 from search.run import SearchRun

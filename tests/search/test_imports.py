@@ -6,7 +6,7 @@ FORBIDDEN = {"server", "fastapi", "pydantic", "torch", "vllm", "httpx", "starlet
 
 def test_search_imports_no_http_and_no_engine() -> None:
     code = (
-        "import sys, search, search.mcts, search.methods\n"
+        "import sys, search, search.methods.mcts, search.methods\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {FORBIDDEN!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

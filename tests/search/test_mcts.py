@@ -15,7 +15,7 @@ from search import (
     Started,
 )
 from search.events import SearchEvent, SearchResult
-from search.mcts import MctsRun
+from search.methods.mcts import MctsRun
 from search.params import REFLECTION_TEXT
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
