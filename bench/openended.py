@@ -87,15 +87,10 @@ def report(ledger: Ledger, items: list[Item]) -> tuple[str, dict[str, Any]]:
         label: [ledger.outcomes[(i.id, label)] for i in answered] for label in labels
     }
     systems = [(label, [o.content.strip() for o in by_label[label]]) for label in labels]
-    _, scores = PairedTest(
-        systems, {"chrF": CHRF()}, references, test_type="bs", n_samples=RESAMPLES
-    )()
     sentence = CHRF()
     reference_words = sum(words(r) for i in answered for r in i.references) / (2 * len(answered))
     rows = []
-    scores.pop("System")  # the rest is one entry: the metric's scores, system by system
-    (chrf,) = scores.values()
-    for (label, hypotheses), score in zip(systems, chrf, strict=True):
+    for (label, hypotheses), score in zip(systems, paired_chrf(systems, references), strict=True):
         per_item = [
             sentence.sentence_score(h, [i.references[0], i.references[1]]).score
             for h, i in zip(hypotheses, answered, strict=True)
@@ -105,9 +100,7 @@ def report(ledger: Ledger, items: list[Item]) -> tuple[str, dict[str, Any]]:
             {
                 "config": label,
                 "items": len(answered),
-                "chrf": float(score.score),
-                "ci": float(score.ci),  # the 95% interval's half-width, from the bootstrap
-                "p": None if score.p_value is None else float(score.p_value),  # vs the first
+                **score,
                 "item_chrf": sum(per_item) / len(per_item),
                 "words": sum(words(h) for h in hypotheses) / len(hypotheses),
                 "generated_tokens": sum(o.generated_tokens for o in outcomes) / len(outcomes),
@@ -132,6 +125,44 @@ def report(ledger: Ledger, items: list[Item]) -> tuple[str, dict[str, Any]]:
         for r in rows
     ]
     return "\n".join(lines), {"summary": rows}
+
+
+def paired_chrf(
+    systems: list[tuple[str, list[str]]], references: list[list[str]]
+) -> list[dict[str, Any]]:
+    """Each system's corpus chrF, its 95% bootstrap interval's half-width and the paired
+    bootstrap's p against the first system (``None`` for it): sacrebleu's paired test."""
+    _, scores = PairedTest(
+        systems, {"chrF": CHRF()}, references, test_type="bs", n_samples=RESAMPLES
+    )()
+    scores.pop("System")  # the rest is one entry: the metric's scores, system by system
+    (chrf,) = scores.values()
+    return [
+        {
+            "chrf": float(score.score),
+            "ci": float(score.ci),
+            "p": None if score.p_value is None else float(score.p_value),
+        }
+        for score in chrf
+    ]
+
+
+def pooled(runs: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
+    """``labels``' corpus chrF over several runs of one task (other seeds) taken as one corpus
+    of their items, paired against ``labels[0]``, on the items every run's labels answered."""
+    items = {i.id: i for i in load_items(runs[0]["args"]["open"], None)}
+    answers: dict[str, dict[tuple[int, str], str]] = {label: {} for label in labels}
+    for number, run in enumerate(runs):
+        for o in run["outcomes"]:
+            if o["config"] in answers:
+                answers[o["config"]][(number, o["problem"])] = o["content"].strip()
+    keys = sorted(set.intersection(*(set(a) for a in answers.values())))
+    references = [[items[k[1]].references[j] for k in keys] for j in (0, 1)]
+    systems = [(label, [answers[label][k] for k in keys]) for label in labels]
+    scores = paired_chrf(systems, references)
+    return [
+        {"config": label, "items": len(keys), **s} for label, s in zip(labels, scores, strict=True)
+    ]
 
 
 def _p(value: float | None) -> str:

@@ -250,7 +250,11 @@ def calibration(args: list[str], options: dict[str, str]) -> str:
 
 def open_ended(args: list[str], options: dict[str, str]) -> str:
     """An open-ended run's configs (``bench.eval --open``): corpus chrF with its 95% bootstrap
-    interval, the paired bootstrap's p against the first config, mean item chrF, length."""
+    interval, the paired bootstrap's p against the first config, mean item chrF, length.
+    Several runs (other seeds) are pooled into one corpus, paired against the first config
+    named."""
+    if len(args) > 1:
+        return pooled_open(args)
     ((name, configs),) = selections(args)
     run = load(name)
     rows = {r["config"]: r for r in run["summary"]}
@@ -276,6 +280,31 @@ def open_ended(args: list[str], options: dict[str, str]) -> str:
             f"{flags['seed']}, temperature {flags['temperature']}.",
             table(header, body),
             configs_line((run, label) for label in labels),
+        ]
+    )
+
+
+def pooled_open(args: list[str]) -> str:
+    """Open-ended runs of one task pooled: each config's corpus chrF over all their items."""
+    from bench.openended import pooled
+
+    runs = [load(name) for name, _ in selections(args)]
+    labels = selections(args)[0][1] or chosen(runs[0], [])
+    rows = pooled(runs, labels)
+    body = [
+        [
+            f"`{r['config']}`",
+            f"{r['chrf']:.1f} (±{r['ci']:.1f})",
+            "-" if r["p"] is None else f"{r['p']:.3f}",
+        ]
+        for r in rows
+    ]
+    seeds = ", ".join(str(run["args"]["seed"]) for run in runs)
+    return "\n\n".join(
+        [
+            f"{runs[0]['model']}, `{runs[0]['args']['open']}`, seeds {seeds} pooled: "
+            f"{rows[0]['items']} answers per config.",
+            table(["config", "corpus chrF (95% CI)", f"p vs {labels[0]}"], body),
         ]
     )
 
