@@ -14,7 +14,7 @@ from server.openai import routers
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
 from server.openai.responses import ResponsesService
-from server.routes import router
+from server.own_routes import router
 from server.traces import TraceStore
 
 

@@ -44,7 +44,7 @@ from server.caps import capped_defaults, check_caps
 from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError
 from server.metrics import Metrics
-from server.openai.models import ALIASES
+from server.openai.aliases import ALIASES
 from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,

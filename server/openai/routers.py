@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.admission import Admission, admitted
+from server.openai.aliases import model_list
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
-from server.openai.models import model_list
 from server.openai.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
