@@ -25,6 +25,9 @@ StopReason = Literal[
 ]
 
 
+ChosenBy = Literal["vote", "consensus", "reward"]
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     """What a finished search reports: the chosen path and what it cost.
@@ -32,7 +35,10 @@ class SearchResult:
     ``reasoning_tokens`` are the path's tokens before its answer; ``generated_tokens`` every
     token the engine generated for the search (discarded branches and rollouts included);
     ``cached_tokens`` the prompt tokens the search's first engine call took from the engine's
-    prefix cache.
+    prefix cache.  ``chosen_by`` says how a sampling method chose among its samples: ``vote``
+    (self-consistency elected a final answer), ``consensus`` (free-text answers, by
+    :mod:`search.consensus`) or ``reward`` (best-of-n; self-consistency when no sample stated
+    an answer); ``None`` for the other methods.
     """
 
     method: str
@@ -47,6 +53,7 @@ class SearchResult:
     reward: float
     tree: tuple[TraceNode, ...] = ()
     cached_tokens: int = 0
+    chosen_by: ChosenBy | None = None
 
     @property
     def content_tokens(self) -> int:

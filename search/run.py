@@ -12,7 +12,15 @@ from typing import ClassVar, Literal
 from search.answer import PathWriter
 from search.budget import Budget
 from search.engine import Engine, FinishReason
-from search.events import Expanded, Finished, SearchEvent, SearchResult, Started, StopReason
+from search.events import (
+    ChosenBy,
+    Expanded,
+    Finished,
+    SearchEvent,
+    SearchResult,
+    Started,
+    StopReason,
+)
 from search.params import SearchParams
 from search.reward import REWARDS
 from search.steps import StepCutter
@@ -36,6 +44,7 @@ class SearchRun(ABC):
         self.budget = budget
         self.tree = Tree()
         self.iterations = 0
+        self.chosen_by: ChosenBy | None = None  # a sampling method's rule (SearchResult's)
         self.reward = REWARDS[params.reward](params.window)
         self.cutter = StepCutter(params, engine.tokenizer)
         self.writer = PathWriter(engine.tokenizer, params, implicit=self.implicit)
@@ -101,6 +110,7 @@ class SearchRun(ABC):
                 reward=reward,
                 tree=() if chosen is None else trace_tree(self.tree, chosen, self.engine.tokenizer),
                 cached_tokens=self.budget.cached_tokens or 0,
+                chosen_by=self.chosen_by,
             ),
             choice=choice,
         )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from search.consensus import is_free_text, most_central
 from search.engine import Completion
-from search.events import SearchEvent, StopReason
+from search.events import ChosenBy, SearchEvent, StopReason
 from search.extract import answer_region, final_answer
 from search.params import Voting
 from search.run import SearchRun
@@ -51,19 +51,20 @@ def ended(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.completion.finish_reason == "stop"]
 
 
-def vote(candidates: list[Candidate], voting: Voting, keep: float) -> Candidate:
+def vote(candidates: list[Candidate], voting: Voting, keep: float) -> tuple[Candidate, ChosenBy]:
     """Self-consistency: the elected final answer's best sample, among the answers that ended
     (all, when none did); the best of them when none states a final answer; the consensus
-    sample when most answers are free text."""
+    sample when most answers are free text.  And which of the three it was."""
     candidates = ended(candidates) or candidates
     found = [final_answer(c.completion.text) for c in candidates]
     if is_free_text([f.kind if f else None for f in found]):
-        return consensus(candidates, voting, keep)
+        return consensus(candidates, voting, keep), "consensus"
     answers = [f.value if f else None for f in found]
     winner = elected(answers, [c.reward for c in candidates], voting, keep)
     if winner is None:
-        return highest_reward(candidates)
-    return highest_reward([c for c, a in zip(candidates, answers, strict=True) if a == winner])
+        return highest_reward(candidates), "reward"
+    chosen = [c for c, a in zip(candidates, answers, strict=True) if a == winner]
+    return highest_reward(chosen), "vote"
 
 
 # The tokens a sample gets at least while none has ended, so nothing says how long this
@@ -101,8 +102,8 @@ class SamplingRun(SearchRun):
     of them."""
 
     @abstractmethod
-    def choose(self, candidates: list[Candidate]) -> Candidate:
-        """The candidate to answer with."""
+    def choose(self, candidates: list[Candidate]) -> tuple[Candidate, ChosenBy]:
+        """The candidate to answer with, and by what rule."""
 
     async def search(self) -> AsyncGenerator[SearchEvent, None]:
         """Waves of samples (one engine call each), then the chosen one as the path."""
@@ -127,7 +128,7 @@ class SamplingRun(SearchRun):
             root = self.tree.root
             yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
             return
-        chosen = self.choose(candidates)
+        chosen, self.chosen_by = self.choose(candidates)
         steps = [step.token_ids for step in chosen.steps]
         for event in self.writer.commit_path(steps, stop=chosen.completion.stop_reason):
             yield event
@@ -156,14 +157,14 @@ class SamplingRun(SearchRun):
 class BestOfNRun(SamplingRun):
     """Method ``best_of_n``: the most rewarded answer."""
 
-    def choose(self, candidates: list[Candidate]) -> Candidate:
-        """The candidate to answer with."""
-        return highest_reward(candidates)
+    def choose(self, candidates: list[Candidate]) -> tuple[Candidate, ChosenBy]:
+        """The candidate to answer with, and by what rule."""
+        return highest_reward(candidates), "reward"
 
 
 class SelfConsistencyRun(SamplingRun):
     """Method ``self_consistency``: the elected answer's most rewarded sample."""
 
-    def choose(self, candidates: list[Candidate]) -> Candidate:
-        """The candidate to answer with."""
+    def choose(self, candidates: list[Candidate]) -> tuple[Candidate, ChosenBy]:
+        """The candidate to answer with, and by what rule."""
         return vote(candidates, self.params.voting, self.params.keep)

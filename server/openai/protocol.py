@@ -160,6 +160,8 @@ class SearchInfo(OpenAIBaseModel):
     generated_tokens: int
     reward: float
     stop_reason: str
+    # how a sampling method chose: vote, consensus (free text) or reward; null for the others
+    chosen_by: str | None = None
     tree: list[TraceNode] | None = None
 
 

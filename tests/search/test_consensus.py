@@ -84,10 +84,12 @@ def test_self_consistency_over_free_text_answers_with_the_consensus() -> None:
         scored(TRANSLATIONS[2], 0.9),
         scored(TRANSLATIONS[3], 0.5),
     ]
-    *_, answer, _ = run(ScriptedEngine(list(samples)), method="self_consistency", samples=4)
+    *_, answer, result = run(ScriptedEngine(list(samples)), method="self_consistency", samples=4)
     assert answer in (TRANSLATIONS[0], TRANSLATIONS[3])
-    *_, best, _ = run(ScriptedEngine(list(samples)), method="best_of_n", samples=4)
+    assert result.chosen_by == "consensus"
+    *_, best, result = run(ScriptedEngine(list(samples)), method="best_of_n", samples=4)
     assert best == TRANSLATIONS[2]
+    assert result.chosen_by == "reward"
     # filtered to the top quarter, only the outlier is left to choose
     *_, filtered, _ = run(
         ScriptedEngine(list(samples)),

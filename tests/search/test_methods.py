@@ -44,6 +44,7 @@ def test_self_consistency_follows_the_majority_answer() -> None:
     _, _, answer, result = run(engine, method="self_consistency", samples=3)
     assert answer == "so 7"
     assert result.reward == pytest.approx(0.6)
+    assert result.chosen_by == "vote"
 
 
 def test_self_consistency_breaks_ties_by_reward() -> None:

@@ -9,6 +9,8 @@ import httpx
 import openai
 import pytest
 
+from search.consensus import is_free_text
+from search.extract import final_answer
 from server.args import ServerArgs
 from server.engines.base import ServingEngine
 from server.engines.llamacpp.engine import LlamaCppEngine
@@ -306,3 +308,33 @@ def test_every_method_answers_through_its_alias(
     assert 0 < info["reward"] <= 1
     assert 0 < r.usage.completion_tokens <= 16
     assert info["generated_tokens"] == r.usage.completion_tokens
+
+
+@pytest.mark.parametrize(
+    "question", ["What is 2+3? Answer with the number.", "Say hello in French, in one word."]
+)
+def test_self_consistency_says_how_it_chose_by_the_rule_its_samples_meet(
+    client: openai.OpenAI, model_name: str, question: str
+) -> None:
+    """``search.chosen_by`` is ``consensus`` exactly when most samples' final answers (of those
+    that ended, else all) are free text; otherwise a vote, or the reward when none states one.
+    Checked against the samples themselves, read back from the returned tree."""
+    r = client.chat.completions.create(
+        model=model_name,
+        messages=[{"role": "user", "content": question}],
+        seed=5,
+        max_tokens=4 * 48,
+        extra_body={"search": {"method": "self_consistency", "return_tree": True}},
+    )
+    info = (r.model_extra or {})["search"]
+    samples = [n for n in info["tree"] if n["parent"] is not None]
+    assert 1 <= len(samples) == info["iterations"] <= 4
+    voters = [n for n in samples if n["terminal"]] or samples
+    found = [final_answer(n["text"]) for n in voters]
+    if is_free_text([f.kind if f else None for f in found]):
+        assert info["chosen_by"] == "consensus"
+    else:
+        stated = any(f is not None for f in found)
+        assert info["chosen_by"] == ("vote" if stated else "reward")
+    chosen = next(n for n in samples if n["chosen"])
+    assert r.choices[0].message.content and r.choices[0].message.content in chosen["text"]
