@@ -11,7 +11,8 @@ The answers so far are kept in ``NAME.records.json`` after every problem; a reru
 name resumes from them (``--fresh`` starts over), and ``--report`` summarises them without
 sampling (a run stopped early).
 
-Rewards scored: every one of :data:`search.reward.REWARDS` (the windowed DeepConf ones at each
+Rewards scored: ``p_true``, the model's own judgement of each answer (:func:`p_true`), every
+one of :data:`search.reward.REWARDS` (the windowed DeepConf ones at each
 of :data:`WINDOWS`, named ``lowest_group/32``), ``last_step`` (the mean confidence of the last
 step, where the answer is stated) and ``answer`` (the mean confidence of the tokens that spell
 the final answer).  The choosers replayed are self-consistency's votes (:mod:`search.vote`):
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -46,6 +48,7 @@ logger = logging.getLogger("bench.calibration")
 _BOXED = re.compile(r"\\boxed\{")
 WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
 WINDOWED = ("lowest_group", "bottom_groups", "tail")
+JUDGE_LOGPROBS = 20  # "Yes" and "No" in several spellings are among them
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
 
@@ -93,8 +96,9 @@ async def sample(
         prompt, args.max_tokens, n=args.samples, temperature=args.temperature, seed=args.seed
     )
     (completions,) = await engine.generate([request])
+    judged = await p_true(engine, problem.prompt, [c.text for c in completions])
     records = []
-    for completion in completions:
+    for completion, yes in zip(completions, judged, strict=True):
         answer = extract_answer(completion.text)
         steps = cutter.split(completion.token_ids, completion.logprobs)
         records.append(
@@ -104,11 +108,49 @@ async def sample(
                 "correct": answer == problem.gold,
                 "tokens": len(completion.token_ids),
                 "finish_reason": completion.finish_reason,
-                "rewards": rewards(completion, steps, engine.tokenizer),
+                "rewards": rewards(completion, steps, engine.tokenizer) | {"p_true": yes},
                 "text": completion.text,  # for replays that read answers (consensus, a judge)
             }
         )
     return records
+
+
+JUDGE_QUESTION = "Is your answer above correct? Reply with only Yes or No."
+
+
+async def p_true(engine: Engine, question: str, answers: list[str]) -> list[float]:
+    """P(True) (Kadavath et al. 2022, CISC's judge): the model that answered, asked in the same
+    chat whether each answer is correct, scores it by its probability of "Yes" against "No"
+    among its first token's top logprobs (0.5 when neither is there).  One forward pass per
+    answer, in one engine call; the question's prefix is shared."""
+    template = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
+    requests = [
+        GenerationRequest(
+            tuple(
+                template(
+                    [
+                        {"role": "user", "content": question},
+                        {"role": "assistant", "content": answer},
+                        {"role": "user", "content": JUDGE_QUESTION},
+                    ]
+                )
+            ),
+            1,
+            temperature=0.0,
+            logprobs=JUDGE_LOGPROBS,
+        )
+        for answer in answers
+    ]
+    scores = []
+    for (completion,) in await engine.generate(requests):
+        mass = {"yes": 0.0, "no": 0.0}
+        for token, logprob in completion.logprobs[0].top if completion.logprobs else ():
+            word = engine.tokenizer.decode([token]).strip().lower()
+            if word in mass:
+                mass[word] += math.exp(logprob)
+        total = mass["yes"] + mass["no"]
+        scores.append(mass["yes"] / total if total > 0 else 0.5)
+    return scores
 
 
 def choose(records: list[dict[str, Any]], rule: str) -> bool:
