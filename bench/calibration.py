@@ -39,7 +39,7 @@ from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
 from search.params import SearchParams, Voting
-from search.reward import REWARDS, mean_confidence
+from search.reward import REWARDS, WINDOWED, mean_confidence
 from search.steps import StepCutter
 from search.tree import Step
 from search.vote import elected
@@ -47,7 +47,6 @@ from search.vote import elected
 logger = logging.getLogger("bench.calibration")
 _BOXED = re.compile(r"\\boxed\{")
 WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
-WINDOWED = ("lowest_group", "bottom_groups", "tail")
 JUDGE_LOGPROBS = 20  # "Yes" and "No" in several spellings are among them
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
@@ -79,7 +78,7 @@ def rewards(completion: Completion, steps: list[Step], tokenizer: Tokenizer) -> 
         last = count_tokens_within(tokenizer, completion.token_ids, span[1])
         answer = tuple(confidences[max(first, 0) : last]) or answer
     found = {name: REWARDS[name](WINDOWS[0])(steps) for name in REWARDS if name not in WINDOWED}
-    for name in WINDOWED:
+    for name in sorted(WINDOWED):
         found |= {f"{name}/{w}": REWARDS[name](w)(steps) for w in WINDOWS}
     return found | {
         "last_step": mean_confidence(scored[-1].confidences) if scored else 0.0,

@@ -132,6 +132,8 @@ def _windowed(reward: Callable[[Sequence[Step], int], float]) -> Callable[[int],
     return lambda window: lambda path: reward(path, window)
 
 
+WINDOWED = frozenset({"lowest_group", "bottom_groups", "tail"})  # the rewards `window` sizes
+
 REWARDS: dict[str, Callable[[int], Reward]] = {
     "confidence": _windowless(confidence_reward),
     "min_step": _windowless(min_step_reward),
