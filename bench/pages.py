@@ -15,6 +15,9 @@ that order).  Kinds:
   per file and pooled;
 - ``calibration FILE``: a reward calibration's AUROCs and its choosers' accuracy at k answers
   (options ``k=1,4,8`` and ``choosers=pass,majority,...``);
+- ``budgets FILE``: a calibration's replay of one sample against the default at each client
+  ``max_tokens``;
+- ``streaming FILE``: bench/streaming.py's first text of streamed default requests;
 - ``speed DIR...``: ``make bench``'s headline numbers from one model's results folder;
 - ``contention FILE...``, ``hotpath FILE...``: bench/contention.py's and bench/hotpath.py's;
 - ``every``: every result file, for docs/results.md.
@@ -248,6 +251,47 @@ def calibration(args: list[str], options: dict[str, str]) -> str:
     )
 
 
+def budgets(args: list[str], options: dict[str, str]) -> str:
+    """One sample against the default at each client budget, replayed from a calibration's
+    answers (bench/calibration.py's ``budget_replay``)."""
+    ((name, _),) = selections(args)
+    rows = load(name)["budgets"]
+    body = [
+        [
+            str(r["budget"]),
+            percent(r["none"]),
+            percent(r["default"]),
+            f"{100 * r['difference']:+.1f} ({100 * r['low']:+.1f} to {100 * r['high']:+.1f})",
+            f"{r['samples']:.2f}",
+            f"{r['none_tokens']:.0f} / {r['tokens']:.0f}",
+        ]
+        for r in rows
+    ]
+    header = ["max_tokens", "none", "default", "default - none, points (95% CI)", "samples"]
+    return f"{rows[0]['problems']} problems, every stored answer replayed first in turn.\n\n" + (
+        table([*header, "tokens: none / default"], body)
+    )
+
+
+def streaming(args: list[str], options: dict[str, str]) -> str:
+    """Each streamed default request's wall time and first text (bench/streaming.py)."""
+    ((name, _),) = selections(args)
+    run = load(name)
+    body = [
+        [
+            f"`{r['question']}`",
+            str(r["seed"]),
+            f"{r['wall_s']:.1f} s",
+            f"{r['first_text_s']:.2f} s",
+            percent(r["first_text_share"]),
+            "yes" if r["same_answer_unstreamed"] else "no",
+        ]
+        for r in run["rows"]
+    ]
+    header = ["question", "seed", "wall time", "first text", "share of wall time"]
+    return f"{run['model']}.\n\n" + table([*header, "answer = unstreamed"], body)
+
+
 def open_ended(args: list[str], options: dict[str, str]) -> str:
     """An open-ended run's configs (``bench.eval --open``): corpus chrF with its 95% bootstrap
     interval, the paired bootstrap's p against the first config, mean item chrF, length.
@@ -440,6 +484,8 @@ KINDS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "common": common,
     "pairs": pairs,
     "calibration": calibration,
+    "budgets": budgets,
+    "streaming": streaming,
     "open": open_ended,
     "speed": speed,
     "contention": contention,

@@ -22,6 +22,7 @@ from search.engine import (
 )
 from search.events import (
     AnswerDelta,
+    DraftDelta,
     Expanded,
     Finished,
     ReasoningDelta,
@@ -66,6 +67,7 @@ __all__ = [
     "AnswerDelta",
     "Budget",
     "Completion",
+    "DraftDelta",
     "Engine",
     "Expanded",
     "FinishReason",

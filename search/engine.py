@@ -8,8 +8,8 @@ temperature), so rewards do not depend on the sampling temperature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 FinishReason = Literal["stop", "length"]
@@ -19,6 +19,10 @@ FinishReason = Literal["stop", "length"]
 # int64 array and an overflow there is fatal to its engine core.  Client seeds are reduced
 # modulo this bound at the API boundary.
 SEED_BOUND = 2**62
+
+# Told, on the engine's own thread after every token, a sample's index and its tokens so far
+# (the engine's list: copy what you keep); see ``GenerationRequest.watch``.
+Watch = Callable[[int, Sequence[int]], None]
 
 
 class EngineError(Exception):
@@ -59,7 +63,9 @@ class GenerationRequest:
     ``stop`` strings and ``stop_token_ids`` end a continuation (finish reason ``stop``), as does
     any end-of-sequence token of the tokenizer; the stopping token stays in ``token_ids``.
     ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``; it is below
-    :data:`SEED_BOUND`.
+    :data:`SEED_BOUND`.  ``watch``, where the engine can say (the local engines do), hears
+    every token as it is generated (a search that streams a sample while it decodes); it must
+    be quick and thread-safe, and it changes nothing that is generated.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -71,6 +77,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int = 5
+    watch: Watch | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.seed is not None and not 0 <= self.seed < SEED_BOUND:

@@ -1,5 +1,6 @@
 """Events a search yields, in order: ``Started``, then any mix of ``Expanded``,
-``ReasoningDelta`` and ``AnswerDelta``, and last ``Finished`` with the :class:`SearchResult`.
+``DraftDelta``, ``ReasoningDelta`` and ``AnswerDelta``, and last ``Finished`` with the
+:class:`SearchResult`.
 The server maps deltas to stream chunks and the rest to metrics.
 
 Every event names the ``choice`` it belongs to: a request for ``n`` answers runs ``n`` choices
@@ -104,6 +105,15 @@ class Expanded:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftDelta:
+    """Text appended to a draft: a sample the search shows while it decodes (only when
+    ``SearchParams.drafts``), which it may or may not choose in the end."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ReasoningDelta:
     """Text appended to the committed reasoning."""
 
@@ -127,4 +137,4 @@ class Finished:
     choice: int = 0
 
 
-SearchEvent = Started | Expanded | ReasoningDelta | AnswerDelta | Finished
+SearchEvent = Started | Expanded | DraftDelta | ReasoningDelta | AnswerDelta | Finished

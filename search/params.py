@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from search.engine import GenerationRequest
+from search.engine import GenerationRequest, Watch
 from search.formats import PROFILES
 from search.reward import REWARDS
 
@@ -73,6 +73,8 @@ class SearchParams:
         `plain` reasoning format's, :data:`search.formats.PROFILES`).
     :param starts_in_reasoning: the prompt leaves the model inside an open reasoning block (a
         thinking template's trailing `<think>`), so the text is reasoning until a marker.
+    :param drafts: a sampling method shows a sample while it decodes (a streamed request: the
+        server sets it), as ``DraftDelta`` events.
     :param reward: the path score: `confidence` is Marco-o1's mean token confidence,
         `min_step` the weakest step's; `deepconf`, `lowest_group`, `bottom_groups` and `tail`
         are DeepConf's (Fu et al. 2025) mean, lowest window, lowest tenth of windows and last
@@ -120,6 +122,7 @@ class SearchParams:
     max_reflections: int = option(1, ge=0, le=16)
     answer_markers: tuple[str, ...] = PROFILES["plain"].answer_markers
     starts_in_reasoning: bool = False
+    drafts: bool = False
     reward: str = option("confidence")
     window: int = option(32, ge=1, le=1_000_000)
     samples: int = option(4, ge=1, le=MAX_SAMPLES)
@@ -178,9 +181,15 @@ class SearchParams:
         return 1 if self.granularity == "token" else self.step_tokens
 
     def generation(
-        self, path: Sequence[int], max_tokens: int, seed: int, n: int = 1
+        self,
+        path: Sequence[int],
+        max_tokens: int,
+        seed: int,
+        n: int = 1,
+        watch: Watch | None = None,
     ) -> GenerationRequest:
-        """An engine request continuing the prompt plus ``path`` with this search's sampling."""
+        """An engine request continuing the prompt plus ``path`` with this search's sampling
+        (``watch``: see ``GenerationRequest``)."""
         return GenerationRequest(
             prompt_token_ids=(*self.prompt_token_ids, *path),
             max_tokens=max_tokens,
@@ -190,4 +199,5 @@ class SearchParams:
             seed=seed,
             stop=self.stop,
             logprobs=self.logprobs,
+            watch=watch,
         )

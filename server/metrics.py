@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from search import METHODS, Expanded, Finished, SearchEvent
-from search.events import AnswerDelta, ReasoningDelta
+from search.events import AnswerDelta, DraftDelta, ReasoningDelta
 from server.engines.stats import EngineStats
 
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
@@ -172,7 +172,7 @@ class RequestTracker:
     def observe(self, event: SearchEvent) -> None:
         """Move the instruments an event concerns."""
         m, method = self._metrics, self._method
-        if isinstance(event, ReasoningDelta | AnswerDelta) and not self._first_text:
+        if isinstance(event, DraftDelta | ReasoningDelta | AnswerDelta) and not self._first_text:
             self._first_text = True
             m.ttft.labels(method).observe(time.monotonic() - self._start)
         elif isinstance(event, Expanded):

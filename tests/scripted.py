@@ -66,10 +66,11 @@ class FakeClock:
 class ScriptedEngine:
     """Returns scripted continuations, one per sample, in order; records every request.
 
-    With ``gated``, each call waits (after it is recorded) until :meth:`release` lets it
-    through; :meth:`started` waits until a number of calls have begun.  A call that finishes
-    advances ``clock`` by ``call_seconds``: how long it took, as the search's budget sees it.
-    A call cancelled while it waits is counted in ``cancelled``.
+    With ``gated``, each call waits (after it is recorded, and after a request's ``watch`` has
+    heard each of its samples grow token by token) until :meth:`release` lets it through;
+    :meth:`started` waits until a number of calls have begun.  A call that finishes advances
+    ``clock`` by ``call_seconds``: how long it took, as the search's budget sees it.  A call
+    cancelled while it waits is counted in ``cancelled``.
     """
 
     script: list[list[tuple[int, float]]]
@@ -90,6 +91,15 @@ class ScriptedEngine:
         self.calls.append(len(requests))
         async with self._arrived:
             self._arrived.notify_all()
+        # a watched call "decodes" before it is held: its watches hear every token first
+        outputs = None
+        if any(r.watch for r in requests):
+            outputs = [[self._next(r) for _ in range(r.n)] for r in requests]
+            for request, batch in zip(requests, outputs, strict=True):
+                for i, completion in enumerate(batch):
+                    for k in range(1, len(completion.token_ids) + 1):
+                        if request.watch:
+                            request.watch(i, completion.token_ids[:k])
         if self.gated:
             try:
                 await self._releases.acquire()
@@ -97,7 +107,7 @@ class ScriptedEngine:
                 self.cancelled += 1
                 raise
         self.clock.advance(self.call_seconds)
-        return [[self._next(r) for _ in range(r.n)] for r in requests]
+        return outputs or [[self._next(r) for _ in range(r.n)] for r in requests]
 
     async def started(self, calls: int) -> None:
         """Return once ``calls`` calls have begun (each is then held, if the engine is gated)."""

@@ -12,17 +12,23 @@ by the request's ``voting`` (:mod:`search.vote`) among the answers that ended (a
 its bound states no final answer, so it votes only when none ended), and shows the elected
 answer's most rewarded sample.  The chosen answer is split into steps under the request's
 granularity, so reasoning and answer come apart exactly as for MCTS.
+
+A streamed request (``drafts``) sees the first sample of the first wave as it decodes, as
+``DraftDelta`` events (:mod:`search.drafts`), so the stream shows text long before the vote;
+the engine's watch changes nothing that is sampled, so the answer is the unstreamed one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from search.consensus import is_free_text, most_central
+from search.drafts import Draft
 from search.engine import Completion
-from search.events import ChosenBy, SearchEvent, StopReason
+from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
 from search.extract import answer_region, final_answer
 from search.params import Voting
 from search.run import SearchRun
@@ -116,10 +122,22 @@ class SamplingRun(SearchRun):
             max((len(c.completion.token_ids) for c in ended(candidates)), default=None),
         ):
             max_tokens = min(params.max_tokens, budget.remaining_tokens() // wave)
-            request = params.generation((), max_tokens, self.rng.getrandbits(31), n=wave)
-            outputs = await budget.generate(self.engine, [request])
+            # a streamed request sees the first wave's first sample as it decodes
+            draft = Draft(self.engine.tokenizer) if params.drafts and not candidates else None
+            watch = draft.watch if draft else None
+            request = params.generation((), max_tokens, self.rng.getrandbits(31), wave, watch)
+            call = asyncio.ensure_future(budget.generate(self.engine, [request]))
+            try:
+                if draft is not None:
+                    async for text in draft.texts(call):
+                        yield DraftDelta(text)
+                outputs = await call
+            finally:
+                call.cancel()  # the client has gone: the engine lets go of the wave
             if outputs is None:
                 break
+            if draft is not None and (rest := draft.add(outputs[0][0].text)):
+                yield DraftDelta(rest)
             candidates += [self._candidate(completion) for completion in outputs[0]]
         if not candidates:
             for event in self.writer.commit((), last=True):

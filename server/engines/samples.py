@@ -43,6 +43,8 @@ class Sample:
         :mod:`server.engines.tensor_sampling`); finish the sample if it ends here."""
         self.token_ids.append(chosen.token_id)
         self.logprobs.append(chosen)
+        if self.spec.watch is not None:
+            self.spec.watch(self.index, self.token_ids)
         self._finish(tokenizer)
 
     def _finish(self, tokenizer: Tokenizer) -> None:

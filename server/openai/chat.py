@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from search import (
     AnswerDelta,
+    DraftDelta,
     Expanded,
     Finished,
     FinishReason,
@@ -159,6 +160,35 @@ def _log_outcome(
     log_outcome(prepared.request_id, p.method, status, seconds, **facts)
 
 
+# what a stream sends between a draft and the reasoning of a different sample chosen after it
+DRAFT_SEPARATOR = "\n\n---\n\n"
+
+
+class ShownReasoning:
+    """The reasoning one choice's stream shows: its drafts (a sample shown while it decodes,
+    :class:`search.events.DraftDelta`), then the chosen answer's reasoning, unless the draft
+    showed it already (the chosen sample was the draft's): a reasoning that leaves the draft is
+    sent whole, after :data:`DRAFT_SEPARATOR`."""
+
+    def __init__(self) -> None:
+        self.draft = ""
+        self.reasoning = ""
+        self.left_draft = False
+
+    def add(self, event: DraftDelta | ReasoningDelta) -> str:
+        """The text to send for ``event`` ("" for reasoning the draft has shown)."""
+        if isinstance(event, DraftDelta):
+            self.draft += event.text
+            return event.text
+        if not self.draft or self.left_draft:
+            return event.text
+        self.reasoning += event.text
+        if self.draft.startswith(self.reasoning):
+            return ""
+        self.left_draft = True
+        return DRAFT_SEPARATOR + self.reasoning
+
+
 async def chat_chunks(
     prepared: PreparedChat, events: AsyncIterator[SearchEvent]
 ) -> AsyncIterator[ChatCompletionChunk]:
@@ -188,11 +218,12 @@ async def chat_chunks(
     for index in range(prepared.n):
         yield chunk(DeltaMessage(role="assistant", content=""), index=index)
     results: dict[int, SearchResult] = {}
+    shown = [ShownReasoning() for _ in range(prepared.n)]
     async for event in events:
         index = event.choice
-        if isinstance(event, ReasoningDelta):
-            text = event.text
-            yield chunk(DeltaMessage(reasoning=text, reasoning_content=text), index=index)
+        if isinstance(event, DraftDelta | ReasoningDelta):
+            if text := shown[index].add(event):
+                yield chunk(DeltaMessage(reasoning=text, reasoning_content=text), index=index)
         elif isinstance(event, AnswerDelta):
             yield chunk(DeltaMessage(content=event.text), index=index)
         elif isinstance(event, Expanded) and prepared.progress:
@@ -316,6 +347,7 @@ class ChatService:
                 max_search_tokens=max_search_tokens,
                 answer_markers=profile.answer_markers if markers is None else tuple(markers),
                 starts_in_reasoning=opened,
+                drafts=bool(request.stream),
                 max_tokens=max_tokens,
                 temperature=(
                     self.args.default_temperature

@@ -93,6 +93,7 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         messages=messages,
         model=request.model,
         max_completion_tokens=request.max_output_tokens,
+        stream=request.stream,  # a streamed response shows drafts, as a chat stream does
         stream_options=StreamOptions(include_usage=True),
         seed=request.seed,
         temperature=request.temperature,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -297,6 +300,30 @@ def test_n_samples_and_seeds_are_reproducible(
     assert len(first) == 3
     assert [c.token_ids for c in first] == [c.token_ids for c in second]
     assert len({c.token_ids for c in first}) > 1  # different samples, not copies
+
+
+@pytest.mark.parametrize("kind", ["llamacpp", "transformers"])  # the engines that can say
+def test_a_watch_hears_every_sample_grow_and_changes_nothing(
+    engine_under_test: ServingEngine, scorer: ServingEngine, kind: str
+) -> None:
+    """``GenerationRequest.watch`` is told each sample's tokens after every token (what a
+    streamed sampling search shows as it decodes), and the samples are those of the same call
+    without it."""
+    engine = engine_under_test
+    heard: dict[int, list[tuple[int, ...]]] = defaultdict(list)
+
+    def watch(index: int, token_ids: Sequence[int]) -> None:
+        heard[index].append(tuple(token_ids))
+
+    request = GenerationRequest(prompt(engine, "Tell me a story."), max_tokens=10, n=2, seed=11)
+    empty_cache(scorer)
+    plain = generate(engine, request)[0]
+    empty_cache(scorer)
+    watched = generate(engine, replace(request, watch=watch))[0]
+    assert [c.token_ids for c in watched] == [c.token_ids for c in plain]
+    for index, completion in enumerate(watched):
+        ids = completion.token_ids
+        assert heard[index] == [ids[:k] for k in range(1, len(ids) + 1)]
 
 
 def test_stop_strings_end_generation_with_stop(engine_under_test: ServingEngine, kind: str) -> None:

@@ -14,6 +14,7 @@ from search.extract import final_answer
 from server.args import ServerArgs
 from server.engines.base import ServingEngine
 from server.engines.llamacpp.engine import LlamaCppEngine
+from server.openai.chat import DRAFT_SEPARATOR
 from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = [{"role": "user", "content": "What is 17*23?"}]
@@ -148,11 +149,49 @@ def test_a_seeded_answer_is_the_same_streamed_or_not(
             content += delta.content or ""
     server.fresh(engine)
     message = client.chat.completions.create(**asked).choices[0].message
-    assert ((message.model_extra or {}).get("reasoning_content") or "", message.content) == (
-        reasoning,
-        content,
-    )
+    thought = (message.model_extra or {}).get("reasoning_content") or ""
+    assert message.content == content
     assert content
+    if method in ("best_of_n", "self_consistency"):  # the stream showed a draft first
+        assert reasoning.startswith(thought) or reasoning.endswith(DRAFT_SEPARATOR + thought)
+    else:
+        assert reasoning == thought
+
+
+def test_the_default_streams_its_first_sample_as_it_decodes_and_answers_as_unstreamed(
+    client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine
+) -> None:
+    """A streamed request that names no method shows its first sample while it decodes, in
+    many reasoning chunks before any content, then the chosen sample's reasoning unless the
+    draft showed it; its answer is the unstreamed one of the same seed."""
+    asked: dict[str, Any] = {
+        "model": model_name,
+        "messages": QUESTION,
+        "seed": 11,
+        "temperature": 0.8,
+        "max_tokens": 4 * 48,
+        "extra_body": {"search": {"return_tree": True}},
+    }
+    server.fresh(engine)
+    drafts, content, info = [], "", {}
+    for chunk in client.chat.completions.create(**asked, stream=True):
+        info = (chunk.model_extra or {}).get("search") or info
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            thought = (delta.model_extra or {}).get("reasoning_content")
+            if thought and not content:
+                drafts.append(thought)
+            content += delta.content or ""
+    server.fresh(engine)
+    message = client.chat.completions.create(**asked).choices[0].message
+    assert info["method"] == "self_consistency" and message.content == content
+    first = next(n for n in info["tree"] if n["parent"] is not None)
+    streamed, chosen = "".join(drafts), (message.model_extra or {}).get("reasoning_content") or ""
+    assert streamed.startswith(first["text"])
+    pieces = [len("".join(drafts[:i])) for i in range(1, len(drafts) + 1)]
+    assert sum(end <= len(first["text"]) for end in pieces) > 1  # it came in as it decoded
+    shown = first["text"] if first["text"].startswith(chosen) else first["text"] + DRAFT_SEPARATOR
+    assert streamed == shown + ("" if shown == first["text"] else chosen)
 
 
 def test_method_none_is_plain_generation(
