@@ -34,10 +34,11 @@ from typing import Any
 
 from bench.inprocess import bench_engine, saved_records, user_prompt, write_results
 from bench.problems import Problem
-from bench.stats import auroc, wilson
+from bench.stats import auroc, mean_interval, wilson
 from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
+from search.methods.sampling import next_wave
 from search.params import SearchParams, Voting
 from search.reward import REWARDS, WINDOWED, mean_confidence
 from search.steps import StepCutter
@@ -50,6 +51,8 @@ WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of thi
 JUDGE_LOGPROBS = 20  # "Yes" and "No" in several spellings are among them
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
+BUDGETS = (256, 512, 1024)  # a client's max_tokens, replayed up to the run's own bound
+DEFAULT_SAMPLES = SearchParams.__dataclass_fields__["samples"].default
 
 
 def answer_span(text: str, answer: str | None) -> tuple[int, int] | None:
@@ -169,8 +172,12 @@ def choose(records: list[dict[str, Any]], rule: str) -> bool:
     return top is not None and any(r["correct"] for r in records if r["answer"] == top)
 
 
-def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str, dict[str, Any]]:
-    """Markdown tables and their numbers: AUROC per reward; accuracy per chooser and k."""
+def report(
+    records: list[dict[str, Any]], samples: int, title: str, bound: int
+) -> tuple[str, dict[str, Any]]:
+    """Markdown tables and their numbers: AUROC per reward; accuracy per chooser and k; early
+    stopping; and at each client budget up to ``bound`` (the answers' own), none against the
+    default."""
     names = list(records[0]["rewards"]) if records else []
     labels = [r["correct"] for r in records]
     aurocs = {n: auroc([r["rewards"][n] for r in records], labels) for n in names}
@@ -228,12 +235,101 @@ def report(records: list[dict[str, Any]], samples: int, title: str) -> tuple[str
             f"| {row['wave']} | {row['share']} | {row['right'] / max(row['problems'], 1):.1%} "
             f"({low:.0%}-{high:.0%}) | {row['samples']:.2f} | {row['tokens']:.0f} |"
         )
+    budgeted = [budget_replay(list(by_problem.values()), b) for b in BUDGETS if b <= bound]
+    if budgeted:
+        lines += [
+            "",
+            "A client's `max_tokens` bounds the whole search: one sample (`none`) against the "
+            f"default (self-consistency of {DEFAULT_SAMPLES}, in the server's waves), replayed "
+            "from every sample of each problem in turn; an answer longer than its bound is cut "
+            "and states what its text before the cut does; the difference's 95% bootstrap "
+            "interval is over problems:",
+            "",
+            "| max_tokens | none | default | default - none (95% CI) | samples "
+            "| tokens: none / default |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in budgeted:
+            lines.append(
+                f"| {row['budget']} | {row['none']:.1%} | {row['default']:.1%} | "
+                f"{row['difference']:+.1%} ({row['low']:+.1%} to {row['high']:+.1%}) | "
+                f"{row['samples']:.2f} | {row['none_tokens']:.0f} / {row['tokens']:.0f} |"
+            )
     numbers = {
         "auroc": aurocs,
         "accuracy": {r: {str(k): v for k, v in a.items()} for r, a in accuracy.items()},
         "stopping": stopping,
+        "budgets": budgeted,
     }
     return "\n".join(lines), numbers
+
+
+def budget_replay(problems: list[list[dict[str, Any]]], budget: int) -> dict[str, Any]:
+    """One sample against the default's waves (:func:`search.methods.sampling.next_wave`) at a
+    client's ``max_tokens`` of ``budget``, replayed from each stored answer of every problem in
+    turn: the mean accuracy of each, and of their difference per problem with its interval."""
+    none_right, default_right, differences = [], [], []
+    drawn = tokens = none_tokens = 0.0
+    for records in problems:
+        replays = [records[start:] + records[:start] for start in range(len(records))]
+        one = [_within(order[0], budget) for order in replays]
+        waves = [_waves(order, budget) for order in replays]
+        none_right.append(sum(r["correct"] for r in one) / len(replays))
+        default_right.append(sum(choose(t, "majority") for t in waves) / len(replays))
+        differences.append(default_right[-1] - none_right[-1])
+        none_tokens += sum(r["tokens"] for r in one) / len(replays)
+        drawn += sum(len(t) for t in waves) / len(replays)
+        tokens += sum(r["tokens"] for t in waves for r in t) / len(replays)
+    count = max(len(problems), 1)
+    low, high = mean_interval(differences)
+    return {
+        "budget": budget,
+        "problems": len(problems),
+        "none": sum(none_right) / count,
+        "default": sum(default_right) / count,
+        "difference": sum(differences) / count,
+        "low": low,
+        "high": high,
+        "samples": drawn / count,
+        "tokens": tokens / count,
+        "none_tokens": none_tokens / count,
+    }
+
+
+def _within(record: dict[str, Any], bound: int) -> dict[str, Any]:
+    """A stored answer as a sample bounded at ``bound`` tokens gets it: itself if it ended
+    within the bound, else cut there.  A cut answer states what the text before the cut does
+    (its characters in the share of tokens kept: a few tokens either way), right only if the
+    whole answer was right and states the same; without the text, nothing."""
+    if record["finish_reason"] == "stop" and record["tokens"] <= bound:
+        return record
+    answer = None
+    if "text" in record:
+        text = record["text"]
+        answer = extract_answer(text[: len(text) * bound // max(record["tokens"], 1)])
+    correct = record["correct"] and answer is not None and answer == record["answer"]
+    return record | {
+        "answer": answer,
+        "correct": correct,
+        "finish_reason": "length",
+        "tokens": bound,
+    }
+
+
+def _waves(order: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The default's samples at ``budget``, drawn from ``order`` in the server's waves."""
+    taken: list[dict[str, Any]] = []
+    left = budget
+    while wave := next_wave(
+        DEFAULT_SAMPLES - len(taken),
+        left,
+        budget,
+        max((r["tokens"] for r in taken if r["finish_reason"] == "stop"), default=None),
+    ):
+        drawn = [_within(r, min(budget, left // wave)) for r in order[len(taken) :][:wave]]
+        taken += drawn
+        left -= sum(r["tokens"] for r in drawn)
+    return taken
 
 
 def early_stopping(problems: list[list[dict[str, Any]]], wave: int, share: float) -> dict[str, Any]:
@@ -285,7 +381,7 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         f"{model}: {args.samples} answers per problem, temperature "
         f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
     )
-    text, numbers = report(records, args.samples, title)
+    text, numbers = report(records, args.samples, title, args.max_tokens)
     write_results(args, model, text, numbers, records)
 
 

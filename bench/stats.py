@@ -1,10 +1,12 @@
 """The statistics an accuracy table needs: a 95% interval for a proportion (Wilson), the paired
-test of two methods on the same problems (exact McNemar), and how well a score ranks right
-answers above wrong ones (AUROC).  Standard library only: a few lines each."""
+test of two methods on the same problems (exact McNemar), a bootstrap interval of a mean, and
+how well a score ranks right answers above wrong ones (AUROC).  Standard library only: a few
+lines each."""
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 
 Z95 = 1.959963984540054
@@ -51,3 +53,16 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
         return None
     wins = sum((p > q) + 0.5 * (p == q) for p in positives for q in negatives)
     return wins / (len(positives) * len(negatives))
+
+
+def mean_interval(
+    values: Sequence[float], resamples: int = 4000, seed: int = 0
+) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the mean of ``values`` (e.g. per-problem paired
+    differences: the problems are what is sampled, not the replays of one problem)."""
+    if not values:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    size = len(values)
+    means = sorted(sum(rng.choices(values, k=size)) / size for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
