@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client.registry import Collector
 
@@ -26,7 +26,9 @@ class ChatTokenizer(Tokenizer, Protocol):
         """The chat template's source text (``""`` if the model has none)."""
         ...
 
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
         """Prompt ids for a chat, generation prompt added; ``ValueError`` if it is rejected."""
         ...
 

@@ -70,14 +70,21 @@ class HFTokenizer:
         """Text of ``token_ids`` without special tokens."""
         return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
-        """Prompt ids for a chat, generation prompt added; ``ValueError`` if a message is not
-        Unicode text or the template rejects the conversation (an unsupported role, say)."""
+    def apply_chat_template(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Prompt ids for a chat (and the ``tools`` it may call, for a template that renders
+        them), generation prompt added; ``ValueError`` if a message is not Unicode text or the
+        template rejects the conversation (an unsupported role, say)."""
         for message in messages:
-            _unicode(message["content"])
+            _unicode(message.get("content") or "")
         try:
             ids = self._tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=False
+                messages,
+                tools=tools,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=False,
             )
         except TemplateError as exc:
             raise ValueError(f"the chat template rejected the messages: {exc}") from exc

@@ -28,7 +28,6 @@ from search import (
     DraftDelta,
     Expanded,
     Finished,
-    FinishReason,
     ReasoningDelta,
     SearchConfigError,
     SearchEvent,
@@ -54,13 +53,17 @@ from server.openai.protocol import (
     ChunkChoice,
     CompletionTokensDetails,
     DeltaMessage,
+    DeltaToolCall,
     PromptTokensDetails,
     ResponseMessage,
     SearchInfo,
     SearchOptions,
     SearchProgress,
+    ToolCall,
     Usage,
+    WireFinishReason,
 )
+from server.openai.tool_calls import answer_calls, offered, template_message, with_tools
 from server.outcome import log_outcome, recorded
 from server.traces import TraceStore
 
@@ -81,6 +84,8 @@ class PreparedChat:
     progress: bool
     question: str
     n: int = 1  # answers (choices) to run
+    tools: frozenset[str] = frozenset()  # the functions offered: answers are read for calls
+    parallel_tool_calls: bool = True
 
 
 def usage_of(*results: SearchResult) -> Usage:
@@ -104,11 +109,13 @@ def usage_of(*results: SearchResult) -> Usage:
     )
 
 
-def finish_reason_of(result: SearchResult) -> FinishReason:
-    """The choice's ``finish_reason``, one of OpenAI's: ``length`` when a budget (tokens, the
-    deadline, a server shutdown) cut the search, else how the returned text ended (``stop`` or
-    ``length``).  Typed clients reject values outside OpenAI's set; why the search ended is
-    ``search.stop_reason``."""
+def finish_reason_of(result: SearchResult, called: bool = False) -> WireFinishReason:
+    """The choice's ``finish_reason``, one of OpenAI's: ``tool_calls`` when the answer
+    ``called`` tools, ``length`` when a budget (tokens, the deadline, a server shutdown) cut
+    the search, else how the returned text ended (``stop`` or ``length``).  Typed clients
+    reject values outside OpenAI's set; why the search ended is ``search.stop_reason``."""
+    if called:
+        return "tool_calls"
     if result.stop_reason in ("max_seconds", "interrupted", "max_search_tokens"):
         return "length"
     return result.finish_reason
@@ -189,6 +196,13 @@ class ShownReasoning:
         return DRAFT_SEPARATOR + self.reasoning
 
 
+def tool_answer(prepared: PreparedChat, text: str) -> tuple[str | None, list[ToolCall] | None]:
+    """An answer's text and the tool calls it made (none where no tools were offered)."""
+    if not prepared.tools:
+        return text, None
+    return answer_calls(text, prepared.tools, prepared.parallel_tool_calls)
+
+
 async def chat_chunks(
     prepared: PreparedChat, events: AsyncIterator[SearchEvent]
 ) -> AsyncIterator[ChatCompletionChunk]:
@@ -219,11 +233,14 @@ async def chat_chunks(
         yield chunk(DeltaMessage(role="assistant", content=""), index=index)
     results: dict[int, SearchResult] = {}
     shown = [ShownReasoning() for _ in range(prepared.n)]
+    held: list[list[str]] = [[] for _ in range(prepared.n)]  # answers that may be calls
     async for event in events:
         index = event.choice
         if isinstance(event, DraftDelta | ReasoningDelta):
             if text := shown[index].add(event):
                 yield chunk(DeltaMessage(reasoning=text, reasoning_content=text), index=index)
+        elif isinstance(event, AnswerDelta) and prepared.tools:
+            held[index].append(event.text)  # a call, or text: known once the answer is whole
         elif isinstance(event, AnswerDelta):
             yield chunk(DeltaMessage(content=event.text), index=index)
         elif isinstance(event, Expanded) and prepared.progress:
@@ -236,9 +253,17 @@ async def chat_chunks(
             yield chunk(DeltaMessage(), index=index, search_progress=progress)
         elif isinstance(event, Finished):
             result = results[index] = event.result
+            calls = None
+            if prepared.tools:
+                said, calls = tool_answer(prepared, "".join(held[index]))
+                if said:
+                    yield chunk(DeltaMessage(content=said), index=index)
+                if calls:
+                    placed = [DeltaToolCall(index=i, **c.model_dump()) for i, c in enumerate(calls)]
+                    yield chunk(DeltaMessage(tool_calls=placed), index=index)
             yield chunk(
                 DeltaMessage(),
-                finish_reason_of(result),
+                finish_reason_of(result, called=bool(calls)),
                 index=index,
                 search=search_info(prepared, result, with_tree=prepared.return_tree),
             )
@@ -250,10 +275,6 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
     """A 400 naming each field ponder cannot honour, rather than an answer that ignored it."""
     if request.logprobs:
         raise InvalidRequest("logprobs are not supported with search", param="logprobs")
-    if request.tools:
-        raise InvalidRequest("tools are not supported: ponder answers in text", param="tools")
-    if request.tool_choice not in (None, "none"):
-        raise InvalidRequest("tool_choice is not supported without tools", param="tool_choice")
     if (request.response_format or {}).get("type", "text") != "text":
         raise InvalidRequest(
             "response_format other than text is not supported", param="response_format"
@@ -321,14 +342,14 @@ class ChatService:
                 code="over_server_cap",
             )
         profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in request.messages
-        ]
+        tools = offered(request)
+        messages, rendered = with_tools(
+            [template_message(m) for m in request.messages], tools, self.chat_template
+        )
         messages = with_system_prompt(messages, profile)
         try:
             template = self.engine.tokenizer.apply_chat_template
-            prompt = tuple(await run_in_threadpool(template, messages))
+            prompt = tuple(await run_in_threadpool(template, messages, rendered))
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
         max_tokens, max_search_tokens = self._budgets(request, options, len(prompt))
@@ -373,6 +394,8 @@ class ChatService:
             return_tree=options.return_tree,
             progress=options.progress,
             question=request.messages[-1].text(),
+            tools=frozenset(t["function"]["name"] for t in tools),
+            parallel_tool_calls=request.parallel_tool_calls is not False,
         )
 
     def _options(self, request: ChatCompletionRequest) -> SearchOptions:
@@ -507,15 +530,16 @@ class ChatService:
         choices = []
         for index in range(prepared.n):
             result, thought = results[index], "".join(reasoning[index]) or None
+            text, calls = tool_answer(prepared, "".join(content[index]))
             message = ResponseMessage(
-                content="".join(content[index]), reasoning=thought, reasoning_content=thought
+                content=text, reasoning=thought, reasoning_content=thought, tool_calls=calls
             )
             own = search_info(prepared, result, with_tree=tree) if prepared.n > 1 else None
             choices.append(
                 Choice(
                     index=index,
                     message=message,
-                    finish_reason=finish_reason_of(result),
+                    finish_reason=finish_reason_of(result, called=bool(calls)),
                     search=own,
                 )
             )

@@ -82,12 +82,53 @@ class TextPart(OpenAIBaseModel):
     text: str
 
 
+class FunctionCall(OpenAIBaseModel):
+    """A called function: its name and its arguments as JSON text."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(OpenAIBaseModel):
+    """One tool call of an assistant message."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionDefinition(OpenAIBaseModel):
+    """A function the model may call: its name, what it does, its parameters' JSON schema."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(OpenAIBaseModel):
+    """One entry of ``tools``."""
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedToolChoice(OpenAIBaseModel):
+    """``tool_choice`` naming one function."""
+
+    type: Literal["function"]
+    function: dict[str, str]
+
+
 class ChatMessage(OpenAIBaseModel):
-    """One input message; content may be a string or text parts."""
+    """One input message; content may be a string or text parts.  An assistant message may
+    carry the ``tool_calls`` it made, and a ``tool`` message answers one by ``tool_call_id``."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         """The message's content as one string."""
@@ -129,10 +170,11 @@ class ChatCompletionRequest(OpenAIBaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = None
-    # read only to refuse them: an answer that silently ignored them would mislead the client
+    # read only to refuse it: an answer that silently ignored it would mislead the client
     response_format: dict[str, Any] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tools: list[Tool] | None = None
+    parallel_tool_calls: bool | None = None
     # ponder extensions
     search: SearchOptions | None = None
     reasoning_format: ReasoningFormat | None = Field(
@@ -160,7 +202,7 @@ class SearchInfo(OpenAIBaseModel):
     generated_tokens: int
     reward: float
     stop_reason: str
-    # how a sampling method chose: vote, consensus (free text) or reward; null for the others
+    # how a sampling method (or MCTS among whole answers) chose: vote, consensus or reward
     chosen_by: str | None = None
     tree: list[TraceNode] | None = None
 
@@ -205,6 +247,11 @@ class ResponseMessage(OpenAIBaseModel):
     content: str | None = None
     reasoning: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+# OpenAI's finish reasons that ponder gives: how the text ended, or that it called tools
+WireFinishReason = FinishReason | Literal["tool_calls"]
 
 
 class Choice(OpenAIBaseModel):
@@ -212,7 +259,7 @@ class Choice(OpenAIBaseModel):
 
     index: int = 0
     message: ResponseMessage
-    finish_reason: FinishReason | None
+    finish_reason: WireFinishReason | None
     logprobs: None = None
     # ponder extensions
     search: SearchInfo | None = Field(
@@ -233,6 +280,13 @@ class ChatCompletionResponse(OpenAIBaseModel):
     search: SearchInfo
 
 
+class DeltaToolCall(ToolCall):
+    """A tool call in a stream chunk, placed by its ``index`` among the choice's calls (each
+    is sent whole, in one chunk)."""
+
+    index: int
+
+
 class DeltaMessage(OpenAIBaseModel):
     """The increment a stream chunk carries."""
 
@@ -240,6 +294,7 @@ class DeltaMessage(OpenAIBaseModel):
     content: str | None = None
     reasoning: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChunkChoice(OpenAIBaseModel):
@@ -247,7 +302,7 @@ class ChunkChoice(OpenAIBaseModel):
 
     index: int = 0
     delta: DeltaMessage
-    finish_reason: FinishReason | None = None
+    finish_reason: WireFinishReason | None = None
     logprobs: None = None
 
 

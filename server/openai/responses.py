@@ -54,7 +54,8 @@ _STATELESS = "ponder's Responses API is stateless: it stores no responses"
 
 def _refuse_unsupported(request: ResponsesRequest) -> None:
     """A 400 naming each field that needs stored state or output ponder cannot give, rather
-    than an answer that ignored it; ``tools`` and ``tool_choice`` are refused by chat."""
+    than an answer that ignored it.  Tools are chat's only, for now: a function call here
+    would need Responses' own ``function_call`` output items."""
     stateful = {
         "previous_response_id": request.previous_response_id is not None,
         "store": bool(request.store),
@@ -70,6 +71,12 @@ def _refuse_unsupported(request: ResponsesRequest) -> None:
         raise InvalidRequest(f"{param}: logprobs are not supported with search", param=param)
     if ((request.text.format if request.text else None) or {}).get("type", "text") != "text":
         raise InvalidRequest("text.format other than text is not supported", param="text.format")
+    if request.tools:
+        raise InvalidRequest(
+            "tools are supported on /v1/chat/completions only, for now", param="tools"
+        )
+    if request.tool_choice not in (None, "none"):
+        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
     if request.search and request.search.progress:
         raise InvalidRequest(
             "search.progress is sent on chat completion streams only", param="search.progress"
@@ -99,8 +106,6 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         temperature=request.temperature,
         top_p=request.top_p,
         user=request.user,
-        tool_choice=request.tool_choice,
-        tools=request.tools,
         search=SearchOptions(**asked) if asked else None,
         reasoning_format=request.reasoning_format,
         reasoning_effort=request.reasoning.effort if request.reasoning else None,

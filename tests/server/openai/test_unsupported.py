@@ -17,8 +17,7 @@ TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "
 @pytest.mark.parametrize(
     ("param", "fields"),
     [
-        ("tools", {"tools": [TOOL]}),
-        ("tool_choice", {"tool_choice": "required"}),
+        ("tool_choice", {"tools": [TOOL], "tool_choice": "required"}),
         ("response_format", {"response_format": {"type": "json_object"}}),
         ("logprobs", {"logprobs": True}),
         ("frequency_penalty", {"frequency_penalty": 0.5}),

@@ -1,0 +1,192 @@
+"""Tool calls: the request's tools as the chat template renders them, and the model's tool-call
+syntax parsed back into OpenAI ``tool_calls``.
+
+A parser reads one model family's syntax (:data:`TOOL_PARSERS`, as vLLM's
+``--tool-call-parser`` names them).  Today one family is known: Hermes-style
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks, which the Qwen2.5 templates
+ask for.  A template without a tools section gets :data:`FALLBACK_PROMPT` as a
+system message, which asks for the same blocks, so the Hermes parser reads every model.
+
+A small model often drops the tags and writes the call's object alone (Qwen2.5-Coder-0.5B did,
+asked for the weather with one tool offered): an answer that is nothing but such an object (or
+a list of them, or one in a fenced code block) naming one of the request's tools is taken as
+its call.  Anything that does not parse stays text: a call is never invented from prose.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server.errors import InvalidRequest
+from server.openai.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    FunctionCall,
+    ToolCall,
+)
+
+_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+FALLBACK_PROMPT = """You can call these functions, given as JSON schemas:
+{tools}
+
+To call one, reply with only a JSON object naming the function and its arguments, inside \
+<tool_call></tool_call> tags, one block per call:
+<tool_call>
+{{"name": "<function name>", "arguments": {{<arguments as a JSON object>}}}}
+</tool_call>"""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One parsed call: its function's name and its arguments as canonical JSON text."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """An answer split into its text (``None`` when nothing else was written) and its calls."""
+
+    content: str | None
+    calls: tuple[Call, ...]
+
+
+def call_id() -> str:
+    """A fresh tool call id, in OpenAI's shape."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def parse_hermes(text: str, names: frozenset[str]) -> Parsed:
+    """The calls in ``text`` to functions named in ``names``, and the text around them."""
+    calls = [call for block in _BLOCK.findall(text) for call in _calls(block, names)]
+    if calls:
+        rest = _BLOCK.sub("", text).strip()
+        return Parsed(rest or None, tuple(calls))
+    bare = text.strip()
+    fenced = _FENCE.match(bare)
+    calls = _calls(fenced.group(1) if fenced else bare, names)
+    return Parsed(None, tuple(calls)) if calls else Parsed(text, ())
+
+
+def _calls(text: str, names: frozenset[str]) -> list[Call]:
+    """The calls one JSON value spells (an object, or a list of objects), all or none."""
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return []
+    items = value if isinstance(value, list) else [value]
+    calls = [c for c in (_call(item, names) for item in items) if c is not None]
+    return calls if len(calls) == len(items) else []
+
+
+def _call(item: Any, names: frozenset[str]) -> Call | None:
+    if not isinstance(item, dict) or item.get("name") not in names:
+        return None
+    arguments = item.get("arguments", item.get("parameters", {}))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return Call(str(item["name"]), json.dumps(arguments, ensure_ascii=False, sort_keys=True))
+
+
+TOOL_PARSERS: dict[str, Callable[[str, frozenset[str]], Parsed]] = {"hermes": parse_hermes}
+
+
+def renders_tools(chat_template: str) -> bool:
+    """Whether a chat template has a tools section of its own (it reads ``tools``)."""
+    return re.search(r"\btools\b", chat_template) is not None
+
+
+def fallback_system_prompt(tools: list[dict[str, Any]]) -> str:
+    """The system message that offers ``tools`` to a model whose template cannot."""
+    return FALLBACK_PROMPT.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
+
+
+def offered(request: ChatCompletionRequest) -> list[dict[str, Any]]:
+    """The tools the model is offered (none under ``tool_choice: none``), as templates read
+    them; a ``tool_choice`` that needs a call is refused until constrained decoding can
+    guarantee one."""
+    choice = request.tool_choice
+    if choice not in (None, "none", "auto"):
+        raise InvalidRequest(
+            "tool_choice 'required' or a named function is not supported yet (ponder cannot "
+            "yet force a call): use 'auto'",
+            param="tool_choice",
+        )
+    if choice not in (None, "none") and not request.tools:
+        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+    if choice == "none" or not request.tools:
+        return []
+    return [tool.model_dump(exclude_none=True) for tool in request.tools]
+
+
+def template_message(message: ChatMessage) -> dict[str, Any]:
+    """One message as chat templates read it: the calls an assistant made, with their
+    arguments as objects (templates write them with ``tojson``), and a tool result's id."""
+    role = "system" if message.role == "developer" else message.role
+    rendered: dict[str, Any] = {"role": role, "content": message.text()}
+    if message.tool_calls:
+        rendered["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": _object(call)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        rendered["tool_call_id"] = message.tool_call_id
+    if message.name is not None and role == "tool":
+        rendered["name"] = message.name
+    return rendered
+
+
+def _object(call: ToolCall) -> Any:
+    try:
+        return json.loads(call.function.arguments)
+    except ValueError:
+        raise InvalidRequest(
+            f"tool call {call.id}: arguments are not JSON: {call.function.arguments[:80]!r}",
+            param="messages",
+        ) from None
+
+
+def with_tools(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]], chat_template: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The messages and the ``tools`` argument of the chat template: the tools themselves
+    where the template renders them, else :data:`FALLBACK_PROMPT` in the system message."""
+    if not tools or renders_tools(chat_template):
+        return messages, tools or None
+    prompt = fallback_system_prompt(tools)
+    if messages and messages[0]["role"] == "system":
+        first = {**messages[0], "content": f"{messages[0]['content']}\n\n{prompt}"}
+        return [first, *messages[1:]], None
+    return [{"role": "system", "content": prompt}, *messages], None
+
+
+def answer_calls(
+    text: str, names: frozenset[str], parallel: bool
+) -> tuple[str | None, list[ToolCall] | None]:
+    """An answer's text and its tool calls (``None`` when it made none); only the first call
+    when ``parallel_tool_calls`` is false."""
+    parsed = TOOL_PARSERS["hermes"](text, names)
+    if not parsed.calls:
+        return text, None
+    calls = parsed.calls if parallel else parsed.calls[:1]
+    return parsed.content, [
+        ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))
+        for c in calls
+    ]
