@@ -326,6 +326,19 @@ def test_a_watch_hears_every_sample_grow_and_changes_nothing(
         assert heard[index] == [ids[:k] for k in range(1, len(ids) + 1)]
 
 
+def test_a_prompt_longer_than_a_decode_batch_is_read_in_chunks(
+    engine_under_test: ServingEngine, scorer: ServingEngine, kind: str
+) -> None:
+    """A prompt of more tokens than two llama.cpp decode steps take (512 each), alone on an
+    idle engine: its first steps feed only prompt tokens, with nothing to sample yet."""
+    engine = engine_under_test
+    empty_cache(scorer)
+    long = prompt(engine, "Repeat after me: " + "the cat sat on the mat. " * 150)
+    assert len(long) > 2 * 512
+    [[completion]] = generate(engine, GenerationRequest(long, max_tokens=4, temperature=0))
+    assert 1 <= len(completion.token_ids) <= 4
+
+
 def test_stop_strings_end_generation_with_stop(engine_under_test: ServingEngine, kind: str) -> None:
     engine = engine_under_test
     ids = prompt(engine, "What is 17*23?")

@@ -276,7 +276,8 @@ class Scheduler:
             else:
                 samples.append(item)
                 row_of.append(row)
-        self._advance(samples, logits[row_of])
+        if samples:  # none when the step fed only the middle of a long prompt
+            self._advance(samples, logits[row_of])
 
     def _decode(self, rows: int) -> None:
         """``llama_decode``, making room in the KV cache from the prefix cache if it is full."""
