@@ -63,7 +63,14 @@ from server.openai.protocol import (
     Usage,
     WireFinishReason,
 )
-from server.openai.tool_calls import answer_calls, offered, template_message, with_tools
+from server.openai.tool_calls import (
+    Call,
+    answer_calls,
+    answered_calls,
+    offered,
+    template_message,
+    with_tools,
+)
 from server.outcome import log_outcome, recorded
 from server.traces import TraceStore
 
@@ -85,6 +92,7 @@ class PreparedChat:
     question: str
     n: int = 1  # answers (choices) to run
     tools: frozenset[str] = frozenset()  # the functions offered: answers are read for calls
+    answered: frozenset[Call] = frozenset()  # calls the conversation made and has results of
     parallel_tool_calls: bool = True
 
 
@@ -200,7 +208,7 @@ def tool_answer(prepared: PreparedChat, text: str) -> tuple[str | None, list[Too
     """An answer's text and the tool calls it made (none where no tools were offered)."""
     if not prepared.tools:
         return text, None
-    return answer_calls(text, prepared.tools, prepared.parallel_tool_calls)
+    return answer_calls(text, prepared.tools, prepared.parallel_tool_calls, prepared.answered)
 
 
 async def chat_chunks(
@@ -395,6 +403,7 @@ class ChatService:
             progress=options.progress,
             question=request.messages[-1].text(),
             tools=frozenset(t["function"]["name"] for t in tools),
+            answered=answered_calls(request.messages),
             parallel_tool_calls=request.parallel_tool_calls is not False,
         )
 

@@ -8,9 +8,10 @@ ask for.  A template without a tools section gets :data:`FALLBACK_PROMPT` as a
 system message, which asks for the same blocks, so the Hermes parser reads every model.
 
 A small model often drops the tags and writes the call's object alone (Qwen2.5-Coder-0.5B did,
-asked for the weather with one tool offered): an answer that is nothing but such an object (or
-a list of them, or one in a fenced code block) naming one of the request's tools is taken as
-its call.  Anything that does not parse stays text: a call is never invented from prose.
+asked for the weather with one tool offered), at times followed by more JSON of its own: an
+answer that opens with such objects (or lists of them, or in a fenced code block) naming the
+request's tools makes those calls, and nothing else (what follows them is dropped).  Anything
+else stays text: a call is never invented from prose.
 """
 
 from __future__ import annotations
@@ -64,27 +65,72 @@ def call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def parse_hermes(text: str, names: frozenset[str]) -> Parsed:
-    """The calls in ``text`` to functions named in ``names``, and the text around them."""
-    calls = [call for block in _BLOCK.findall(text) for call in _calls(block, names)]
+def parse_hermes(
+    text: str, names: frozenset[str], answered: frozenset[Call] = frozenset()
+) -> Parsed:
+    """The calls in ``text`` to functions named in ``names``, and the text around them.  A
+    bare call that repeats one ``answered`` earlier in the conversation is an echo, not a call:
+    the 0.5B, handed a tool's result, writes its call again and then the result."""
+    calls = [call for block in _BLOCK.findall(text) for call in _block_calls(block, names)]
     if calls:
         rest = _BLOCK.sub("", text).strip()
         return Parsed(rest or None, tuple(calls))
     bare = text.strip()
     fenced = _FENCE.match(bare)
-    calls = _calls(fenced.group(1) if fenced else bare, names)
-    return Parsed(None, tuple(calls)) if calls else Parsed(text, ())
+    body = fenced.group(1) if fenced else bare
+    calls, end = _leading_calls(body, names)
+    new = [c for c in calls if c not in answered]
+    if new:
+        return Parsed(None, tuple(new))
+    return Parsed(body[end:].strip() or None, ()) if calls else Parsed(text, ())
 
 
-def _calls(text: str, names: frozenset[str]) -> list[Call]:
+def _leading_calls(text: str, names: frozenset[str]) -> tuple[list[Call], int]:
+    """The calls that ``text`` opens with, one JSON value after another (an object, or a list
+    of objects, each a call), and where they end.  What follows new calls is dropped: the 0.5B
+    follows its call object with more JSON of its own at times, which sent back as the turn's
+    content would teach it to write more of the same."""
+    decoder, calls, end = json.JSONDecoder(), [], 0
+    while (start := len(text) - len(text[end:].lstrip())) < len(text):
+        try:
+            value, after = decoder.raw_decode(text, start)
+        except ValueError:
+            break
+        found = _calls(value, names)
+        if not found:
+            break
+        calls += found
+        end = after
+    return calls, end
+
+
+def answered_calls(messages: list[ChatMessage]) -> frozenset[Call]:
+    """The calls of the conversation's assistant turns that a ``tool`` message answered."""
+    answered_ids = {m.tool_call_id for m in messages if m.role == "tool"}
+    calls = set()
+    for message in messages:
+        for call in message.tool_calls or []:
+            if call.id in answered_ids:
+                found = _call(
+                    {"name": call.function.name, "arguments": call.function.arguments},
+                    frozenset({call.function.name}),
+                )
+                calls |= {found} if found else set()
+    return frozenset(calls)
+
+
+def _calls(value: Any, names: frozenset[str]) -> list[Call]:
     """The calls one JSON value spells (an object, or a list of objects), all or none."""
-    try:
-        value = json.loads(text.strip())
-    except ValueError:
-        return []
     items = value if isinstance(value, list) else [value]
     calls = [c for c in (_call(item, names) for item in items) if c is not None]
     return calls if len(calls) == len(items) else []
+
+
+def _block_calls(block: str, names: frozenset[str]) -> list[Call]:
+    try:
+        return _calls(json.loads(block.strip()), names)
+    except ValueError:
+        return []
 
 
 def _call(item: Any, names: frozenset[str]) -> Call | None:
@@ -101,7 +147,9 @@ def _call(item: Any, names: frozenset[str]) -> Call | None:
     return Call(str(item["name"]), json.dumps(arguments, ensure_ascii=False, sort_keys=True))
 
 
-TOOL_PARSERS: dict[str, Callable[[str, frozenset[str]], Parsed]] = {"hermes": parse_hermes}
+TOOL_PARSERS: dict[str, Callable[[str, frozenset[str], frozenset[Call]], Parsed]] = {
+    "hermes": parse_hermes
+}
 
 
 def renders_tools(chat_template: str) -> bool:
@@ -178,13 +226,13 @@ def with_tools(
 
 
 def answer_calls(
-    text: str, names: frozenset[str], parallel: bool
+    text: str, names: frozenset[str], parallel: bool, answered: frozenset[Call] = frozenset()
 ) -> tuple[str | None, list[ToolCall] | None]:
-    """An answer's text and its tool calls (``None`` when it made none); only the first call
-    when ``parallel_tool_calls`` is false."""
-    parsed = TOOL_PARSERS["hermes"](text, names)
+    """An answer's text and its tool calls (``None`` when it made none; echoes of ``answered``
+    calls are none); only the first call when ``parallel_tool_calls`` is false."""
+    parsed = TOOL_PARSERS["hermes"](text, names, answered)
     if not parsed.calls:
-        return text, None
+        return parsed.content, None
     calls = parsed.calls if parallel else parsed.calls[:1]
     return parsed.content, [
         ToolCall(id=call_id(), function=FunctionCall(name=c.name, arguments=c.arguments))

@@ -11,6 +11,7 @@ import pytest
 
 from server.engines.base import ServingEngine
 from server.openai.tool_calls import (
+    Parsed,
     answer_calls,
     fallback_system_prompt,
     parse_hermes,
@@ -114,3 +115,19 @@ def test_a_model_whose_template_has_no_tools_section_is_offered_them_in_its_syst
     assert plain.usage and offered.usage and offered.usage.prompt_tokens == expected
     assert expected > plain.usage.prompt_tokens
     assert offered.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
+def test_a_bare_call_followed_by_more_json_is_the_call_alone() -> None:
+    junk = '{"name": "get_weather_args", "type": "object"}'  # what the 0.5B wrote after one
+    parsed = parse_hermes(f"{WEATHER}\n{junk}", NAMES)
+    assert [c.name for c in parsed.calls] == ["get_weather"] and parsed.content is None
+
+
+def test_a_bare_call_already_answered_is_an_echo_and_the_rest_is_the_answer() -> None:
+    """Handed a tool's result, the 0.5B writes its call again, then the result."""
+    (weather,) = parse_hermes(WEATHER, NAMES).calls
+    echoed = f'{WEATHER}\n{{"temperature_c": 31}}'
+    assert parse_hermes(echoed, NAMES, frozenset({weather})) == Parsed('{"temperature_c": 31}', ())
+    assert parse_hermes(echoed, NAMES).calls == (weather,)  # not answered yet: a call
+    tagged = f"<tool_call>{WEATHER}</tool_call>"  # the tags say it is meant: a call again
+    assert parse_hermes(tagged, NAMES, frozenset({weather})).calls == (weather,)
