@@ -39,7 +39,8 @@ class SearchResult:
     prefix cache.  ``chosen_by`` says how a sampling method chose among its samples: ``vote``
     (self-consistency elected a final answer), ``consensus`` (free-text answers, by
     :mod:`search.consensus`) or ``reward`` (best-of-n; self-consistency when no sample stated
-    an answer); ``None`` for the other methods.
+    an answer); for MCTS, how it chose its last step among whole answers (the same rules),
+    ``None`` when the visit count did; ``None`` for ``none`` and ``beam``.
     """
 
     method: str

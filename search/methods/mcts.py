@@ -16,12 +16,18 @@ With ``vote`` or ``consensus``, every rollout that ends casts a vote for its fin
 follows the leading answer rather than the visit count, and with ``consensus`` the search stops
 as soon as one answer clearly leads: the tree holds many finished answers, and Marco-o1's rule
 used only the committed one.
+
+A node whose children all end (whole answers: a one-line answer is one step) is widened when
+selection reaches one of them: sampled again for new siblings instead of rescoring a finished
+leaf, and a round whose children are all whole answers commits the one self-consistency would
+choose (:meth:`MctsRun._commit_rule`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
 
 from search.budget import Budget
 from search.engine import Completion, Engine
@@ -38,7 +44,18 @@ from search.policies import (
     vote_child,
 )
 from search.run import SearchRun
+from search.selection import vote
 from search.tree import Node, Step, Trajectory
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A child of the root that ends its path, as the whole-answer rules read it."""
+
+    node: Node
+    text: str
+    ended: bool
+    reward: float
 
 
 class MctsRun(SearchRun):
@@ -91,7 +108,7 @@ class MctsRun(SearchRun):
             if self._agreed(root):
                 budget_out = "consensus"
                 break
-            root = vote_child(root) if params.vote else best_child(root)
+            root = self._commit_rule(root)
             for delta in self._commit(root):
                 yield delta
         for event in self._finish(root, budget_out):
@@ -106,18 +123,55 @@ class MctsRun(SearchRun):
     def _decided(self, root: Node, remaining: int) -> Node | None:
         """The child this round will commit, once the ``remaining`` iterations cannot change
         it: each adds at most ``branching`` visits to one child, so a lead larger than that
-        is final, and an only child is final at once (an expanded node gains no children).
+        is final, and an only child is final at once (a node is widened only when all its
+        children end, and whole answers are chosen at the round's end).
         Its step can then stream while the round runs on, exactly as it would at the round's
         end.  Only the visit count is decided early: a vote can turn on any rollout, and
         consensus may end the search instead."""
         params = self.params
-        if params.vote or params.consensus is not None or not root.children:
+        if params.vote or params.consensus is not None or self._whole(root):
             return None
-        if len(root.children) == 1:
+        if len(root.children) == 1:  # not a finished answer: no sibling can come
             return root.children[0]
         leader = best_child(root)
         rival = max((c.visits for c in root.children if c is not leader), default=0)
         return leader if leader.visits > rival + remaining * params.branching else None
+
+    def _widened(self, leaf: Node) -> Node | None:
+        """The node to give new children when selection reaches ``leaf``, a finished path:
+        its parent, while every child of it is a finished path and it has fewer than one round
+        can sample (``iterations`` x ``branching``).  Rescoring a finished leaf learns nothing,
+        so a short answer (one step: the root's children all end) gets as many siblings as the
+        iterations allow, and a round that reaches only whole answers chooses among them as
+        self-consistency does (:meth:`_commit_rule`), not by visits: a widened node's visits
+        count how often an answer was sampled, not how well it scored."""
+        parent, params = leaf.parent, self.params
+        if parent is None or len(parent.children) >= params.iterations * params.branching:
+            return None
+        return parent if self._whole(parent) else None
+
+    def _whole(self, root: Node) -> bool:
+        """Whether every child of ``root`` ends its path: whole answers, not steps."""
+        return bool(root.children) and all(
+            path_end(child, self.params) is not None for child in root.children
+        )
+
+    def _commit_rule(self, root: Node) -> Node:
+        """The child to commit at a round's end: when the children are whole answers, the one
+        self-consistency would choose of them (a vote over their final answers, consensus
+        over free text: :func:`search.selection.vote`); else the most visited (the leading
+        answer's, under ``vote``)."""
+        params = self.params
+        if not self._whole(root):
+            return vote_child(root) if params.vote else best_child(root)
+        tokenizer = self.engine.tokenizer
+        answers = [  # a child sampled twice was merged: it votes once per visit
+            _Answer(c, tokenizer.decode(c.path_token_ids()), c.terminal, c.mean_value)
+            for c in root.children
+            for _ in range(max(c.visits, 1))
+        ]
+        chosen, self.chosen_by = vote(answers, params.voting, params.keep)
+        return chosen.node
 
     def _agreed(self, root: Node) -> bool:
         """Whether the rollouts below ``root`` agree enough to stop (``consensus``): one
@@ -139,6 +193,13 @@ class MctsRun(SearchRun):
         while len(leaves) + scored < want:
             leaf = select_leaf(root, self.params.exploration)
             leaf_end = path_end(leaf, self.params)
+            wider = None if leaf_end is None else self._widened(leaf)
+            if wider is not None:  # a finished answer: sample new siblings of it instead
+                if wider in leaves:
+                    break
+                leaves.append(wider)
+                add_virtual_loss(wider)
+                continue
             if leaf_end is not None:  # nothing to expand: score the path directly
                 reward = self.reward(leaf.path_steps())
                 backpropagate(Trajectory(leaf, (), reward, leaf_end[0], leaf.stop_reason))

@@ -25,15 +25,12 @@ from abc import abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from search.consensus import is_free_text, most_central
 from search.drafts import Draft
 from search.engine import Completion
 from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
-from search.extract import answer_region, final_answer
-from search.params import Voting
 from search.run import SearchRun
+from search.selection import ended, highest_reward, vote
 from search.tree import Node, Step
-from search.vote import elected, most_rewarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,32 +42,13 @@ class Candidate:
     reward: float
     node: Node
 
+    @property
+    def text(self) -> str:
+        return self.completion.text
 
-def highest_reward(candidates: list[Candidate]) -> Candidate:
-    """Best-of-n: the most rewarded answer that ended, else the most rewarded (a sample cut
-    at its token bound states no final answer, whatever its confidence)."""
-    return max(candidates, key=lambda c: (c.completion.finish_reason == "stop", c.reward))
-
-
-def ended(candidates: list[Candidate]) -> list[Candidate]:
-    """The answers the model ended itself (not cut at a token bound)."""
-    return [c for c in candidates if c.completion.finish_reason == "stop"]
-
-
-def vote(candidates: list[Candidate], voting: Voting, keep: float) -> tuple[Candidate, ChosenBy]:
-    """Self-consistency: the elected final answer's best sample, among the answers that ended
-    (all, when none did); the best of them when none states a final answer; the consensus
-    sample when most answers are free text.  And which of the three it was."""
-    candidates = ended(candidates) or candidates
-    found = [final_answer(c.completion.text) for c in candidates]
-    if is_free_text([f.kind if f else None for f in found]):
-        return consensus(candidates, voting, keep), "consensus"
-    answers = [f.value if f else None for f in found]
-    winner = elected(answers, [c.reward for c in candidates], voting, keep)
-    if winner is None:
-        return highest_reward(candidates), "reward"
-    chosen = [c for c, a in zip(candidates, answers, strict=True) if a == winner]
-    return highest_reward(chosen), "vote"
+    @property
+    def ended(self) -> bool:
+        return self.completion.finish_reason == "stop"
 
 
 # The tokens a sample gets at least while none has ended, so nothing says how long this
@@ -90,17 +68,6 @@ def next_wave(samples_left: int, remaining: int, max_tokens: int, longest: int |
     need = max(min(max_tokens, longest or WHOLE_ANSWER_TOKENS), 1)
     wave = min(samples_left, remaining // need)
     return max(wave, 1) if longest is None else wave
-
-
-def consensus(candidates: list[Candidate], voting: Voting, keep: float) -> Candidate:
-    """The sample whose answer is closest to the others' (:func:`search.consensus.most_central`),
-    each other's say its reward unless ``voting`` is ``majority``, among the ``keep`` most
-    rewarded if it is ``filtered``."""
-    if voting == "filtered":
-        candidates = [candidates[i] for i in most_rewarded([c.reward for c in candidates], keep)]
-    texts = [answer_region(c.completion.text) for c in candidates]
-    weights = [1.0 if voting == "majority" else c.reward for c in candidates]
-    return candidates[most_central(texts, weights)]
 
 
 class SamplingRun(SearchRun):

@@ -112,6 +112,7 @@ def test_deeper_evidence_overturns_a_lucky_first_rollout() -> None:
             scored("zq", 0.2),  # expanding "xy" reveals weak rollouts
             scored("cd", 0.9),
             scored("ce", 0.9),  # expanding "ab" reveals strong ones
+            *[scored("cd", 0.9)] * 6,  # round 2: both children end, so "ab" widens thrice
         ]
     )
     events = run(engine, iterations=3)
@@ -135,6 +136,7 @@ def test_a_decided_step_streams_before_its_round_ends() -> None:
             scored("eggh", 0.8, eos=False),  # expand "abcd": 5 against 1, one iteration left
             scored("xx", 0.9),
             scored("xy", 0.9),  # that iteration, after "ab" has streamed
+            *[scored("xx", 0.9)] * 24,  # later rounds: every iteration widens "ef" (2 samples)
         ]
     )
     events = run(engine, iterations=4, exploration=0.0)
@@ -145,7 +147,8 @@ def test_a_decided_step_streams_before_its_round_ends() -> None:
     ]
     assert order[:5] == ["expanded", "expanded", "expanded", "ab", "expanded"]
     assert text_of(events)[:2] == ("abcdef", "xx")
-    assert engine.calls == [1, 1, 1, 1]  # round 1 ran all four iterations
+    expansions = [e for e in events if isinstance(e, Expanded)]
+    assert [e.round for e in expansions[:4]] == [1, 1, 1, 1]  # round 1 ran all four iterations
 
 
 def test_a_decided_final_step_ends_its_round() -> None:
@@ -166,6 +169,8 @@ def test_an_only_child_streams_as_soon_as_its_parent_is_expanded() -> None:
             scored("abef", 0.8, eos=False),  # expand root: both begin with "ab"
             scored("cd", 0.9),
             scored("ce", 0.8),  # expand "ab", after it has streamed
+            scored("cd", 0.9),
+            scored("cf", 0.5),  # both ended: widen "ab"; "cd" is chosen twice
         ]
     )
     events = run(engine, iterations=2)
@@ -358,3 +363,39 @@ def test_consensus_waits_for_a_round_of_rollouts_and_a_clear_lead() -> None:
     result = text_of(run(engine, consensus=0.9))[2]
     assert result.stop_reason == "completed"  # 4 and 5 split the vote: the search goes on
     assert engine.calls == [1, 1]
+
+
+def test_whole_answers_widen_the_root_and_are_chosen_by_their_vote() -> None:
+    """One-step answers: each iteration that reaches a finished child samples new siblings
+    instead of rescoring it, and the round commits the answer self-consistency would choose
+    of them (a child sampled twice votes twice), not the most visited or most rewarded one."""
+    engine = ScriptedEngine(
+        [
+            scored("so 7", 0.5),
+            scored("so 9", 0.9),  # expand root: both children end
+            scored("so 7", 0.6),
+            scored("it is 7", 0.4),
+            scored("so 9", 0.8),
+            scored("so 7", 0.5),
+            scored("so 3", 0.7),
+            scored("so 7", 0.5),
+        ]
+    )
+    events = run(engine, iterations=4, step_tokens=16)
+    expansions = [e for e in events if isinstance(e, Expanded)]
+    assert engine.calls == [1, 1, 1, 1] and [e.depth for e in expansions] == [0, 0, 0, 0]
+    reasoning, answer, result = text_of(events)
+    assert (reasoning, answer, result.chosen_by) == ("", "so 7", "vote")
+
+
+def test_whole_free_text_answers_are_chosen_by_consensus() -> None:
+    engine = ScriptedEngine(
+        [
+            scored("the cat sat", 0.5),
+            scored("a dog ran off", 0.9),
+            scored("the cat sat down", 0.4),
+            scored("the cat sits", 0.3),
+        ]
+    )
+    _, answer, result = text_of(run(engine, iterations=2, step_tokens=32))
+    assert answer.startswith("the cat") and result.chosen_by == "consensus"
