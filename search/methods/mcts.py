@@ -165,11 +165,12 @@ class MctsRun(SearchRun):
         if not self._whole(root):
             return vote_child(root) if params.vote else best_child(root)
         tokenizer = self.engine.tokenizer
-        answers = [  # a child sampled twice was merged: it votes once per visit
+        wholes = [
             _Answer(c, tokenizer.decode(c.path_token_ids()), c.terminal, c.mean_value)
             for c in root.children
-            for _ in range(max(c.visits, 1))
         ]
+        # a child sampled twice was merged: it votes once per visit
+        answers = [a for a in wholes for _ in range(max(a.node.visits, 1))]
         chosen, self.chosen_by = vote(answers, params.voting, params.keep)
         return chosen.node
 

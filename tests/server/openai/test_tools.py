@@ -80,14 +80,13 @@ def test_a_weather_question_calls_the_weather_tool_streamed_or_not(
 
 
 def test_the_second_turn_reads_the_tool_result(tools_client: openai.OpenAI) -> None:
-    first = tools_client.chat.completions.create(
-        model=DEFAULT,
-        messages=ASK,
-        tools=[WEATHER],
-        temperature=0,
-        max_tokens=200,
-        extra_body={"search": {"method": "none"}},
-    )
+    asked: Any = {
+        "model": DEFAULT,
+        "tools": [WEATHER],
+        "temperature": 0,
+        "extra_body": {"search": {"method": "none"}},
+    }
+    first = tools_client.chat.completions.create(messages=ASK, max_tokens=200, **asked)
     message = first.choices[0].message
     assert message.tool_calls
     history: Any = [
@@ -103,14 +102,7 @@ def test_the_second_turn_reads_the_tool_result(tools_client: openai.OpenAI) -> N
             "content": '{"temperature_c": 31, "sky": "clear"}',
         },
     ]
-    second = tools_client.chat.completions.create(
-        model=DEFAULT,
-        messages=history,
-        tools=[WEATHER],
-        temperature=0,
-        max_tokens=120,
-        extra_body={"search": {"method": "none"}},
-    )
+    second = tools_client.chat.completions.create(messages=history, max_tokens=120, **asked)
     assert second.choices[0].finish_reason in ("stop", "length")
     assert second.choices[0].message.content and not second.choices[0].message.tool_calls
     assert first.usage and second.usage and second.usage.prompt_tokens > first.usage.prompt_tokens
