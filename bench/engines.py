@@ -1,8 +1,10 @@
 """Engine throughput: generated tokens per second of each installed engine at 1, 4, 8 and 16
 sequences decoding together (top-5 logprobs on, temperature 1), made up three ways: one call
 with ``n`` samples; ``n`` calls of one sample each at once (cross-request batching); the same
-``n`` calls one after another (no batching, for the ratio); and one call again on a prompt of an
-MCTS node's length (~420 tokens), the context the load benchmark's searches decode in.
+``n`` calls one after another (no batching, for the ratio); one call again on a prompt of an
+MCTS node's length (~420 tokens), the context the load benchmark's searches decode in; and one
+call held to a JSON schema (structured outputs: the grammar's mask before every token), whose
+ratio to the first is what constrained decoding costs.
 
 Prints numbers; never fails on speed.
 """
@@ -23,6 +25,8 @@ from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
 from server.engines import load_engine
 from server.engines.base import ServingEngine
+from server.openai.protocol import ChatCompletionRequest
+from server.openai.structured import output_constraint
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 # ~420 tokens: the length of an MCTS node's prompt (question + path) in the load benchmark, where
@@ -51,6 +55,19 @@ MODES = {
     "concurrent": "concurrent calls",
     "sequential": "sequential calls",
     "long": "one call, long prompt",
+    "json": "one call, JSON schema",
+}
+# a schema that leaves the story free: the mask is worked out for every token of it
+STORY = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "story",
+        "schema": {
+            "type": "object",
+            "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+            "required": ["title", "story"],
+        },
+    },
 }
 
 
@@ -59,6 +76,9 @@ def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) ->
     chat = LONG_PROMPT if mode.endswith("long prompt") else PROMPT
     prompt = tuple(engine.tokenizer.apply_chat_template(chat))
     request = GenerationRequest(prompt, max_tokens=tokens, seed=1, logprobs=5)
+    if mode.endswith("JSON schema"):
+        asked = ChatCompletionRequest(messages=chat, model=engine.model_name, response_format=STORY)
+        request = replace(request, constraint=output_constraint(asked, [], engine.tokenizer))
     calls = [replace(request, seed=1 + i) for i in range(sequences)]
 
     async def run() -> list[list[list[Completion]]]:
@@ -97,6 +117,7 @@ def main() -> None:
     """Measure every installed engine; print a table; write bench/results/engines.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64, help="tokens per sequence")
+    parser.add_argument("--name", default="engines", help="results go to bench/results/NAME.json")
     parser.add_argument("--engines", help="comma-separated (default: every installed one)")
     parser.add_argument("--sequences", default="1,4,8,16", help="comma-separated batch sizes")
     parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
@@ -114,15 +135,17 @@ def main() -> None:
         engine = load_engine(ServerArgs(engine=kind))
         try:
             throughput(engine, 1, 8, "one call")  # warm up
-            for mode in (MODES[m] for m in args.modes.split(",")):
-                for sequences in sizes:
+            # modes side by side at each size: a load beside the run disturbs them alike
+            for sequences in sizes:
+                for mode in (MODES[m] for m in args.modes.split(",")):
                     if mode == MODES["sequential"] and sequences > limit:
                         continue
                     row = throughput(engine, sequences, args.tokens, mode)
                     rows.append({"engine": kind, **row})
         finally:
             engine.close()
-    report("engines", rows, **machine())
+    rows.sort(key=lambda row: list(MODES.values()).index(row["mode"]))  # stable: sizes stay
+    report(args.name, rows, **machine())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ the same name resumes where the last one stopped.  ``--calibration`` asks instea
 rewards know right from wrong (:mod:`bench.calibration`), ``--choices N`` whether ``n``
 answers cost less as one search's best paths than as ``n`` searches (:mod:`bench.choices`), and
 ``--open NAME`` how well each configuration does where no answer is right or wrong
-(:mod:`bench.openended`: translations scored by chrF).
+(:mod:`bench.openended`: translations scored by chrF).  ``--tools N`` adds N tool-calling tasks
+with one right call each (:mod:`bench.toolcalls`); a config may set ``tool_choice``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import openai
 from bench.problems import Problem, load_problems
 from bench.server import live_server
 from bench.stats import mcnemar, wilson
+from bench.toolcalls import called
 from search.extract import extract_answer
 from search.options import OPTIONS
 
@@ -49,7 +51,7 @@ CORE = (
     "sc4=self_consistency,samples=4",
     "mcts=mcts,granularity=step,iterations=2,branching=2",
 )
-TOP_LEVEL = ("temperature", "max_tokens", "reasoning_format")  # the rest are search fields
+TOP_LEVEL = ("temperature", "max_tokens", "reasoning_format", "tool_choice")  # the rest: search
 EXTENSIONS = ("reasoning_format",)  # top-level fields of ponder's, sent in extra_body
 DEFAULT_SAMPLES = next(o.default for o in OPTIONS if o.name == "samples")
 
@@ -125,6 +127,8 @@ def attempt(
     request: dict[str, Any] = {"temperature": args.temperature, **config.request}
     extensions = {key: request.pop(key) for key in EXTENSIONS if key in request}
     started = time.monotonic()
+    if problem.tools:
+        request["tools"] = list(problem.tools)
     r = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": problem.prompt}],
@@ -135,7 +139,11 @@ def attempt(
     seconds = time.monotonic() - started
     message = r.choices[0].message
     reasoning = (message.model_extra or {}).get("reasoning_content") or ""
-    predicted = extract_answer(reasoning + (message.content or ""))
+    predicted = (
+        called(message.tool_calls)
+        if problem.tools
+        else extract_answer(reasoning + (message.content or ""))
+    )
     info = (r.model_extra or {})["search"]
     return Outcome(
         problem.id,
@@ -322,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gym-seed", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="problems per source at most")
     parser.add_argument(
+        "--tools", type=int, default=0, help="N tool-calling tasks too (bench.toolcalls)"
+    )
+    parser.add_argument(
         "--config",
         action="append",
         type=Config.parse,
@@ -385,7 +396,12 @@ def main() -> None:
 def asked_problems(flags: dict[str, Any]) -> list[Problem]:
     """The problems that flags (this command line's, or a saved run's ``args``) name."""
     return load_problems(
-        flags["gsm"], flags["gym"], flags["gym_size"], flags["gym_seed"], flags["limit"]
+        flags["gsm"],
+        flags["gym"],
+        flags["gym_size"],
+        flags["gym_seed"],
+        flags["limit"],
+        flags.get("tools", 0),
     )
 
 

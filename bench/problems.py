@@ -9,6 +9,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from search.extract import normalize
 
@@ -17,11 +18,13 @@ BOXED = "Put your final answer in \\boxed{}."
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One question with its reference answer (normalised)."""
+    """One question with its reference answer (normalised), and the tools it is asked with
+    (a tool-calling task's gold is its right call: :mod:`bench.toolcalls`)."""
 
     id: str
     prompt: str
     gold: str
+    tools: tuple[dict[str, Any], ...] = ()
 
     @property
     def source(self) -> str:
@@ -64,10 +67,13 @@ def gym_problems(task: str, size: int, seed: int) -> list[Problem]:
 
 
 def load_problems(
-    gsm: str, gym: str, gym_size: int, gym_seed: int, limit: int | None
+    gsm: str, gym: str, gym_size: int, gym_seed: int, limit: int | None, tools: int = 0
 ) -> list[Problem]:
-    """The problems of comma-separated GSM8K languages and reasoning-gym tasks, ``limit`` each."""
-    problems: list[Problem] = []
+    """The problems of comma-separated GSM8K languages and reasoning-gym tasks, ``limit`` each,
+    and ``tools`` tool-calling tasks drawn from ``gym_seed``."""
+    from bench import toolcalls
+
+    problems: list[Problem] = toolcalls.problems(tools, gym_seed)
     for language in filter(None, gsm.split(",")):
         problems += gsm_problems(language)[:limit]
     for task in filter(None, gym.split(",")):

@@ -188,7 +188,8 @@ def count_tokens_within(tokenizer: Tokenizer, token_ids: Sequence[int], chars: i
 
 class PathWriter:
     """Turns committed token ids into reasoning/answer events and counts reasoning tokens,
-    split at ``params``' answer markers."""
+    split at ``params``' answer markers.  A constrained path (``params.constraint``) is all
+    answer: the grammar wrote no reasoning."""
 
     def __init__(
         self,
@@ -199,10 +200,11 @@ class PathWriter:
     ) -> None:
         self._tokenizer = tokenizer
         self._decoder = IncrementalDecoder(tokenizer)
+        free = params.constraint is None
         self._splitter = AnswerSplitter(
-            params.answer_markers,
-            implicit=implicit,
-            starts_in_reasoning=params.starts_in_reasoning,
+            params.answer_markers if free else (),
+            implicit=implicit if free else "content",
+            starts_in_reasoning=params.starts_in_reasoning and free,
         )
         self.token_ids: list[int] = []
 

@@ -53,6 +53,22 @@ class EngineFault(EngineError):
     """The engine failed a call it should have served; counts against its health."""
 
 
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """What a request's generated text must be (structured outputs, forced tool calls).
+
+    ``grammar`` is an llguidance grammar: a Lark grammar in which ``%json {...}`` stands for
+    the JSON a schema allows.  ``schema``, when the grammar is nothing but one JSON schema, is
+    that schema's JSON text, for engines that take schemas rather than grammars.  ``done`` are
+    the tokens of the constrained text already at the end of the prompt: a search continuing
+    its path continues the same text, so the engine resumes the grammar after them.
+    """
+
+    grammar: str
+    schema: str | None = None
+    done: tuple[int, ...] = ()
+
+
 GREEDY_BELOW = 1e-5  # vLLM's _SAMPLING_EPS: a temperature under it decodes greedily
 
 
@@ -65,7 +81,9 @@ class GenerationRequest:
     ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``; it is below
     :data:`SEED_BOUND`.  ``watch``, where the engine can say (the local engines do), hears
     every token as it is generated (a search that streams a sample while it decodes); it must
-    be quick and thread-safe, and it changes nothing that is generated.
+    be quick and thread-safe, and it changes nothing that is generated.  ``constraint`` limits
+    what may be generated (an engine that cannot honour it rejects the request); logprobs stay
+    the model's own, before the constraint masked any token.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -78,6 +96,7 @@ class GenerationRequest:
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int = 5
     watch: Watch | None = field(default=None, compare=False, repr=False)
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None and not 0 <= self.seed < SEED_BOUND:

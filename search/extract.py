@@ -4,7 +4,11 @@ In order, the first rule that matches wins:
 
 1. The answer region: inside ``<Output>…</Output>`` (Marco-o1), else after ``</think>``, else the
    whole text.
-2. Within it: the last ``\\boxed{…}`` (balanced braces), else ``#### N`` (GSM8K), else
+2. A region that is wholly one JSON object or array (a structured output) is that value, in
+   canonical form (keys sorted, no spaces): two answers agree when their data do.  A region
+   with tool calls in ``<tool_call>…</tool_call>`` blocks (the Hermes syntax Qwen2.5 writes) is
+   the list of its calls, each canonical: answers that make the same calls agree.
+3. Else, within it: the last ``\\boxed{…}`` (balanced braces), else ``#### N`` (GSM8K), else
    "answer is N" / "answer: N", else the last number, else the last non-empty line.
 
 Numbers are normalised (thousands separators, a leading ``$``, a trailing ``.0`` or ``.``
@@ -16,6 +20,7 @@ chooses among such answers by consensus instead (:mod:`search.consensus`).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +30,7 @@ _OUTPUT = re.compile(r"<Output>(.*?)(?:</Output>|$)", re.DOTALL)
 _HASHES = re.compile(rf"####\s*({_NUMBER})")
 _ANSWER_IS = re.compile(rf"answer(?:\s+is)?\s*[:=]?\s*\**\s*({_NUMBER})", re.IGNORECASE)
 _ANY_NUMBER = re.compile(_NUMBER)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
 def answer_region(text: str) -> str:
@@ -77,6 +83,13 @@ class FinalAnswer:
 def final_answer(text: str) -> FinalAnswer | None:
     """The final answer of ``text`` and how it was found; ``None`` for an empty text."""
     region = answer_region(text)
+    data = _json_data(region)
+    if data is None and (calls := _TOOL_CALL.findall(region)):
+        parsed = [_json_data(call) for call in calls]
+        if all(parsed):
+            data = f"[{','.join(p for p in parsed if p)}]"
+    if data is not None:
+        return FinalAnswer(data, "marked")
     boxed = _last_boxed(region)
     if boxed is not None:
         return FinalAnswer(normalize(boxed), "marked")
@@ -89,6 +102,20 @@ def final_answer(text: str) -> FinalAnswer | None:
         return FinalAnswer(normalize(numbers[-1]), "number")
     lines = [line.strip() for line in region.splitlines() if line.strip()]
     return FinalAnswer(normalize(lines[-1]), "text") if lines else None
+
+
+def _json_data(region: str) -> str | None:
+    """The canonical text of a region that is one JSON object or array, else ``None``."""
+    stripped = region.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    if not isinstance(value, dict | list):
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def extract_answer(text: str) -> str | None:

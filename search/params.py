@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
-from search.engine import GenerationRequest, Watch
+from search.engine import Constraint, GenerationRequest, Watch
 from search.formats import PROFILES
 from search.reward import REWARDS
 
@@ -96,6 +96,8 @@ class SearchParams:
     :param consensus: MCTS stops once one final answer holds this share of the vote's reward
         among at least one round's worth of finished rollouts, and answers with its best
         rollout; unset never stops early.
+    :param constraint: what the answer must be (structured outputs, a forced tool call): every
+        engine call continues the path within it, and the whole path is the answer.
     """
 
     prompt_token_ids: tuple[int, ...]
@@ -132,6 +134,7 @@ class SearchParams:
     parallel: int = option(1, ge=1, le=64)
     vote: bool = option(False)
     consensus: float | None = option(None, gt=0, le=1)
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -168,6 +171,12 @@ class SearchParams:
             raise SearchConfigError("temperature", "temperature must be non-negative")
         if self.granularity == "step" and not self.step_separator:
             raise SearchConfigError("step_separator", "step granularity needs a separator")
+        if self.constraint is not None and self.reflection:
+            raise SearchConfigError(
+                "reflection",
+                "reflection writes its prompt into the answer, which a constrained answer "
+                "cannot hold",
+            )
         if self.rollout_tokens < self.action_tokens:
             raise SearchConfigError(
                 "rollout_tokens",
@@ -200,4 +209,7 @@ class SearchParams:
             stop=self.stop,
             logprobs=self.logprobs,
             watch=watch,
+            constraint=(
+                None if self.constraint is None else replace(self.constraint, done=tuple(path))
+            ),
         )

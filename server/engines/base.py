@@ -4,13 +4,15 @@ and shows: its served name, tokenizer, counters and health, and the bookkeeping 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from prometheus_client.registry import Collector
 
-from search.engine import Engine, RequestRejected, Tokenizer
+from search.engine import Engine, GenerationRequest, RequestRejected, Tokenizer
+from server.engines.constraints import Grammars, Guide
 from server.engines.hf_tokenizer import HFTokenizer
 from server.engines.stats import EngineStats
 
@@ -97,6 +99,7 @@ class BaseEngine:
         self._tokenizer = tokenizer
         self._stats = EngineStats()
         self._health = Health()
+        self._grammars = Grammars(tokenizer)
 
     @property
     def model_name(self) -> str:
@@ -120,6 +123,13 @@ class BaseEngine:
     def health(self) -> str | None:
         """``None`` while the engine serves; else why not (closed, or failing call after call)."""
         return self._health.problem()
+
+    async def _guides(self, requests: Sequence[GenerationRequest]) -> list[Guide | None]:
+        """Each request's compiled constraint (see :mod:`.constraints`), in a worker thread
+        (the first builds llguidance's tokenizer); ``[]`` for a call with none."""
+        if all(r.constraint is None for r in requests):
+            return []
+        return await asyncio.to_thread(self._grammars.guides, requests)
 
     @contextmanager
     def _calling(self) -> Iterator[None]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Self, TypeVar
 
 from search.engine import Completion, GenerationRequest, RequestRejected
+from server.engines.constraints import Guide
 
 
 @dataclass(eq=False)
@@ -23,12 +24,18 @@ class Call:
     loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = field(default_factory=threading.Event)
     settled: bool = False
+    guides: Sequence[Guide | None] = ()  # each request's, before its samples (none: free)
 
     @classmethod
-    def start(cls, requests: Sequence[GenerationRequest]) -> Self:
-        """A call from the running event loop."""
+    def start(cls, requests: Sequence[GenerationRequest], guides: Sequence[Guide | None]) -> Self:
+        """A call from the running event loop (``guides``: see :mod:`.constraints`)."""
         loop = asyncio.get_running_loop()
-        return cls(list(requests), loop.create_future(), loop)
+        return cls(list(requests), loop.create_future(), loop, guides=guides)
+
+    def guide(self, request: int) -> Guide | None:
+        """A fresh guide for a sample of request ``request``; ``None`` when it is free."""
+        start = self.guides[request] if self.guides else None
+        return None if start is None else start.copy()
 
     def settle(self, result: list[list[Completion]] | BaseException) -> None:
         """Hand the result (or error) to the caller's event loop, unless it has gone; once:

@@ -37,6 +37,11 @@ class HFTokenizer:
         return cls(tokenizer, frozenset(int(t) for t in ids if t is not None))
 
     @property
+    def hf(self) -> Any:
+        """The transformers tokenizer itself, for libraries that read one (llguidance)."""
+        return self._tokenizer
+
+    @property
     def pad_token_id(self) -> int:
         """The id that pads a batch: the tokenizer's, else an end-of-sequence id."""
         pad = self._tokenizer.pad_token_id

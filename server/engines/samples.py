@@ -9,6 +9,7 @@ import numpy as np
 
 from search.engine import Completion, GenerationRequest, Tokenizer, TokenLogprob
 from server.engines import sampling
+from server.engines.constraints import Guide
 
 
 @dataclass(slots=True)
@@ -23,6 +24,7 @@ class Sample:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish: Completion | None = None
     cached_tokens: int = 0  # prompt tokens of its request taken from the prefix cache
+    guide: Guide | None = None  # where the request is constrained: what may come next
 
     def advance(
         self,
@@ -32,15 +34,24 @@ class Sample:
     ) -> int:
         """Choose the next token from this step's raw ``logprobs`` (with the step's top-k
         ``candidates``, see :mod:`server.engines.sampling`) and record it; finish the sample on
-        a stop token or string (which stays in the output) or at ``max_tokens``."""
-        token = sampling.choose(self.spec, logprobs, self.rng)
+        a stop token or string (which stays in the output) or at ``max_tokens``.  A guided
+        sample chooses among the tokens its guide allows; the logprobs stay the raw ones."""
+        allowed = logprobs if self.guide is None else self.masked(logprobs)
+        token = sampling.choose(self.spec, allowed, self.rng)
         top = sampling.ranked(logprobs, candidates, self.spec.logprobs)
         self.record(TokenLogprob(token, float(logprobs[token]), top), tokenizer)
         return token
 
+    def masked(self, logprobs: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """``logprobs`` with every token the guide forbids next at ``-inf``."""
+        assert self.guide is not None
+        return np.where(self.guide.allowed(len(logprobs)), logprobs, -np.inf)
+
     def record(self, chosen: TokenLogprob, tokenizer: Tokenizer) -> None:
         """Append the token chosen for this sample (by :meth:`advance`, or on the device by
         :mod:`server.engines.tensor_sampling`); finish the sample if it ends here."""
+        if self.guide is not None:
+            self.guide.read(chosen.token_id)
         self.token_ids.append(chosen.token_id)
         self.logprobs.append(chosen)
         if self.spec.watch is not None:

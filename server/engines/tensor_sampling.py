@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from server.engines.samples import Sample
@@ -31,11 +32,12 @@ def choose(samples: Sequence[Sample], logits: torch.Tensor) -> tuple[torch.Tenso
     """Every row's next token from ``logits`` (one row per sample): the tokens on the logits'
     device (to feed the model) and the picks on the host (to record)."""
     logprobs = torch.log_softmax(logits.float(), dim=-1)  # raw: rewards ignore temperature
-    tokens = logprobs.argmax(dim=-1)
+    allowed = _guided(samples, logprobs)
+    tokens = allowed.argmax(dim=-1)
     drawn = [j for j, sample in enumerate(samples) if sample.rng is not None]
     if drawn:
         rows = torch.tensor(drawn, device=logits.device)
-        tokens[rows] = _draw([samples[j] for j in drawn], logprobs[rows])
+        tokens[rows] = _draw([samples[j] for j in drawn], allowed[rows])
     picked = logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
     k = max(sample.spec.logprobs for sample in samples)
     top: list[Ranked] = [()] * len(samples)
@@ -47,6 +49,21 @@ def choose(samples: Sequence[Sample], logits: torch.Tensor) -> tuple[torch.Tenso
             for s, (row_ids, row_values) in zip(samples, pairs, strict=True)
         ]
     return tokens, Chosen(tokens.tolist(), picked.tolist(), top)
+
+
+def _guided(samples: Sequence[Sample], logprobs: torch.Tensor) -> torch.Tensor:
+    """``logprobs``, or where some samples are guided a copy with each one's forbidden
+    tokens at ``-inf`` (the masks are made on the host: a few rows of bits)."""
+    guided = [(j, sample.guide) for j, sample in enumerate(samples) if sample.guide is not None]
+    if not guided:
+        return logprobs
+    width = logprobs.shape[-1]
+    masks = np.stack([guide.allowed(width) for _, guide in guided])
+    rows = torch.tensor([j for j, _ in guided], device=logprobs.device)
+    forbidden = ~torch.from_numpy(masks).to(logprobs.device)
+    allowed = logprobs.clone()
+    allowed[rows] = allowed[rows].masked_fill(forbidden, float("-inf"))
+    return allowed
 
 
 def _draw(samples: Sequence[Sample], logprobs: torch.Tensor) -> torch.Tensor:

@@ -127,8 +127,9 @@ class TransformersEngine(BaseEngine):
         if not requests:
             return []
         check_prompts(requests, self._vocab)
+        guides = await self._guides(requests)
         with self._calling():
-            return await self._queue.submit(_Call.start(requests))
+            return await self._queue.submit(_Call.start(requests, guides))
 
     def close(self) -> None:
         """Stop the scheduler thread."""
@@ -191,6 +192,7 @@ class TransformersEngine(BaseEngine):
                 for i in range(spec.n):
                     sample = Sample(r, i, spec, sampling.generator(spec, i))
                     sample.cached_tokens = from_cache
+                    sample.guide = call.guide(r)
                     call.samples.append(sample)
                     rows.append((call, sample))
         self._stats.prompt_tokens_cached += sum(

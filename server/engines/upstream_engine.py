@@ -34,6 +34,7 @@ import httpx
 from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
+from server.engines.constraints import refuse_constraints
 from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
@@ -142,6 +143,7 @@ class UpstreamEngine(BaseEngine):
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
         """Every request of the call, concurrently, each on its prompt's replica."""
+        refuse_constraints(requests, "an upstream")
         with self._calling():
             return await self._loop.run(self._generate_all(requests))
 

@@ -36,6 +36,7 @@ from search.engine import (
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
+from server.engines.constraints import refuse_constraints
 from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
@@ -109,6 +110,7 @@ class VllmEngine(BaseEngine):
         """All requests go to vLLM at once; its scheduler batches them with everyone else's.
         Everything a client can get wrong is checked before the call counts against health."""
         check_prompts(requests, self._tokenizer.vocab_size)
+        refuse_constraints(requests, "vllm")
         calls = [(request, self._sampling_params(request)) for request in requests]
         with self._calling():
             self._busy(+1)

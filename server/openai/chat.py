@@ -63,6 +63,7 @@ from server.openai.protocol import (
     Usage,
     WireFinishReason,
 )
+from server.openai.structured import output_constraint
 from server.openai.tool_calls import (
     Call,
     answer_calls,
@@ -283,10 +284,6 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
     """A 400 naming each field ponder cannot honour, rather than an answer that ignored it."""
     if request.logprobs:
         raise InvalidRequest("logprobs are not supported with search", param="logprobs")
-    if (request.response_format or {}).get("type", "text") != "text":
-        raise InvalidRequest(
-            "response_format other than text is not supported", param="response_format"
-        )
     extra = request.model_extra or {}
     for name, why in _CHANGES_THE_ANSWER.items():
         if extra.get(name) not in (None, 0, {}, [], ["text"]):
@@ -351,6 +348,7 @@ class ChatService:
             )
         profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
         tools = offered(request)
+        constraint = output_constraint(request, tools, self.engine.tokenizer)
         messages, rendered = with_tools(
             [template_message(m) for m in request.messages], tools, self.chat_template
         )
@@ -386,6 +384,7 @@ class ChatService:
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,
+                constraint=constraint,
             )
         except SearchConfigError as exc:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param

@@ -48,7 +48,14 @@ from server.openai.responses_protocol import (
 )
 
 # chat's names for the fields an error may name -> the Responses API's
-_PARAMS = {"messages": "input", "max_tokens": "max_output_tokens"}
+_PARAMS = {
+    "messages": "input",
+    "max_tokens": "max_output_tokens",
+    "response_format.type": "text.format.type",
+    "response_format.json_schema": "text.format",
+    "response_format.json_schema.name": "text.format.name",
+    "response_format.json_schema.schema": "text.format.schema",
+}
 _STATELESS = "ponder's Responses API is stateless: it stores no responses"
 
 
@@ -69,8 +76,6 @@ def _refuse_unsupported(request: ResponsesRequest) -> None:
     if request.top_logprobs or "message.output_text.logprobs" in (request.include or ()):
         param = "top_logprobs" if request.top_logprobs else "include"
         raise InvalidRequest(f"{param}: logprobs are not supported with search", param=param)
-    if ((request.text.format if request.text else None) or {}).get("type", "text") != "text":
-        raise InvalidRequest("text.format other than text is not supported", param="text.format")
     if request.tools:
         raise InvalidRequest(
             "tools are supported on /v1/chat/completions only, for now", param="tools"
@@ -109,7 +114,17 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         search=SearchOptions(**asked) if asked else None,
         reasoning_format=request.reasoning_format,
         reasoning_effort=request.reasoning.effort if request.reasoning else None,
+        response_format=response_format(request.text.format if request.text else None),
     )
+
+
+def response_format(text_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Chat's ``response_format`` for a Responses ``text.format``, whose JSON schema fields
+    sit beside its type rather than under ``json_schema``."""
+    if not text_format or text_format.get("type") != "json_schema":
+        return text_format
+    fields = {k: v for k, v in text_format.items() if k != "type"}
+    return {"type": "json_schema", "json_schema": fields}
 
 
 def renamed(error: PonderError) -> PonderError:

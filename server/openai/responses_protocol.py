@@ -78,7 +78,7 @@ class ReasoningConfig(OpenAIBaseModel):
 
 
 class TextConfig(OpenAIBaseModel):
-    """``text``: the output's format (plain text is the only one ponder writes)."""
+    """``text``: the output's format (text, ``json_object`` or ``json_schema``)."""
 
     format: dict[str, Any] | None = None
 

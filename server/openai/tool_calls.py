@@ -164,15 +164,8 @@ def fallback_system_prompt(tools: list[dict[str, Any]]) -> str:
 
 def offered(request: ChatCompletionRequest) -> list[dict[str, Any]]:
     """The tools the model is offered (none under ``tool_choice: none``), as templates read
-    them; a ``tool_choice`` that needs a call is refused until constrained decoding can
-    guarantee one."""
+    them (a call that ``tool_choice`` forces is held to them: :mod:`.structured`)."""
     choice = request.tool_choice
-    if choice not in (None, "none", "auto"):
-        raise InvalidRequest(
-            "tool_choice 'required' or a named function is not supported yet (ponder cannot "
-            "yet force a call): use 'auto'",
-            param="tool_choice",
-        )
     if choice not in (None, "none") and not request.tools:
         raise InvalidRequest("tool_choice needs tools", param="tool_choice")
     if choice == "none" or not request.tools:

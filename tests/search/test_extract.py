@@ -35,3 +35,22 @@ def test_extract_answer(text: str, expected: str | None) -> None:
 def test_numbers_vote_together_whatever_their_dress() -> None:
     assert {normalize(x) for x in ("1,000", "$1000", "1000.0", "1000.", " **1000** ")} == {"1000"}
     assert normalize("2.50") == "2.5"
+
+
+def test_a_structured_answer_is_its_data_in_canonical_form() -> None:
+    """Two JSON answers agree when their data do, however they are spaced or ordered; a
+    number inside one is not the answer, and text around JSON is not structured."""
+    assert extract_answer('{"b": [1, 2], "a": "x"}') == extract_answer('{"a":"x","b":[1,2]}')
+    assert extract_answer('{"b": [1, 2], "a": "x"}') == '{"a":"x","b":[1,2]}'
+    assert extract_answer('  [{"n": 3}]\n') == '[{"n":3}]'
+    assert extract_answer('So {"a": 1} it is: 7') == "7"
+    assert extract_answer('{"a": 1') == "1"  # cut short: not JSON
+
+
+def test_answers_that_make_the_same_tool_calls_agree() -> None:
+    spaced = '<tool_call>\n{"name": "f", "arguments": {"b": 2, "a": 1}}\n</tool_call>'
+    tight = 'I will call it.<tool_call>{"arguments":{"a":1,"b":2},"name":"f"}</tool_call>'
+    assert extract_answer(spaced) == extract_answer(tight)
+    assert extract_answer(spaced) == '[{"arguments":{"a":1,"b":2},"name":"f"}]'
+    other = '<tool_call>\n{"name": "f", "arguments": {"a": 1, "b": 3}}\n</tool_call>'
+    assert extract_answer(other) != extract_answer(spaced)

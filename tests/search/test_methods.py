@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from search import AnswerDelta, Finished, ReasoningDelta, SearchParams, run_search
+from search.engine import Constraint
 from search.events import SearchEvent, SearchResult
 from search.params import SearchConfigError
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
@@ -121,6 +122,37 @@ def test_beam_keeps_the_best_paths_and_streams_what_they_share() -> None:
     assert result.reward == pytest.approx(0.9)
     deltas = [e for e in events if isinstance(e, ReasoningDelta | AnswerDelta)]
     assert isinstance(deltas[0], ReasoningDelta) and isinstance(deltas[-1], AnswerDelta)
+
+
+def test_a_constrained_search_continues_its_path_within_the_constraint() -> None:
+    """Every engine request carries the constraint, resumed after the path it continues; the
+    answer is the whole path, and reflection (text the grammar did not write) is refused."""
+    engine = ScriptedEngine(
+        [
+            scored("ab", 0.9, eos=False),
+            scored("xy", 0.5, eos=False),
+            scored("c", 0.9),
+            scored("e", 0.2),
+            scored("z", 0.3),
+            scored("w", 0.3),
+        ]
+    )
+    constraint = Constraint("start: %json {}")
+    _, reasoning, answer, _ = run(
+        engine,
+        method="beam",
+        beam_width=2,
+        granularity="mini_step",
+        step_tokens=2,
+        constraint=constraint,
+    )
+    assert (reasoning, answer) == ("", "abc")
+    for request in engine.requests:
+        assert request.constraint is not None and request.constraint.grammar == constraint.grammar
+        assert request.constraint.done == request.prompt_token_ids[len(PROMPT) :]
+    with pytest.raises(SearchConfigError) as refused:
+        SearchParams(prompt_token_ids=PROMPT, constraint=constraint, reflection=True)
+    assert refused.value.param == "reflection"
 
 
 def test_beam_respects_the_search_token_budget() -> None:

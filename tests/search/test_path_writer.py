@@ -4,9 +4,11 @@ a search's usage reports."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from search import AnswerDelta, ReasoningDelta, SearchParams, SearchResult
 from search.answer import PathWriter
+from search.engine import Constraint
 from tests.scripted import EOS, CharTokenizer
 
 PROMPT = (1, 2, 3)
@@ -118,3 +120,14 @@ def test_usage_never_counts_a_non_empty_answer_as_reasoning() -> None:
     assert result.content_tokens == len("The answer is 391.") + 1  # and the end-of-text token
     assert result.hidden_reasoning_tokens == 199 - result.content_tokens
     assert 0 < result.hidden_reasoning_tokens < result.completion_tokens
+
+
+def test_a_constrained_path_is_all_answer_whatever_its_markers_and_steps() -> None:
+    """A grammar wrote it: no marker inside a JSON string splits it, no step is reasoning."""
+    params = replace(MARCO, constraint=Constraint("start: %json {}"))
+    writer = PathWriter(CharTokenizer(), params, implicit="last_step")
+    events = writer.commit(ids('{"note": "<Output>'), last=False)
+    events += writer.commit(ids('"}'), last=True, stop=EOS)
+    assert all(isinstance(e, AnswerDelta) for e in events)
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == '{"note": "<Output>"}'
+    assert writer.reasoning_tokens() == 0

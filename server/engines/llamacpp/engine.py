@@ -86,8 +86,9 @@ class LlamaCppEngine(BaseEngine):
         if not requests:
             return []
         check_prompts(requests, self._n_vocab)
+        guides = await self._guides(requests)
         with self._calling():
-            return await self._scheduler.queue.submit(LlamaCall.start(requests))
+            return await self._scheduler.queue.submit(LlamaCall.start(requests, guides))
 
     def reset_prefix_cache(self) -> None:
         """Forget every cached prefix (as vLLM's ``reset_prefix_cache``); when nothing runs, the

@@ -307,6 +307,7 @@ class Scheduler:
         spec = group.spec
         sample = Sample(group.request, index, spec, sampling.generator(spec, index))
         sample.cached_tokens = group.cached
+        sample.guide = group.call.guide(group.request)
         return sample
 
     def _advance(self, samples: list[_Running], logits: np.ndarray[Any, Any]) -> None:

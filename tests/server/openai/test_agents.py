@@ -1,6 +1,8 @@
 """Agent frameworks nobody here wrote, unchanged, against a live server on the default model:
-the OpenAI Agents SDK runs a two-turn task with one function tool, and LangChain's
-``ChatOpenAI.bind_tools`` gets the call back."""
+the OpenAI Agents SDK runs a two-turn task with one function tool and returns a typed output,
+LangChain's ``ChatOpenAI.bind_tools`` gets the call back and ``with_structured_output`` a typed
+answer (by JSON schema and by a forced call), and the openai client's ``parse()`` a pydantic
+object."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from agents import (
     set_tracing_disabled,
 )
 from langchain_openai import ChatOpenAI
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, OpenAI
+from pydantic import BaseModel
 
 from bench.server import live_server
 from server.catalogue import DEFAULT
@@ -25,6 +28,20 @@ pytestmark = pytest.mark.real_model
 
 QUESTION = "What's the weather like in Paris?"
 REPORT = '{"temperature_c": 31, "sky": "clear"}'  # tools commonly answer in JSON
+CAPITAL = "What is the capital of France?"
+
+
+class City(BaseModel):
+    """A typed answer, as agents declare them."""
+
+    name: str
+    country: str
+
+
+def is_city(answer: object) -> bool:
+    """A typed answer with both fields written (what the 0.5B writes in them is its own
+    business: forced into a call, it has named France as the capital of France)."""
+    return isinstance(answer, City) and bool(answer.name.strip() and answer.country.strip())
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +88,40 @@ def test_langchain_bind_tools_gets_the_call(base_url: str) -> None:
     assert [(c["name"], c["args"]["city"].lower()) for c in message.tool_calls] == [
         ("get_weather", "paris")
     ]
+
+
+def test_the_openai_clients_parse_returns_the_pydantic_object(base_url: str) -> None:
+    with OpenAI(base_url=base_url, api_key="none") as client:
+        r = client.chat.completions.parse(
+            model=DEFAULT,
+            messages=[{"role": "user", "content": CAPITAL}],
+            response_format=City,
+            temperature=0,
+            max_tokens=100,
+        )
+    assert r.choices[0].finish_reason == "stop"
+    assert is_city(r.choices[0].message.parsed)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchain_with_structured_output_gets_the_typed_answer(base_url: str, method: str) -> None:
+    """By ``response_format`` (``json_schema``) and by a call forced with a named
+    ``tool_choice`` (``function_calling``)."""
+    chat = ChatOpenAI(
+        model=DEFAULT, base_url=base_url, api_key="none", temperature=0, max_tokens=100
+    )
+    assert is_city(chat.with_structured_output(City, method=method).invoke(CAPITAL))
+
+
+def test_an_agents_sdk_agent_returns_its_output_type(base_url: str) -> None:
+    set_tracing_disabled(True)
+    agent = Agent(
+        name="geography",
+        instructions="Answer the question.",
+        output_type=City,
+        model=OpenAIChatCompletionsModel(
+            model=DEFAULT, openai_client=AsyncOpenAI(base_url=base_url, api_key="none")
+        ),
+        model_settings=ModelSettings(temperature=0, max_tokens=100),
+    )
+    assert is_city(Runner.run_sync(agent, CAPITAL, max_turns=1).final_output)

@@ -193,7 +193,6 @@ TOOL = {"type": "function", "name": "add", "parameters": {"type": "object"}}
         ("background", {"background": True}),
         ("tools", {"tools": [TOOL]}),
         ("tool_choice", {"tool_choice": "required"}),
-        ("text.format", {"text": {"format": {"type": "json_object"}}}),
         ("top_logprobs", {"top_logprobs": 2}),
         ("reasoning.effort", {"reasoning": {"effort": "extreme"}}),
         ("input.0", {"input": [{"type": "function_call_output", "call_id": "c", "output": ""}]}),

@@ -128,7 +128,14 @@ def test_tool_input_the_server_cannot_honour_is_a_400_naming_it(
     ]
     for fields, param in (
         ({"messages": bad_history, "tools": [WEATHER]}, "messages"),
-        ({"messages": ASK, "tools": [WEATHER], "tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "messages": ASK,
+                "tools": [WEATHER],
+                "tool_choice": {"type": "function", "function": {"name": "get_time"}},
+            },
+            "tool_choice",
+        ),
         ({"messages": ASK, "tool_choice": "auto"}, "tool_choice"),
     ):
         with pytest.raises(openai.BadRequestError) as refused:

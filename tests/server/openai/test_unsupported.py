@@ -17,8 +17,6 @@ TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "
 @pytest.mark.parametrize(
     ("param", "fields"),
     [
-        ("tool_choice", {"tools": [TOOL], "tool_choice": "required"}),
-        ("response_format", {"response_format": {"type": "json_object"}}),
         ("logprobs", {"logprobs": True}),
         ("frequency_penalty", {"frequency_penalty": 0.5}),
         ("presence_penalty", {"presence_penalty": -1.0}),

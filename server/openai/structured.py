@@ -1,0 +1,153 @@
+"""Structured outputs and forced tool calls: what a request asks its answer to be, as the
+grammar every engine call of its search decodes by (:class:`search.engine.Constraint`).
+
+* ``response_format: {"type": "json_object"}``: any JSON object.
+* ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``:
+  JSON the schema allows.  ``strict: true`` refuses a schema keyword the grammar cannot enforce
+  (a 400 naming it); otherwise such a keyword is ignored and the rest still holds.
+* ``tool_choice: "required"`` or a named function: one call (several, where
+  ``parallel_tool_calls`` allows) in the model's tool-call syntax, each naming an offered
+  function with arguments its ``parameters`` schema allows.  With ``auto`` and a JSON
+  ``response_format``, the answer is either calls or that JSON.
+
+JSON is written on one line with Python's separators (``{"a": 1, "b": [2, 3]}``): free
+whitespace would let a small model pad an answer with newlines until its token bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import llguidance
+
+from search.engine import Constraint, Tokenizer
+from server.errors import InvalidRequest
+from server.openai.protocol import ChatCompletionRequest
+
+# llguidance's JSON options: one line, Python's separators
+_STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # OpenAI's pattern for a schema's name
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"  # the Hermes syntax (tool_calls.py)
+
+
+def output_constraint(
+    request: ChatCompletionRequest, tools: list[dict[str, Any]], tokenizer: Tokenizer
+) -> Constraint | None:
+    """The constraint ``request`` puts on its answer (``None``: free text), given the
+    ``tools`` it offers; a 400 naming the field whose schema cannot be a grammar."""
+    answer = _answer_schema(request.response_format or {"type": "text"})
+    calls = _forced(request, tools)
+    if calls is None and answer is None:
+        return None
+    rules: list[str] = []
+    if calls is not None:
+        rules.append(_call_rules(calls, request.parallel_tool_calls is not False, tokenizer))
+    if answer is not None and (calls is None or request.tool_choice in (None, "auto")):
+        rules.append(f"answer: %json {json.dumps(_styled(answer), ensure_ascii=False)}")
+    heads = [rule.split(":", 1)[0] for rule in rules]
+    grammar = "\n".join([f"start: {' | '.join(heads)}", *rules])
+    schema = json.dumps(answer) if heads == ["answer"] and answer is not None else None
+    return Constraint(grammar, schema)
+
+
+def _answer_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema ``response_format`` asks for; ``None`` for text."""
+    kind = response_format.get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "json_schema":
+        raise InvalidRequest(
+            f"response_format type {kind!r} is not one of text, json_object, json_schema",
+            param="response_format.type",
+        )
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict):
+        raise InvalidRequest(
+            "response_format json_schema needs a json_schema object",
+            param="response_format.json_schema",
+        )
+    name = spec.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidRequest(
+            "response_format json_schema needs a name of letters, digits, _ and - (at most 64)",
+            param="response_format.json_schema.name",
+        )
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise InvalidRequest(
+            "the json_schema's schema must be a JSON object",
+            param="response_format.json_schema.schema",
+        )
+    checked = schema if spec.get("strict") else {**schema, "x-guidance": {"lenient": True}}
+    _check(checked, "response_format.json_schema.schema")
+    return checked
+
+
+def _forced(request: ChatCompletionRequest, tools: list[dict[str, Any]]) -> list[Any] | None:
+    """The functions a call must name (``None`` where no call is forced, or none can be
+    one: ``auto`` with a JSON answer allows calls too)."""
+    choice = request.tool_choice
+    if not tools or choice == "none":
+        return None
+    functions = [tool["function"] for tool in tools]
+    if choice == "required":
+        return functions
+    if choice in (None, "auto"):
+        return functions if request.response_format not in (None, {"type": "text"}) else None
+    assert not isinstance(choice, str)  # a named function
+    named = [f for f in functions if f["name"] == choice.function.get("name")]
+    if not named:
+        raise InvalidRequest(
+            f"tool_choice names {choice.function.get('name')!r}, which is not among the tools",
+            param="tool_choice",
+        )
+    return named
+
+
+def _call_rules(functions: list[Any], parallel: bool, tokenizer: Tokenizer) -> str:
+    """The ``calls`` rule: Hermes blocks, each one object naming a function and giving
+    arguments its schema allows."""
+    options = []
+    for i, function in enumerate(functions):
+        parameters = function.get("parameters") or {"type": "object"}
+        _check(parameters, f"tools[{i}].function.parameters")
+        options.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema = json.dumps(_styled({"anyOf": options}), ensure_ascii=False)
+    opening, closing = (_literal(tokenizer, tag) for tag in (CALL_OPEN, CALL_CLOSE))
+    more = ' ("\\n" call)*' if parallel else ""
+    return f'calls: call{more}\ncall: {opening} "\\n" %json {schema} "\\n" {closing}'
+
+
+def _literal(tokenizer: Tokenizer, tag: str) -> str:
+    """``tag`` in the grammar: its special token where the tokenizer has one (Qwen2.5's
+    ``<tool_call>``), else its text."""
+    return tag if len(tokenizer.encode(tag)) == 1 else json.dumps(tag)
+
+
+def _styled(schema: dict[str, Any]) -> dict[str, Any]:
+    guidance = {**_STYLE, **schema.get("x-guidance", {})}
+    return {**schema, "x-guidance": guidance}
+
+
+def _check(schema: dict[str, Any], param: str) -> None:
+    """A 400 naming ``param`` when ``schema`` cannot become a grammar."""
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(_styled(schema))
+    except ValueError as exc:
+        raise InvalidRequest(f"{param} is not a JSON schema: {exc}", param=param) from None
+    problem = llguidance.LLMatcher.validate_grammar(grammar)
+    if problem:
+        raise InvalidRequest(
+            f"{param} cannot be enforced: {problem.strip().splitlines()[0]}", param=param
+        )
