@@ -25,9 +25,10 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Literal
 
-from search.engine import Tokenizer
+from search.engine import Tokenizer, TokenLogprob
 from search.events import AnswerDelta, ReasoningDelta
 from search.params import SearchParams
+from search.tree import NOTHING, Step
 
 OPEN_TAGS = ("<Thought>", "<think>")
 REASONING_TAGS = (*OPEN_TAGS, "</Thought>")
@@ -207,13 +208,15 @@ class PathWriter:
             starts_in_reasoning=params.starts_in_reasoning and free,
         )
         self.token_ids: list[int] = []
+        self.logprobs: list[TokenLogprob | None] = []  # each token's (None: forced)
 
     def commit(
-        self, token_ids: Sequence[int], *, last: bool, stop: str | int | None = None
+        self, step: Step, *, last: bool, stop: str | int | None = None
     ) -> list[ReasoningDelta | AnswerDelta]:
         """Append one step of the chosen path; a matched stop string is cut from the text."""
-        self.token_ids.extend(token_ids)
-        text = self._decoder.feed(token_ids, final=last)
+        self.token_ids.extend(step.token_ids)
+        self.logprobs.extend(step.scored())
+        text = self._decoder.feed(step.token_ids, final=last)
         if last and isinstance(stop, str) and stop in text:
             text = text[: text.index(stop)]
         reasoning, answer = self._splitter.feed(text, last=last, ended=stop is not None)
@@ -225,13 +228,13 @@ class PathWriter:
         return events
 
     def commit_path(
-        self, steps: Sequence[Sequence[int]], *, stop: str | int | None = None
+        self, steps: Sequence[Step], *, stop: str | int | None = None
     ) -> list[ReasoningDelta | AnswerDelta]:
         """Append the final steps of the path; the last of them ends it (even if none)."""
         events: list[ReasoningDelta | AnswerDelta] = []
         for step in steps[:-1]:
             events += self.commit(step, last=False)
-        events += self.commit(steps[-1] if steps else (), last=True, stop=stop)
+        events += self.commit(steps[-1] if steps else NOTHING, last=True, stop=stop)
         return events
 
     def reasoning_tokens(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from search.engine import FinishReason
+from search.engine import FinishReason, TokenLogprob
 from search.trace import TraceNode
 
 # why a search ended (the response's search.stop_reason)
@@ -40,7 +40,9 @@ class SearchResult:
     (self-consistency elected a final answer), ``consensus`` (free-text answers, by
     :mod:`search.consensus`) or ``reward`` (best-of-n; self-consistency when no sample stated
     an answer); for MCTS, how it chose its last step among whole answers (the same rules),
-    ``None`` when the visit count did; ``None`` for ``none`` and ``beam``.
+    ``None`` when the visit count did; ``None`` for ``none`` and ``beam``.  ``logprobs`` are
+    the path's tokens' own (``None`` for a token the search wrote, such as a reflection
+    prompt), one per token id.
     """
 
     method: str
@@ -56,6 +58,7 @@ class SearchResult:
     tree: tuple[TraceNode, ...] = ()
     cached_tokens: int = 0
     chosen_by: ChosenBy | None = None
+    logprobs: tuple[TokenLogprob | None, ...] = ()
 
     @property
     def content_tokens(self) -> int:

@@ -26,6 +26,7 @@ REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scra
 # ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what a request
 # may ask for no engine refuses.
 MAX_SAMPLES = 64
+REWARD_TOP_K = 5  # the top-k logprobs a search asks for each token: the rewards read them
 
 
 def option(default: T, **bounds: float) -> T:
@@ -117,7 +118,7 @@ class SearchParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    logprobs: int = 5
+    logprobs: int = REWARD_TOP_K
     reflection: bool = option(False)
     reflection_threshold: float = option(0.6, ge=0, le=1)
     reflection_text: str = REFLECTION_TEXT

@@ -111,6 +111,7 @@ class SearchRun(ABC):
                 tree=() if chosen is None else trace_tree(self.tree, chosen, self.engine.tokenizer),
                 cached_tokens=self.budget.cached_tokens or 0,
                 chosen_by=self.chosen_by,
+                logprobs=tuple(writer.logprobs),
             ),
             choice=choice,
         )

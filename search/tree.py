@@ -13,7 +13,8 @@ from search.reward import token_confidence
 @dataclass(frozen=True, slots=True)
 class Step:
     """One action of a path.  ``logprobs``/``confidences`` cover its *generated* tokens only
-    (forced tokens, such as the reflection prompt, are in ``token_ids`` but are not scored)."""
+    (forced tokens, such as the reflection prompt after an answer, are at the end of
+    ``token_ids`` but are not scored)."""
 
     token_ids: tuple[int, ...]
     logprobs: tuple[TokenLogprob, ...]
@@ -23,6 +24,13 @@ class Step:
     def of(cls, token_ids: Sequence[int], logprobs: Sequence[TokenLogprob]) -> Step:
         """A fully generated step; confidences are computed once, here."""
         return cls(tuple(token_ids), tuple(logprobs), tuple(map(token_confidence, logprobs)))
+
+    def scored(self) -> tuple[TokenLogprob | None, ...]:
+        """Each token's logprob, ``None`` for a forced one."""
+        return self.logprobs + (None,) * (len(self.token_ids) - len(self.logprobs))
+
+
+NOTHING = Step((), (), ())  # an empty action: the root's, or a path ended with nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,15 @@ class Trajectory:
     def tail_token_ids(self) -> tuple[int, ...]:
         """Token ids sampled after ``node``."""
         return tuple(t for step in self.tail for t in step.token_ids)
+
+    @property
+    def tail_step(self) -> Step:
+        """The steps sampled after ``node`` as one (committed whole: the path's answer)."""
+        return Step(
+            self.tail_token_ids,
+            tuple(t for step in self.tail for t in step.logprobs),
+            tuple(c for step in self.tail for c in step.confidences),
+        )
 
 
 @dataclass(eq=False, slots=True)
@@ -93,9 +110,7 @@ class Tree:
     """Owns the nodes of one search and their id counter."""
 
     def __init__(self) -> None:
-        self.root = Node(
-            id=0, parent=None, step=Step((), (), ()), terminal=False, depth=0, path_tokens=0
-        )
+        self.root = Node(id=0, parent=None, step=NOTHING, terminal=False, depth=0, path_tokens=0)
         self.size = 1
 
     def add_child(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request, Response
@@ -114,12 +115,17 @@ async def _on_engine_error(request: Request, exc: Exception) -> Response:
     return await _on_ponder_error(request, from_engine(exc))
 
 
+# parts of a validation error's location that name no field: the body, and the union member
+# pydantic tried (``literal['none','auto']``, ``NamedToolChoice``, ``str``, ``list[...]``)
+_UNION_MEMBER = re.compile(r"^(body|str|int|float|bool|none|[A-Z]\w*|[\w-]+\[.*\])$")
+
+
 async def _on_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
     if first.get("type") == "json_invalid":
         return _json(400, InvalidRequest("The request body is not valid JSON.").body())
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    location = [str(part) for part in first.get("loc", ()) if not _UNION_MEMBER.match(str(part))]
     param = ".".join(location) or None
     message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
     return _json(400, InvalidRequest(message, param=param).body())

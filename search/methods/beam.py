@@ -60,7 +60,7 @@ class BeamRun(SearchRun):
         best = max(self.beams, key=lambda n: (n.terminal, n.mean_value))
         finish_reason, stop_reason = path_end(best, params) or ("length", "completed")
         stop_reason = budget_out or stop_reason  # a budget that stopped the search says so
-        steps = [node.token_ids for node in best.path()[self.committed.depth :]]
+        steps = [node.step for node in best.path()[self.committed.depth :]]
         for event in self.writer.commit_path(steps, stop=best.stop_reason):
             yield event
         yield self.finished(
@@ -111,7 +111,7 @@ class BeamRun(SearchRun):
         if path_end(settled, self.params) is not None:
             settled = settled.parent or settled
         for node in settled.path()[self.committed.depth :]:
-            yield from self.writer.commit(node.token_ids, last=False)
+            yield from self.writer.commit(node.step, last=False)
         self.committed = settled
 
 

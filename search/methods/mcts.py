@@ -45,7 +45,7 @@ from search.policies import (
 )
 from search.run import SearchRun
 from search.selection import vote
-from search.tree import Node, Step, Trajectory
+from search.tree import NOTHING, Node, Step, Trajectory
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ class MctsRun(SearchRun):
         """Stream ``node``'s step as the path's next (nothing for ``None``)."""
         if node is not None:
             last = path_end(node, self.params) is not None
-            yield from self.writer.commit(node.token_ids, last=last, stop=node.stop_reason)
+            yield from self.writer.commit(node.step, last=last, stop=node.stop_reason)
 
     def _decided(self, root: Node, remaining: int) -> Node | None:
         """The child this round will commit, once the ``remaining`` iterations cannot change
@@ -329,13 +329,13 @@ class MctsRun(SearchRun):
         elif root.best is not None:
             best = self._final_rollout(root, root.best)
             chosen = best.node
-            steps = [node.token_ids for node in best.node.path()[root.depth :]]
-            steps += [best.tail_token_ids] if best.tail else []
+            steps = [node.step for node in best.node.path()[root.depth :]]
+            steps += [best.tail_step] if best.tail else []
             yield from self.writer.commit_path(steps, stop=best.stop_reason)
             finish_reason, reward = best.finish_reason, best.reward
             stop_reason = budget_out or "completed"
         else:
-            yield from self.writer.commit((), last=True)
+            yield from self.writer.commit(NOTHING, last=True)
             finish_reason, reward = "length", self.reward(root.path_steps())
             stop_reason = budget_out or "completed"
         yield self.finished(

@@ -22,6 +22,7 @@ from search.engine import Completion, Engine, FinishReason, GenerationRequest, T
 from search.events import SearchEvent, StopReason
 from search.params import SearchParams
 from search.run import SearchRun
+from search.tree import NOTHING, Step
 
 BUDGET_CUTS = ("max_seconds", "max_search_tokens", "interrupted")
 
@@ -116,7 +117,8 @@ class NoSearchRun(SearchRun):
         done = completion.finish_reason == "stop"
         last = done or written + len(completion.token_ids) >= self.params.max_tokens
         stop = completion.stop_reason
-        for event in answer.writer.commit(completion.token_ids, last=last, stop=stop):
+        step = Step.of(completion.token_ids, completion.logprobs)
+        for event in answer.writer.commit(step, last=last, stop=stop):
             yield replace(event, choice=answer.choice)
         if done:
             answer.finish_reason, answer.stop_reason = "stop", "completed"
@@ -128,7 +130,7 @@ class NoSearchRun(SearchRun):
         stop_reason = answer.stop_reason or "max_tokens"
         writer = answer.writer
         if stop_reason in BUDGET_CUTS:
-            for event in writer.commit((), last=True):
+            for event in writer.commit(NOTHING, last=True):
                 yield replace(event, choice=answer.choice)
         reward = self.reward(self.cutter.split(writer.token_ids, answer.logprobs))
         yield self.finished(

@@ -30,7 +30,7 @@ from search.engine import Completion
 from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
 from search.run import SearchRun
 from search.selection import ended, highest_reward, vote
-from search.tree import Node, Step
+from search.tree import NOTHING, Node, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +107,14 @@ class SamplingRun(SearchRun):
                 yield DraftDelta(rest)
             candidates += [self._candidate(completion) for completion in outputs[0]]
         if not candidates:
-            for event in self.writer.commit((), last=True):
+            for event in self.writer.commit(NOTHING, last=True):
                 yield event
             stop = budget.exhausted() or "max_search_tokens"
             root = self.tree.root
             yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
             return
         chosen, self.chosen_by = self.choose(candidates)
-        steps = [step.token_ids for step in chosen.steps]
-        for event in self.writer.commit_path(steps, stop=chosen.completion.stop_reason):
+        for event in self.writer.commit_path(chosen.steps, stop=chosen.completion.stop_reason):
             yield event
         finish_reason = chosen.completion.finish_reason
         stop_reason: StopReason = "completed"

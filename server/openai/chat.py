@@ -35,8 +35,9 @@ from search import (
     SearchResult,
     run_search,
 )
+from search.engine import Tokenizer
 from search.formats import choose, opens_reasoning, with_system_prompt
-from search.params import MAX_SAMPLES
+from search.params import MAX_SAMPLES, REWARD_TOP_K
 from search.presets import preset
 from server.admission import Admission
 from server.args import ServerArgs
@@ -45,11 +46,13 @@ from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError
 from server.metrics import Metrics
 from server.openai.aliases import ALIASES
+from server.openai.logprobs import choice_logprobs
 from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
     Choice,
+    ChoiceLogprobs,
     ChunkChoice,
     CompletionTokensDetails,
     DeltaMessage,
@@ -95,6 +98,7 @@ class PreparedChat:
     tools: frozenset[str] = frozenset()  # the functions offered: answers are read for calls
     answered: frozenset[Call] = frozenset()  # calls the conversation made and has results of
     parallel_tool_calls: bool = True
+    top_logprobs: int | None = None  # the answer's logprobs, with this many alternatives
 
 
 def usage_of(*results: SearchResult) -> Usage:
@@ -212,23 +216,38 @@ def tool_answer(prepared: PreparedChat, text: str) -> tuple[str | None, list[Too
     return answer_calls(text, prepared.tools, prepared.parallel_tool_calls, prepared.answered)
 
 
+def answer_logprobs(
+    prepared: PreparedChat, result: SearchResult, tokenizer: Tokenizer
+) -> ChoiceLogprobs | None:
+    """The choice's ``logprobs``, where the request asked for them."""
+    if prepared.top_logprobs is None:
+        return None
+    return choice_logprobs(result, tokenizer, prepared.top_logprobs)
+
+
 async def chat_chunks(
-    prepared: PreparedChat, events: AsyncIterator[SearchEvent]
+    prepared: PreparedChat, events: AsyncIterator[SearchEvent], tokenizer: Tokenizer
 ) -> AsyncIterator[ChatCompletionChunk]:
     """A search's events as stream chunks: each choice's role first, deltas (each chunk names
-    its choice's ``index``), each choice's finish, then the usage of all of them."""
+    its choice's ``index``), each choice's finish (with the answer's logprobs, where asked:
+    the answer is known once the search ends), then the usage of all of them."""
 
     def chunk(
         delta: DeltaMessage | None,
         finish_reason: str | None = None,
         index: int = 0,
+        logprobs: ChoiceLogprobs | None = None,
         **extensions: Any,
     ) -> ChatCompletionChunk:
         """A chunk of this response: choice ``index`` with ``delta``, or none (the usage)."""
         choices = (
             []
             if delta is None
-            else [ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)]
+            else [
+                ChunkChoice(
+                    index=index, delta=delta, finish_reason=finish_reason, logprobs=logprobs
+                )
+            ]
         )
         return ChatCompletionChunk(
             id=prepared.request_id,
@@ -274,6 +293,7 @@ async def chat_chunks(
                 DeltaMessage(),
                 finish_reason_of(result, called=bool(calls)),
                 index=index,
+                logprobs=answer_logprobs(prepared, result, tokenizer),
                 search=search_info(prepared, result, with_tree=prepared.return_tree),
             )
     if prepared.include_usage and len(results) == prepared.n:
@@ -282,8 +302,8 @@ async def chat_chunks(
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:
     """A 400 naming each field ponder cannot honour, rather than an answer that ignored it."""
-    if request.logprobs:
-        raise InvalidRequest("logprobs are not supported with search", param="logprobs")
+    if request.top_logprobs is not None and not request.logprobs:
+        raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
     extra = request.model_extra or {}
     for name, why in _CHANGES_THE_ANSWER.items():
         if extra.get(name) not in (None, 0, {}, [], ["text"]):
@@ -296,12 +316,27 @@ _CHANGES_THE_ANSWER = {
     "frequency_penalty": "the search samples without penalties",
     "presence_penalty": "the search samples without penalties",
     "logit_bias": "the search samples without biases",
-    "top_logprobs": "logprobs are not supported with search",
     "modalities": "ponder answers in text",
     "audio": "ponder answers in text",
     "prediction": "predicted outputs are not supported",
     "web_search_options": "ponder has no web search",
 }
+
+
+def _engine_logprobs(request: ChatCompletionRequest, options: SearchOptions) -> int:
+    """The top-k logprobs every engine call asks for: the rewards' (a search's rewards read
+    that many alternatives, so a search keeps them), or more for plain sampling when the
+    client asks for more ``top_logprobs``."""
+    asked = request.top_logprobs or 0
+    if asked <= REWARD_TOP_K:
+        return REWARD_TOP_K
+    if options.model_dump()["method"] != "none":
+        raise InvalidRequest(
+            f"top_logprobs above {REWARD_TOP_K} needs method none: a search's rewards read the "
+            f"top {REWARD_TOP_K} alternatives of each token",
+            param="top_logprobs",
+        )
+    return asked
 
 
 class ChatService:
@@ -385,6 +420,7 @@ class ChatService:
                 seed=request.seed,
                 stop=stop,
                 constraint=constraint,
+                logprobs=_engine_logprobs(request, options),
             )
         except SearchConfigError as exc:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param
@@ -404,6 +440,7 @@ class ChatService:
             tools=frozenset(t["function"]["name"] for t in tools),
             answered=answered_calls(request.messages),
             parallel_tool_calls=request.parallel_tool_calls is not False,
+            top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
         )
 
     def _options(self, request: ChatCompletionRequest) -> SearchOptions:
@@ -516,7 +553,7 @@ class ChatService:
 
     def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         """Run the search as stream chunks: role first, deltas, finish, then usage."""
-        return chat_chunks(prepared, self.events(prepared))
+        return chat_chunks(prepared, self.events(prepared), self.engine.tokenizer)
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the searches to the end and build one ``chat.completion``: a choice per answer,
@@ -548,6 +585,7 @@ class ChatService:
                     index=index,
                     message=message,
                     finish_reason=finish_reason_of(result, called=bool(calls)),
+                    logprobs=answer_logprobs(prepared, result, self.engine.tokenizer),
                     search=own,
                 )
             )

@@ -113,6 +113,9 @@ class Tool(OpenAIBaseModel):
     function: FunctionDefinition
 
 
+ToolChoiceOption = Literal["none", "auto", "required"]
+
+
 class NamedToolChoice(OpenAIBaseModel):
     """``tool_choice`` naming one function."""
 
@@ -149,6 +152,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
     logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     n: int = Field(
@@ -170,10 +174,9 @@ class ChatCompletionRequest(OpenAIBaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = None
-    # read only to refuse it: an answer that silently ignored it would mislead the client
     response_format: dict[str, Any] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    tools: list[Tool] | None = None
+    tool_choice: ToolChoiceOption | NamedToolChoice | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)  # OpenAI's limit
     parallel_tool_calls: bool | None = None
     # ponder extensions
     search: SearchOptions | None = None
@@ -254,13 +257,34 @@ class ResponseMessage(OpenAIBaseModel):
 WireFinishReason = FinishReason | Literal["tool_calls"]
 
 
+class TopLogprob(OpenAIBaseModel):
+    """One likely token at a position of the answer: its text, logprob and UTF-8 bytes."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobs(TopLogprob):
+    """One token of the answer, and the most likely tokens at its position."""
+
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(OpenAIBaseModel):
+    """A choice's ``logprobs``: its content tokens'."""
+
+    content: list[TokenLogprobs] | None
+    refusal: list[TokenLogprobs] | None = None
+
+
 class Choice(OpenAIBaseModel):
     """One choice of a non-streaming response."""
 
     index: int = 0
     message: ResponseMessage
     finish_reason: WireFinishReason | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     # ponder extensions
     search: SearchInfo | None = Field(
         None, description="this choice's own search, when the request asked for n > 1"
@@ -303,7 +327,7 @@ class ChunkChoice(OpenAIBaseModel):
     index: int = 0
     delta: DeltaMessage
     finish_reason: WireFinishReason | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(OpenAIBaseModel):

@@ -8,10 +8,13 @@ mapping are chat's; chat's stream chunks become Responses events, and a JSON ans
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pydantic import ValidationError
 
 from server.errors import InvalidRequest, PonderError
 from server.openai.chat import ChatService, PreparedChat
@@ -19,13 +22,23 @@ from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessage,
+    DeltaToolCall,
+    FunctionCall,
+    FunctionDefinition,
+    NamedToolChoice,
     SearchInfo,
     SearchOptions,
     StreamOptions,
+    Tool,
+    ToolCall,
+    ToolChoiceOption,
     Usage,
 )
 from server.openai.responses_protocol import (
     IncompleteDetails,
+    InputFunctionCall,
+    InputFunctionCallOutput,
+    InputItem,
     InputMessage,
     InputTokensDetails,
     LifecycleType,
@@ -34,7 +47,9 @@ from server.openai.responses_protocol import (
     OutputTokensDetails,
     ReasoningText,
     Response,
+    ResponseArgumentsEvent,
     ResponseContentPartEvent,
+    ResponseFunctionCall,
     ResponseLifecycleEvent,
     ResponseOutputItemEvent,
     ResponseOutputMessage,
@@ -61,8 +76,7 @@ _STATELESS = "ponder's Responses API is stateless: it stores no responses"
 
 def _refuse_unsupported(request: ResponsesRequest) -> None:
     """A 400 naming each field that needs stored state or output ponder cannot give, rather
-    than an answer that ignored it.  Tools are chat's only, for now: a function call here
-    would need Responses' own ``function_call`` output items."""
+    than an answer that ignored it."""
     stateful = {
         "previous_response_id": request.previous_response_id is not None,
         "store": bool(request.store),
@@ -76,26 +90,78 @@ def _refuse_unsupported(request: ResponsesRequest) -> None:
     if request.top_logprobs or "message.output_text.logprobs" in (request.include or ()):
         param = "top_logprobs" if request.top_logprobs else "include"
         raise InvalidRequest(f"{param}: logprobs are not supported with search", param=param)
-    if request.tools:
-        raise InvalidRequest(
-            "tools are supported on /v1/chat/completions only, for now", param="tools"
-        )
-    if request.tool_choice not in (None, "none"):
-        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+    for i, tool in enumerate(request.tools or []):
+        if tool.get("type") != "function":
+            raise InvalidRequest(
+                f"tools[{i}]: only function tools are supported, not {tool.get('type')!r}",
+                param=f"tools[{i}].type",
+            )
     if request.search and request.search.progress:
         raise InvalidRequest(
             "search.progress is sent on chat completion streams only", param="search.progress"
         )
 
 
+def chat_messages(items: list[InputItem]) -> list[ChatMessage]:
+    """The input as chat messages: messages as they are, function calls in a row as one
+    assistant turn's ``tool_calls``, their outputs as ``tool`` messages (earlier reasoning
+    items left out of the prompt)."""
+    messages: list[ChatMessage] = []
+    for item in items:
+        if isinstance(item, InputMessage):
+            messages.append(ChatMessage(role=item.role, content=item.text()))
+        elif isinstance(item, InputFunctionCall):
+            call = ToolCall(
+                id=item.call_id, function=FunctionCall(name=item.name, arguments=item.arguments)
+            )
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant" and last.tool_calls:
+                last.tool_calls.append(call)
+            else:
+                messages.append(ChatMessage(role="assistant", content=None, tool_calls=[call]))
+        elif isinstance(item, InputFunctionCallOutput):
+            messages.append(
+                ChatMessage(role="tool", tool_call_id=item.call_id, content=item.text())
+            )
+    return messages
+
+
+def chat_tools(tools: list[dict[str, Any]]) -> list[Tool]:
+    """Chat's tools for the Responses API's function tools, whose fields sit beside their
+    type; a 400 naming the field of one that is not a function as chat's are."""
+    converted = []
+    for i, tool in enumerate(tools):
+        try:
+            function = FunctionDefinition.model_validate(
+                {k: v for k, v in tool.items() if k != "type"}
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            message = f"tools[{i}].{where}: {error['msg']}"
+            raise InvalidRequest(message, param=f"tools[{i}].{where}") from None
+        converted.append(Tool(type="function", function=function))
+    return converted
+
+
+def chat_tool_choice(
+    choice: ToolChoiceOption | dict[str, Any] | None,
+) -> ToolChoiceOption | NamedToolChoice | None:
+    """Chat's ``tool_choice`` for a Responses one, whose named function sits beside its type."""
+    if isinstance(choice, dict):
+        if choice.get("type") != "function" or not isinstance(choice.get("name"), str):
+            raise InvalidRequest(
+                "tool_choice may be none, auto, required or a function by name",
+                param="tool_choice",
+            )
+        return NamedToolChoice(type="function", function={"name": choice["name"]})
+    return choice
+
+
 def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
     """The chat request that asks for the same search: ``instructions`` as the system
-    message, then the input's messages (earlier reasoning items left out of the prompt)."""
-    messages = [
-        ChatMessage(role=item.role, content=item.text())
-        for item in request.input
-        if isinstance(item, InputMessage)
-    ]
+    message, then the input's messages and calls; the function tools in chat's shape."""
+    messages = chat_messages(request.input)
     if not messages:
         raise InvalidRequest("input holds no message", param="input")
     if request.instructions is not None:
@@ -115,6 +181,9 @@ def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
         reasoning_format=request.reasoning_format,
         reasoning_effort=request.reasoning.effort if request.reasoning else None,
         response_format=response_format(request.text.format if request.text else None),
+        tools=chat_tools(request.tools or []) or None,
+        tool_choice=chat_tool_choice(request.tool_choice),
+        parallel_tool_calls=request.parallel_tool_calls,
     )
 
 
@@ -129,9 +198,12 @@ def response_format(text_format: dict[str, Any] | None) -> dict[str, Any] | None
 
 def renamed(error: PonderError) -> PonderError:
     """``error`` naming the Responses API's field where chat named its own."""
-    if error.param not in _PARAMS:
+    param = error.param and _PARAMS.get(
+        error.param, re.sub(r"^(tools\[\d+\])\.function", r"\1", error.param)
+    )
+    if param == error.param:
         return error
-    return type(error)(error.message, param=_PARAMS[error.param], code=error.code)
+    return type(error)(error.message, param=param, code=error.code)
 
 
 @contextlib.contextmanager
@@ -178,6 +250,8 @@ class _Writer:
     sequence: int = 0
     reasoning: list[str] | None = None  # None until the reasoning item is added
     answer: list[str] | None = None  # None until the message item is added
+    closed: set[str] = field(default_factory=set)  # the items done: "reasoning", "message"
+    called: bool = False  # the answer made function calls
     output: list[OutputItem] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -204,6 +278,10 @@ class _Writer:
             reasoning=request.reasoning,
             temperature=params.temperature,
             top_p=params.top_p,
+            tool_choice=request.tool_choice or "auto",
+            tools=request.tools or [],
+            parallel_tool_calls=request.parallel_tool_calls is not False,
+            text=request.text,
             usage=None if self.usage is None else response_usage(self.usage),
             search=self.search,
         )
@@ -230,18 +308,22 @@ class _Writer:
                 assert self.answer is not None
                 self.answer.append(delta.content)
                 yield self._text("response.output_text.delta", delta=delta.content, logprobs=[])
+            if delta.tool_calls:
+                yield from self._close_reasoning()
+                yield from self._close_answer("completed")
+                for call in delta.tool_calls:
+                    yield from self._call(call)
+                self.called = True
             self.finish_reason = choice.finish_reason or self.finish_reason
 
     def finish(self) -> Iterator[ResponseStreamEvent]:
-        """The answer's closing events, then the whole response."""
-        yield from self._open_answer()
+        """The answer's closing events (no message when the answer only made calls), then
+        the whole response."""
         status: ResponseStatus = "incomplete" if self.finish_reason == "length" else "completed"
-        text = "".join(self.answer or ())
-        yield self._text("response.output_text.done", text=text, logprobs=[])
-        message = ResponseOutputMessage(
-            id=self.ids[1], status=status, content=[OutputText(text=text)]
-        )
-        yield from self._done(message, OutputText(text=text))
+        if not self.called:
+            yield from self._open_answer()
+        yield from self._close_reasoning()
+        yield from self._close_answer(status)
         kind: LifecycleType = (
             "response.incomplete" if status == "incomplete" else "response.completed"
         )
@@ -251,13 +333,62 @@ class _Writer:
         """Close the reasoning item, if any, and add the message item, once."""
         if self.answer is not None:
             return
-        if self.reasoning is not None:
-            text = "".join(self.reasoning)
-            yield self._text("response.reasoning_text.done", text=text)
-            yield from self._done(self._reasoning_item("completed"), ReasoningText(text=text))
+        yield from self._close_reasoning()
         self.answer = []
         message = ResponseOutputMessage(id=self.ids[1], status="in_progress", content=[])
         yield from self._added(message, OutputText)
+
+    def _close_reasoning(self) -> Iterator[ResponseStreamEvent]:
+        if self.reasoning is None or "reasoning" in self.closed:
+            return
+        self.closed.add("reasoning")
+        text = "".join(self.reasoning)
+        yield self._text("response.reasoning_text.done", text=text)
+        yield from self._done(self._reasoning_item("completed"), ReasoningText(text=text))
+
+    def _close_answer(self, status: ResponseStatus) -> Iterator[ResponseStreamEvent]:
+        if self.answer is None or "message" in self.closed:
+            return
+        self.closed.add("message")
+        text = "".join(self.answer)
+        yield self._text("response.output_text.done", text=text, logprobs=[])
+        message = ResponseOutputMessage(
+            id=self.ids[1], status=status, content=[OutputText(text=text)]
+        )
+        yield from self._done(message, OutputText(text=text))
+
+    def _call(self, call: DeltaToolCall) -> Iterator[ResponseStreamEvent]:
+        """One call as a ``function_call`` item: added, its arguments (whole), done."""
+        index, arguments = len(self.output), call.function.arguments
+        item = ResponseFunctionCall(
+            id=_id("fc"),
+            call_id=call.id,
+            name=call.function.name,
+            arguments="",
+            status="in_progress",
+        )
+        yield ResponseOutputItemEvent(
+            type="response.output_item.added",
+            sequence_number=self.number(),
+            output_index=index,
+            item=item,
+        )
+        for kind, text in (("delta", {"delta": arguments}), ("done", {"arguments": arguments})):
+            yield ResponseArgumentsEvent(
+                type=f"response.function_call_arguments.{kind}",
+                sequence_number=self.number(),
+                item_id=item.id,
+                output_index=index,
+                **text,
+            )
+        done = item.model_copy(update={"arguments": arguments, "status": "completed"})
+        yield ResponseOutputItemEvent(
+            type="response.output_item.done",
+            sequence_number=self.number(),
+            output_index=index,
+            item=done,
+        )
+        self.output.append(done)
 
     def _reasoning_item(self, status: ResponseStatus) -> ResponseReasoningItem:
         text = "".join(self.reasoning or ())

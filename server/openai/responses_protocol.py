@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from search.formats import ReasoningFormat
 from search.presets import Effort
-from server.openai.protocol import OpenAIBaseModel, SearchInfo, SearchOptions
+from server.openai.protocol import OpenAIBaseModel, SearchInfo, SearchOptions, ToolChoiceOption
 
 ResponseStatus = Literal["completed", "incomplete", "in_progress", "failed"]
 
@@ -54,6 +54,27 @@ class InputReasoning(OpenAIBaseModel):
     type: Literal["reasoning"]
 
 
+class InputFunctionCall(OpenAIBaseModel):
+    """An earlier ``function_call`` item sent back: a call the assistant made."""
+
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str
+
+
+class InputFunctionCallOutput(OpenAIBaseModel):
+    """A ``function_call_output`` item: what the client's function returned for a call."""
+
+    type: Literal["function_call_output"]
+    call_id: str
+    output: Annotated[list[InputText], _listed("text", type="input_text")]
+
+    def text(self) -> str:
+        """The output as one string."""
+        return "".join(part.text for part in self.output)
+
+
 def _item_kind(item: Any) -> str:
     """The input item's ``type``; a message may leave it out."""
     kind = item.get("type", "message") if isinstance(item, dict) else getattr(item, "type", "")
@@ -61,11 +82,16 @@ def _item_kind(item: Any) -> str:
 
 
 InputItem = Annotated[
-    Annotated[InputMessage, Tag("message")] | Annotated[InputReasoning, Tag("reasoning")],
+    Annotated[InputMessage, Tag("message")]
+    | Annotated[InputReasoning, Tag("reasoning")]
+    | Annotated[InputFunctionCall, Tag("function_call")]
+    | Annotated[InputFunctionCallOutput, Tag("function_call_output")],
     Discriminator(
         _item_kind,
         custom_error_type="unsupported_input_item",
-        custom_error_message="input items may be messages or reasoning items only",
+        custom_error_message=(
+            "input items may be messages, reasoning items, function calls and their outputs"
+        ),
     ),
 ]
 
@@ -102,8 +128,8 @@ class ResponsesRequest(OpenAIBaseModel):
     stream: bool = False
     temperature: float | None = Field(None, ge=0, le=2)
     text: TextConfig | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tool_choice: ToolChoiceOption | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=128)  # OpenAI's limit
     top_logprobs: int | None = Field(None, ge=0, le=20)
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = None
@@ -157,7 +183,18 @@ class ResponseOutputMessage(OpenAIBaseModel):
     content: list[OutputText]
 
 
-OutputItem = ResponseReasoningItem | ResponseOutputMessage
+class ResponseFunctionCall(OpenAIBaseModel):
+    """A call the answer makes to one of the request's functions."""
+
+    id: str
+    type: Literal["function_call"] = "function_call"
+    call_id: str
+    name: str
+    arguments: str
+    status: ResponseStatus
+
+
+OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionCall
 
 
 class InputTokensDetails(OpenAIBaseModel):
@@ -202,11 +239,12 @@ class Response(OpenAIBaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     model: str
     output: list[OutputItem] = Field(default_factory=list)
-    parallel_tool_calls: bool = False
+    parallel_tool_calls: bool = True
     reasoning: ReasoningConfig | None = None
     store: bool = False
     temperature: float | None = None
-    tool_choice: Literal["none"] = "none"
+    text: TextConfig | None = None
+    tool_choice: str | dict[str, Any] = "auto"
     tools: list[Any] = Field(default_factory=list)
     top_p: float | None = None
     usage: ResponseUsage | None = None
@@ -268,6 +306,17 @@ class ResponseTextEvent(ResponseStreamEvent):
     delta: str | None = None
     text: str | None = None
     logprobs: list[Any] | None = None
+
+
+class ResponseArgumentsEvent(ResponseStreamEvent):
+    """A call's arguments: ``response.function_call_arguments.delta`` (ponder sends them
+    whole, as one delta), then ``.done``."""
+
+    type: Literal["response.function_call_arguments.delta", "response.function_call_arguments.done"]
+    item_id: str
+    output_index: int
+    delta: str | None = None
+    arguments: str | None = None
 
 
 class ResponseErrorEvent(ResponseStreamEvent):

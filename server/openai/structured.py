@@ -45,10 +45,12 @@ def output_constraint(
     if calls is not None:
         rules.append(_call_rules(calls, request.parallel_tool_calls is not False, tokenizer))
     if answer is not None and (calls is None or request.tool_choice in (None, "auto")):
-        rules.append(f"answer: %json {json.dumps(_styled(answer), ensure_ascii=False)}")
+        rules.append(f"answer: %json {json.dumps(answer, ensure_ascii=False)}")
     heads = [rule.split(":", 1)[0] for rule in rules]
     grammar = "\n".join([f"start: {' | '.join(heads)}", *rules])
-    schema = json.dumps(answer) if heads == ["answer"] and answer is not None else None
+    schema = None
+    if heads == ["answer"] and answer is not None:
+        schema = json.dumps({k: v for k, v in answer.items() if k != "x-guidance"})
     return Constraint(grammar, schema)
 
 
@@ -58,7 +60,7 @@ def _answer_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return {"type": "object"}
+        return _styled({"type": "object"})
     if kind != "json_schema":
         raise InvalidRequest(
             f"response_format type {kind!r} is not one of text, json_object, json_schema",
@@ -82,9 +84,9 @@ def _answer_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
             "the json_schema's schema must be a JSON object",
             param="response_format.json_schema.schema",
         )
-    checked = schema if spec.get("strict") else {**schema, "x-guidance": {"lenient": True}}
-    _check(checked, "response_format.json_schema.schema")
-    return checked
+    styled = _styled(schema, lenient=spec.get("strict") is not True)
+    _check(styled, "response_format.json_schema.schema")
+    return styled
 
 
 def _forced(request: ChatCompletionRequest, tools: list[dict[str, Any]]) -> list[Any] | None:
@@ -113,8 +115,12 @@ def _call_rules(functions: list[Any], parallel: bool, tokenizer: Tokenizer) -> s
     arguments its schema allows."""
     options = []
     for i, function in enumerate(functions):
-        parameters = function.get("parameters") or {"type": "object"}
-        _check(parameters, f"tools[{i}].function.parameters")
+        # arguments are an object whatever the schema leaves open (OpenAI's are)
+        parameters = {"type": "object", **(function.get("parameters") or {})}
+        param = f"tools[{i}].function.parameters"
+        if parameters["type"] != "object":
+            raise InvalidRequest(f"{param} must describe an object (the arguments)", param=param)
+        _check(_styled(parameters), param)
         options.append(
             {
                 "type": "object",
@@ -135,16 +141,18 @@ def _literal(tokenizer: Tokenizer, tag: str) -> str:
     return tag if len(tokenizer.encode(tag)) == 1 else json.dumps(tag)
 
 
-def _styled(schema: dict[str, Any]) -> dict[str, Any]:
-    guidance = {**_STYLE, **schema.get("x-guidance", {})}
-    return {**schema, "x-guidance": guidance}
+def _styled(schema: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
+    """``schema`` with ponder's JSON style (and, ``lenient``, unenforceable keywords ignored)
+    as llguidance's options: a client's own ``x-guidance`` is not taken."""
+    options = {**_STYLE, "lenient": True} if lenient else _STYLE
+    return {**{k: v for k, v in schema.items() if k != "x-guidance"}, "x-guidance": options}
 
 
 def _check(schema: dict[str, Any], param: str) -> None:
-    """A 400 naming ``param`` when ``schema`` cannot become a grammar."""
+    """A 400 naming ``param`` when ``schema`` (styled) cannot become a grammar."""
     try:
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(_styled(schema))
-    except ValueError as exc:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(schema)
+    except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"{param} is not a JSON schema: {exc}", param=param) from None
     problem = llguidance.LLMatcher.validate_grammar(grammar)
     if problem:

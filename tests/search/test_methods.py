@@ -239,3 +239,19 @@ def test_n_searches_run_at_once_with_distinct_reproducible_seeds() -> None:
 
     first = seeds()
     assert len(set(first)) == 2 and first == seeds()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"method": "self_consistency", "samples": 3},
+        {"method": "beam", "beam_width": 2, "granularity": "mini_step", "step_tokens": 2},
+        {"method": "mcts", "iterations": 2, "granularity": "mini_step", "step_tokens": 2},
+        {"method": "none"},
+    ],
+)
+def test_the_result_carries_each_path_tokens_own_logprob(overrides: dict[str, object]) -> None:
+    engine = ScriptedEngine([scored("abcd", 0.8), scored("abxy", 0.6), scored("zz", 0.7)] * 8)
+    *_, result = run(engine, **overrides)
+    assert result.token_ids
+    assert [lp.token_id if lp else None for lp in result.logprobs] == list(result.token_ids)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from search import AnswerDelta, ReasoningDelta, SearchParams, SearchResult
 from search.answer import PathWriter
 from search.engine import Constraint
+from search.tree import Step
 from tests.scripted import EOS, CharTokenizer
 
 PROMPT = (1, 2, 3)
@@ -29,8 +30,12 @@ class ByteTokenizer:
         return bytes(token_ids).decode(errors="replace")
 
 
-def ids(text: str) -> list[int]:
-    return CharTokenizer().encode(text)
+def step(token_ids: Sequence[int]) -> Step:
+    return Step(tuple(token_ids), (), ())
+
+
+def ids(text: str) -> Step:
+    return step(CharTokenizer().encode(text))
 
 
 def test_the_last_step_is_the_answer_and_the_steps_before_it_the_reasoning() -> None:
@@ -41,7 +46,7 @@ def test_the_last_step_is_the_answer_and_the_steps_before_it_the_reasoning() -> 
         AnswerDelta("391."),
     ]
     assert writer.reasoning_tokens() == len("First, 340. Then ")
-    assert writer.token_ids == ids("First, 340. Then 391.")
+    assert tuple(writer.token_ids) == ids("First, 340. Then 391.").token_ids
 
 
 def test_a_marker_split_between_steps_is_held_back_until_it_is_whole() -> None:
@@ -54,15 +59,15 @@ def test_a_marker_split_between_steps_is_held_back_until_it_is_whole() -> None:
 def test_half_a_character_waits_for_the_step_that_finishes_it() -> None:
     writer = PathWriter(ByteTokenizer(), MARCO, implicit="content")
     e_acute = "é".encode()
-    assert writer.commit([*b"caf", e_acute[0]], last=False) == [AnswerDelta("caf")]
-    assert writer.commit([e_acute[1], *b"!"], last=True) == [AnswerDelta("é!")]
+    assert writer.commit(step([*b"caf", e_acute[0]]), last=False) == [AnswerDelta("caf")]
+    assert writer.commit(step([e_acute[1], *b"!"]), last=True) == [AnswerDelta("é!")]
     assert writer.reasoning_tokens() == 0
 
 
 def test_a_matched_stop_string_is_cut_from_the_text_but_its_tokens_are_kept() -> None:
     writer = PathWriter(CharTokenizer(), MARCO, implicit="content")
     assert writer.commit(ids("42 STOP"), last=True, stop="STOP") == [AnswerDelta("42 ")]
-    assert writer.token_ids == ids("42 STOP")
+    assert tuple(writer.token_ids) == ids("42 STOP").token_ids
 
 
 def test_an_empty_last_step_leaves_the_answer_to_the_step_before_it() -> None:
@@ -104,7 +109,7 @@ def test_usage_never_counts_a_non_empty_answer_as_reasoning() -> None:
     writer = PathWriter(CharTokenizer(), MARCO, implicit="last_step")
     writer.commit(ids("Step one. "), last=False)
     writer.commit(ids("The answer is 391."), last=False)
-    assert writer.commit_path([[EOS]]) == [AnswerDelta("The answer is 391.")]
+    assert writer.commit_path([step([EOS])]) == [AnswerDelta("The answer is 391.")]
     result = SearchResult(
         method="mcts",
         token_ids=tuple(writer.token_ids),

@@ -57,7 +57,7 @@ async def replay(events: Iterable[SearchEvent]) -> AsyncIterator[SearchEvent]:
 
 def chunks_of(prepared: PreparedChat, events: list[SearchEvent]) -> list[ChatCompletionChunk]:
     async def collect() -> list[ChatCompletionChunk]:
-        return [c async for c in chat_chunks(prepared, replay(events))]
+        return [c async for c in chat_chunks(prepared, replay(events), CharTokenizer())]
 
     return asyncio.run(collect())
 

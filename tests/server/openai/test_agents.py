@@ -7,12 +7,14 @@ object."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from agents import (
     Agent,
     ModelSettings,
     OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
     Runner,
     function_tool,
     set_tracing_disabled,
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.real_model
 QUESTION = "What's the weather like in Paris?"
 REPORT = '{"temperature_c": 31, "sky": "clear"}'  # tools commonly answer in JSON
 CAPITAL = "What is the capital of France?"
+MODELS: Any = {"chat_completions": OpenAIChatCompletionsModel, "responses": OpenAIResponsesModel}
 
 
 class City(BaseModel):
@@ -50,7 +53,11 @@ def base_url() -> Iterator[str]:
         yield f"{base}/v1"
 
 
-def test_an_agents_sdk_agent_calls_its_tool_and_answers_with_the_result(base_url: str) -> None:
+@pytest.mark.parametrize("api", ["chat_completions", "responses"])
+def test_an_agents_sdk_agent_calls_its_tool_and_answers_with_the_result(
+    base_url: str, api: str
+) -> None:
+    """Over chat completions and over the Responses API (the SDK's default model)."""
     set_tracing_disabled(True)  # the SDK would upload traces to OpenAI
     asked: list[str] = []
 
@@ -64,7 +71,7 @@ def test_an_agents_sdk_agent_calls_its_tool_and_answers_with_the_result(base_url
         name="weather",
         instructions="Answer with the help of your tools.",
         tools=[get_weather],
-        model=OpenAIChatCompletionsModel(
+        model=MODELS[api](
             model=DEFAULT, openai_client=AsyncOpenAI(base_url=base_url, api_key="none")
         ),
         model_settings=ModelSettings(
@@ -113,13 +120,14 @@ def test_langchain_with_structured_output_gets_the_typed_answer(base_url: str, m
     assert is_city(chat.with_structured_output(City, method=method).invoke(CAPITAL))
 
 
-def test_an_agents_sdk_agent_returns_its_output_type(base_url: str) -> None:
+@pytest.mark.parametrize("api", ["chat_completions", "responses"])
+def test_an_agents_sdk_agent_returns_its_output_type(base_url: str, api: str) -> None:
     set_tracing_disabled(True)
     agent = Agent(
         name="geography",
         instructions="Answer the question.",
         output_type=City,
-        model=OpenAIChatCompletionsModel(
+        model=MODELS[api](
             model=DEFAULT, openai_client=AsyncOpenAI(base_url=base_url, api_key="none")
         ),
         model_settings=ModelSettings(temperature=0, max_tokens=100),

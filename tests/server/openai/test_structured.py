@@ -166,6 +166,19 @@ def test_a_forced_call_names_an_offered_function_with_arguments_its_schema_allow
             },
             "tools[0].function.parameters",
         ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {"name": "f", "parameters": {"type": "string"}},
+                    }
+                ],
+                "tool_choice": "required",
+            },
+            "tools[0].function.parameters",
+        ),
+        ({"tools": [LOOKUP] * 129}, "tools"),
     ],
 )
 def test_a_constraint_the_server_cannot_enforce_is_a_400_naming_it(
@@ -176,6 +189,28 @@ def test_a_constraint_the_server_cannot_enforce_is_a_400_naming_it(
     error = refused.value.body
     assert isinstance(error, dict) and error["param"] == param, error
     assert client.models.list().data  # and the server serves on
+
+
+def test_a_clients_own_grammar_options_are_not_taken(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    """``x-guidance`` is llguidance's options key: whatever a client puts there (found by the
+    schema fuzz: a list, which broke the grammar's build), ponder's own options stand."""
+    parameters = {**LOOKUP["function"]["parameters"], "x-guidance": []}
+    tool: Any = {"type": "function", "function": {"name": "f", "parameters": parameters}}
+    r = client.chat.completions.create(
+        model=model_name,
+        messages=ASK,
+        max_tokens=48,
+        tools=[tool],
+        tool_choice="required",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {**SCHEMA, "x-guidance": "loose"}},
+        },
+        extra_body={"search": {"method": "none"}},
+    )
+    assert r.choices[0].finish_reason == "tool_calls"
 
 
 def test_without_strict_a_keyword_the_grammar_cannot_enforce_is_ignored(
@@ -213,3 +248,56 @@ def test_a_responses_text_format_holds_the_answer_to_its_schema(
         client.responses.create(model=model_name, input="Hi", text=text)
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["param"] == "text.format.schema"
+
+
+def test_a_responses_function_call_is_a_function_call_item_streamed_or_not(
+    client: openai.OpenAI, model_name: str
+) -> None:
+    """Responses' function tools sit flat; the call comes back as a ``function_call`` item
+    (added, its arguments, done) and no message; its output item answers it next turn."""
+    tools: Any = [{"type": "function", **t["function"]} for t in (LOOKUP, ORDER)]
+    asked: dict[str, Any] = {
+        "model": model_name,
+        "input": "I am hungry.",
+        "max_output_tokens": 96,
+        "tools": tools,
+        "tool_choice": {"type": "function", "name": "order"},
+        "extra_body": {"search": {"method": "none"}, "seed": 2},
+    }
+    r = client.responses.create(**asked)
+    assert r.status == "completed"
+    calls = [item for item in r.output if item.type == "function_call"]
+    assert calls and not [item for item in r.output if item.type == "message"]
+    for call in calls:
+        assert call.name == "order" and call.call_id.startswith("call_")
+        jsonschema.validate(json.loads(call.arguments), ORDER["function"]["parameters"])
+    events = list(client.responses.create(**asked, stream=True))
+    kinds = [e.type for e in events]
+    added = kinds.index("response.output_item.added", kinds.index("response.in_progress"))
+    call_events = [k for k in kinds[added:] if "function_call" in k or "output_item" in k]
+    assert call_events[:4] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ]
+    assert kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    answered = client.responses.create(
+        model=model_name,
+        input=[
+            {"role": "user", "content": "I am hungry."},
+            {
+                "type": "function_call",
+                "call_id": calls[0].call_id,
+                "name": calls[0].name,
+                "arguments": calls[0].arguments,
+            },
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "ordered"},
+        ],
+        max_output_tokens=24,
+        tools=tools,
+        extra_body={"search": {"method": "none"}},
+    )
+    assert answered.output and answered.usage is not None and r.usage is not None
+    assert answered.usage.input_tokens > r.usage.input_tokens  # the call and output are read

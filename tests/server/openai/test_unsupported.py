@@ -17,11 +17,9 @@ TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "
 @pytest.mark.parametrize(
     ("param", "fields"),
     [
-        ("logprobs", {"logprobs": True}),
         ("frequency_penalty", {"frequency_penalty": 0.5}),
         ("presence_penalty", {"presence_penalty": -1.0}),
         ("logit_bias", {"logit_bias": {"15": -100}}),
-        ("top_logprobs", {"top_logprobs": 3}),
         ("modalities", {"modalities": ["text", "audio"]}),
         ("prediction", {"prediction": {"type": "content", "content": "Hi"}}),
     ],
