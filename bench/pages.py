@@ -448,6 +448,11 @@ def bench_run(name: str, run: dict[str, Any]) -> list[str]:
     return [*parts, rows_table(run.get("rows") or run["summary"])]
 
 
+def rows(args: list[str], options: dict[str, str]) -> str:
+    """Benchmarks' rows as they were printed (:mod:`bench.report`'s files), with their facts."""
+    return "\n\n".join(part for name in args for part in bench_run(name, load(name)))
+
+
 def every(args: list[str], options: dict[str, str]) -> str:
     """Every summarised result file under its heading, grouped by what wrote it.  A run that
     has not reported yet (still running, or stopped) has no summary, and is left out."""
@@ -490,6 +495,7 @@ KINDS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "speed": speed,
     "contention": contention,
     "hotpath": hotpath,
+    "rows": rows,
     "every": every,
 }
 

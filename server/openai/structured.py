@@ -5,8 +5,9 @@ grammar every engine call of its search decodes by (:class:`search.engine.Constr
 * ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``:
   JSON the schema allows.  ``strict: true`` refuses a schema keyword the grammar cannot enforce
   (a 400 naming it); otherwise such a keyword is ignored and the rest still holds.
-* ``tool_choice: "required"`` or a named function: one call (several, where
-  ``parallel_tool_calls`` allows) in the model's tool-call syntax, each naming an offered
+* ``tool_choice: "required"`` or a named function: one call (several only where the request
+  sets ``parallel_tool_calls: true`` itself: allowed more, Qwen2.5-Coder-0.5B went on writing
+  calls, seven for one conversion asked) in the model's tool-call syntax, naming an offered
   function with arguments its ``parameters`` schema allows.  With ``auto`` and a JSON
   ``response_format``, the answer is either calls or that JSON.
 
@@ -43,7 +44,7 @@ def output_constraint(
         return None
     rules: list[str] = []
     if calls is not None:
-        rules.append(_call_rules(calls, request.parallel_tool_calls is not False, tokenizer))
+        rules.append(_call_rules(calls, request.parallel_tool_calls is True, tokenizer))
     if answer is not None and (calls is None or request.tool_choice in (None, "auto")):
         rules.append(f"answer: %json {json.dumps(answer, ensure_ascii=False)}")
     heads = [rule.split(":", 1)[0] for rule in rules]
