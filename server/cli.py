@@ -98,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     from server.app import build_app
-    from server.engines import load_engine
+    from server.engines import EngineUnavailable, load_engine
     from server.shutdown import BACKSTOP_SECONDS, DrainingServer
 
     try:
         engine = load_engine(args)
-    except FetchError as exc:
+    except (FetchError, EngineUnavailable) as exc:
         sys.exit(f"ponder: {exc}")
     try:
         app = build_app(args, engine)

@@ -21,6 +21,14 @@ ENGINES: dict[str, str] = {
 }
 
 
+# engines whose dependencies are an extra of ponder's, not part of its default install
+EXTRAS = {"transformers": "transformers", "vllm": "vllm"}
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine asked for needs a package this install lacks (an extra of ponder's)."""
+
+
 class EngineClass(Protocol):
     """What the registry needs of an engine class: a constructor from the server's settings."""
 
@@ -30,9 +38,20 @@ class EngineClass(Protocol):
 
 
 def engine_class(kind: str) -> EngineClass:
-    """The class registered as ``kind``, imported now."""
+    """The class registered as ``kind``, imported now; ``EngineUnavailable`` saying what to
+    install when its dependencies are missing."""
     module, _, name = ENGINES[kind].partition(":")
-    return cast(EngineClass, getattr(importlib.import_module(module), name))
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get(kind)
+        if extra is None:
+            raise
+        raise EngineUnavailable(
+            f"the {kind} engine needs {exc.name}, which is not installed: "
+            f"pip install 'ponder[{extra}]'"
+        ) from exc
+    return cast(EngineClass, getattr(loaded, name))
 
 
 def load_engine(args: ServerArgs) -> ServingEngine:
