@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -95,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"ponder: invalid settings:\n{exc}")
     configure_logging(args.log_format)
+    # transformers' advice to library users ("PyTorch was not found": the llama.cpp default
+    # installs no torch, and only ponder's tokenizers come from transformers) is not a
+    # server operator's business
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import uvicorn
 
     from server.app import build_app
