@@ -58,14 +58,12 @@ class Constraint:
     """What a request's generated text must be (structured outputs, forced tool calls).
 
     ``grammar`` is an llguidance grammar: a Lark grammar in which ``%json {...}`` stands for
-    the JSON a schema allows.  ``schema``, when the grammar is nothing but one JSON schema, is
-    that schema's JSON text, for engines that take schemas rather than grammars.  ``done`` are
-    the tokens of the constrained text already at the end of the prompt: a search continuing
-    its path continues the same text, so the engine resumes the grammar after them.
+    the JSON a schema allows.  ``done`` are the tokens of the constrained text already at the
+    end of the prompt: a search continuing its path continues the same text, so the engine
+    resumes the grammar after them.
     """
 
     grammar: str
-    schema: str | None = None
     done: tuple[int, ...] = ()
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.errors import InvalidRequest, PonderError
-from server.openai.chat import ChatService, PreparedChat
+from server.openai.chat import ChatService
+from server.openai.chat_wire import PreparedChat
 from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,

@@ -48,11 +48,7 @@ def output_constraint(
     if answer is not None and (calls is None or request.tool_choice in (None, "auto")):
         rules.append(f"answer: %json {json.dumps(answer, ensure_ascii=False)}")
     heads = [rule.split(":", 1)[0] for rule in rules]
-    grammar = "\n".join([f"start: {' | '.join(heads)}", *rules])
-    schema = None
-    if heads == ["answer"] and answer is not None:
-        schema = json.dumps({k: v for k, v in answer.items() if k != "x-guidance"})
-    return Constraint(grammar, schema)
+    return Constraint("\n".join([f"start: {' | '.join(heads)}", *rules]))
 
 
 def _answer_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from search import AnswerDelta, Expanded, ReasoningDelta, SearchEvent, SearchParams, run_search
 from server.errors import InvalidRequest
-from server.openai.chat import PreparedChat, chat_chunks
+from server.openai.chat_wire import PreparedChat, chat_chunks
 from server.openai.protocol import ChatCompletionChunk
 from server.openai.streaming import DONE, sse_frames
 from tests.scripted import CharTokenizer, ScriptedEngine, scored

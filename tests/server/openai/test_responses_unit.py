@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from search import Finished
 from server.errors import InvalidRequest
-from server.openai.chat import usage_of
+from server.openai.chat_wire import usage_of
 from server.openai.protocol import ChatCompletionChunk
 from server.openai.responses import PreparedResponse, renamed, response_events
 from server.openai.responses_protocol import (
