@@ -61,6 +61,7 @@ from server.openai.protocol import (
 from server.openai.structured import output_constraint
 from server.openai.tool_calls import (
     answered_calls,
+    check_tool_results,
     offered,
     template_message,
     with_tools,
@@ -187,6 +188,7 @@ class ChatService:
             )
         profile = choose(request.reasoning_format or self.args.reasoning_format, self.chat_template)
         tools = offered(request)
+        check_tool_results(request.messages)
         constraint = output_constraint(request, tools, self.engine.tokenizer)
         messages, rendered = with_tools(
             [template_message(m) for m in request.messages], tools, self.chat_template

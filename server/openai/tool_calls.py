@@ -104,6 +104,21 @@ def _leading_calls(text: str, names: frozenset[str]) -> tuple[list[Call], int]:
     return calls, end
 
 
+def check_tool_results(messages: list[ChatMessage]) -> None:
+    """A 400 naming ``messages`` for a ``tool`` message that answers no call an earlier
+    assistant turn made (as OpenAI refuses one): without its call, the template would render
+    a result of nothing."""
+    made: set[str] = set()
+    for i, message in enumerate(messages):
+        made |= {call.id for call in message.tool_calls or []}
+        if message.role == "tool" and message.tool_call_id not in made:
+            raise InvalidRequest(
+                f"messages[{i}] has role 'tool' but answers no earlier assistant tool call "
+                f"(tool_call_id {message.tool_call_id!r})",
+                param="messages",
+            )
+
+
 def answered_calls(messages: list[ChatMessage]) -> frozenset[Call]:
     """The calls of the conversation's assistant turns that a ``tool`` message answered."""
     answered_ids = {m.tool_call_id for m in messages if m.role == "tool"}

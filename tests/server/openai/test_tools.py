@@ -137,6 +137,12 @@ def test_tool_input_the_server_cannot_honour_is_a_400_naming_it(
             "tool_choice",
         ),
         ({"messages": ASK, "tool_choice": "auto"}, "tool_choice"),
+        # a tool result answering no call, with an unknown id or none
+        (
+            {"messages": [*ASK, {"role": "tool", "tool_call_id": "call_9", "content": "x"}]},
+            "messages",
+        ),
+        ({"messages": [*ASK, {"role": "tool", "content": "x"}]}, "messages"),
     ):
         with pytest.raises(openai.BadRequestError) as refused:
             tools_client.chat.completions.create(model=DEFAULT, max_tokens=8, **fields)
