@@ -11,7 +11,10 @@ The answers so far are kept in ``NAME.records.json`` after every problem; a reru
 name resumes from them (``--fresh`` starts over), and ``--report`` summarises them without
 sampling (a run stopped early).
 
-Rewards scored: ``p_true``, the model's own judgement of each answer (:func:`p_true`), every
+``--judge MODEL`` adds ``judge``, the P(True) of every stored answer asked of a second model
+(:func:`judge_all`), to a run's records.
+
+Rewards scored: ``p_true``, the model's own judgement of each answer (:func:`self_judge`), every
 one of :data:`search.reward.REWARDS` (the windowed DeepConf ones at each
 of :data:`WINDOWS`, named ``lowest_group/32``), ``last_step`` (the mean confidence of the last
 step, where the answer is stated) and ``answer`` (the mean confidence of the tokens that spell
@@ -26,9 +29,9 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +46,12 @@ from search.params import SearchParams, Voting
 from search.reward import REWARDS, WINDOWED, mean_confidence
 from search.steps import StepCutter
 from search.tree import Step
+from search.verifier import Verifier, judge_chat
 from search.vote import elected
 
 logger = logging.getLogger("bench.calibration")
 _BOXED = re.compile(r"\\boxed\{")
 WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
-JUDGE_LOGPROBS = 20  # "Yes" and "No" in several spellings are among them
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
 BUDGETS = (256, 512, 1024)  # a client's max_tokens, replayed up to the run's own bound
@@ -98,7 +101,8 @@ async def sample(
         prompt, args.max_tokens, n=args.samples, temperature=args.temperature, seed=args.seed
     )
     (completions,) = await engine.generate([request])
-    judged = await p_true(engine, problem.prompt, [c.text for c in completions])
+    judged = await self_judge(engine, problem.prompt).judge([c.text for c in completions])
+    assert judged is not None  # no budget: nothing cuts the call
     records = []
     for completion, yes in zip(completions, judged, strict=True):
         answer = extract_answer(completion.text)
@@ -117,42 +121,12 @@ async def sample(
     return records
 
 
-JUDGE_QUESTION = "Is your answer above correct? Reply with only Yes or No."
-
-
-async def p_true(engine: Engine, question: str, answers: list[str]) -> list[float]:
-    """P(True) (Kadavath et al. 2022, CISC's judge): the model that answered, asked in the same
-    chat whether each answer is correct, scores it by its probability of "Yes" against "No"
-    among its first token's top logprobs (0.5 when neither is there).  One forward pass per
-    answer, in one engine call; the question's prefix is shared."""
-    template = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
-    requests = [
-        GenerationRequest(
-            tuple(
-                template(
-                    [
-                        {"role": "user", "content": question},
-                        {"role": "assistant", "content": answer},
-                        {"role": "user", "content": JUDGE_QUESTION},
-                    ]
-                )
-            ),
-            1,
-            temperature=0.0,
-            logprobs=JUDGE_LOGPROBS,
-        )
-        for answer in answers
-    ]
-    scores = []
-    for (completion,) in await engine.generate(requests):
-        mass = {"yes": 0.0, "no": 0.0}
-        for token, logprob in completion.logprobs[0].top if completion.logprobs else ():
-            word = engine.tokenizer.decode([token]).strip().lower()
-            if word in mass:
-                mass[word] += math.exp(logprob)
-        total = mass["yes"] + mass["no"]
-        scores.append(mass["yes"] / total if total > 0 else 0.5)
-    return scores
+def self_judge(engine: Engine, question: str) -> Verifier:
+    """P(True) of answers to ``question`` on ``engine`` (:mod:`search.verifier`): the model
+    that answered, or a judge beside it, asked in a chat whether each answer is correct."""
+    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
+    asked = [{"role": "user", "content": question}]
+    return Verifier(engine, lambda answer: template(judge_chat(asked, answer)), engine.model_name)
 
 
 def choose(records: list[dict[str, Any]], rule: str) -> bool:
@@ -377,12 +351,48 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
     model = args.model or "the default model"
     if not args.report:
         model = _sample_all(problems, args, records, partial)
+    if args.judge:
+        judge_all(problems, args, records, partial)
     title = (
         f"{model}: {args.samples} answers per problem, temperature "
         f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
     )
     text, numbers = report(records, args.samples, title, args.max_tokens)
     write_results(args, model, text, numbers, records)
+
+
+def judge_all(
+    problems: list[Problem], args: argparse.Namespace, records: list[dict[str, Any]], partial: Path
+) -> None:
+    """Score every stored answer not yet judged with ``judge``, the P(True) of ``args.judge``
+    (a second model, on the same engine kind), one engine call per problem; ``partial`` is
+    saved after each, so a rerun resumes."""
+    prompts = {p.id: p.prompt for p in problems}
+    todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if "judge" not in record["rewards"]:
+            todo[record["problem"]].append(record)
+    if not todo:
+        return
+    engine = bench_engine(argparse.Namespace(**vars(args) | {"model": args.judge}))
+    gate = asyncio.Semaphore(args.concurrency)
+
+    async def one(problem: str, items: list[dict[str, Any]]) -> None:
+        async with gate:
+            judged = await self_judge(engine, prompts[problem]).judge([r["text"] for r in items])
+        assert judged is not None  # no budget: nothing cuts the call
+        for record, score in zip(items, judged, strict=True):
+            record["rewards"]["judge"] = score
+        partial.write_text(json.dumps(records, ensure_ascii=False))
+        logger.info("judged %s (%d answers)", problem, len(items))
+
+    async def run_all() -> None:
+        await asyncio.gather(*(one(problem, items) for problem, items in todo.items()))
+
+    try:
+        asyncio.run(run_all())
+    finally:
+        engine.close()
 
 
 def _sample_all(

@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--samples", type=int, default=8, help="--calibration: answers per problem")
     parser.add_argument(
+        "--judge", help="--calibration: MODEL also judges every stored answer (reward `judge`)"
+    )
+    parser.add_argument(
         "--open", help="NAME: the open-ended task bench/open/NAME.tsv instead (bench.openended)"
     )
     parser.add_argument(

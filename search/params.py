@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from search.engine import Constraint, GenerationRequest, Watch
 from search.formats import PROFILES
 from search.reward import REWARDS
+from search.verifier import Verifier
 
 T = TypeVar("T")
 
@@ -26,6 +27,7 @@ REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scra
 # ``n``): the fewest any engine runs at once (llama.cpp's 64 sequences), so that what a request
 # may ask for no engine refuses.
 MAX_SAMPLES = 64
+JUDGED_METHODS = ("best_of_n", "self_consistency")  # the methods a verifier scores
 REWARD_TOP_K = 5  # the top-k logprobs a search asks for each token: the rewards read them
 
 
@@ -97,6 +99,8 @@ class SearchParams:
     :param consensus: MCTS stops once one final answer holds this share of the vote's reward
         among at least one round's worth of finished rollouts, and answers with its best
         rollout; unset never stops early.
+    :param verifier: the judge whose P(True) scores each whole answer of `best_of_n` and
+        `self_consistency` in place of `reward` (:mod:`search.verifier`).
     :param constraint: what the answer must be (structured outputs, a forced tool call): every
         engine call continues the path within it, and the whole path is the answer.
     """
@@ -136,6 +140,7 @@ class SearchParams:
     vote: bool = option(False)
     consensus: float | None = option(None, gt=0, le=1)
     constraint: Constraint | None = None
+    verifier: Verifier | None = None
 
     def __post_init__(self) -> None:
         positive = {
@@ -177,6 +182,12 @@ class SearchParams:
                 "reflection",
                 "reflection writes its prompt into the answer, which a constrained answer "
                 "cannot hold",
+            )
+        if self.verifier is not None and self.method not in JUDGED_METHODS:
+            raise SearchConfigError(
+                "verifier",
+                f"a verifier judges whole answers of {' and '.join(JUDGED_METHODS)}, "
+                f"not method {self.method!r}",
             )
         if self.rollout_tokens < self.action_tokens:
             raise SearchConfigError(

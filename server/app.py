@@ -18,9 +18,11 @@ from server.own_routes import router
 from server.traces import TraceStore
 
 
-def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
-    """Wire routes, services, error handlers and middleware to ``engine``; the caller owns
-    the engine."""
+def build_app(
+    args: ServerArgs, engine: ServingEngine, judge: ServingEngine | None = None
+) -> FastAPI:
+    """Wire routes, services, error handlers and middleware to ``engine`` (and ``judge``, the
+    ``--verifier`` model, if any); the caller owns the engines."""
     app = FastAPI(title="ponder", version="0.1.0")
     metrics = Metrics(engine.stats, engine.metric_collectors())
     admission = Admission(args.max_concurrent_searches, args.max_queued_searches, metrics)
@@ -29,7 +31,7 @@ def build_app(args: ServerArgs, engine: ServingEngine) -> FastAPI:
     app.state.metrics = metrics
     app.state.admission = admission
     app.state.traces = traces
-    app.state.chat = ChatService(engine, args, metrics, admission, traces)
+    app.state.chat = ChatService(engine, args, metrics, admission, traces, judge)
     app.state.completions = CompletionService(engine, metrics)
     app.state.responses = ResponsesService(app.state.chat)
     app.include_router(routers.router)

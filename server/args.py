@@ -45,6 +45,17 @@ class ServerArgs(BaseSettings):
     upstream_probe_seconds: float = Field(
         5.0, gt=0, description="upstream engine: how often each replica's /health is probed"
     )
+    verifier: str | None = Field(
+        None,
+        description="model that judges whole answers for requests with search.verifier "
+        "'judge' (its P(True)): catalogue name, hub id, local HF folder or .gguf file, loaded "
+        "beside --model on the same engine, or served by --verifier-upstream",
+    )
+    verifier_upstreams: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="base URL of an OpenAI-compatible server that serves --verifier (its "
+        "tokenizer is --verifier's); repeatable (PONDER_VERIFIER_UPSTREAMS: comma-separated)",
+    )
     tokenizer: str | None = Field(
         None, description="upstream engine: the fleet's tokenizer, local (default: --model's)"
     )
@@ -165,6 +176,16 @@ class ServerArgs(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _judge_is_named(self) -> ServerArgs:
+        """A judge fleet is read with --verifier's tokenizer, and a default that asks for the
+        judge needs one: both must name it."""
+        if self.verifier_upstreams and self.verifier is None:
+            raise ValueError("--verifier-upstream needs --verifier (the judge's model)")
+        if self.search_defaults.verifier == "judge" and self.verifier is None:
+            raise ValueError("search_defaults' verifier 'judge' needs --verifier (a judge model)")
+        return self
+
+    @model_validator(mode="after")
     def _quantised_cache_has_flash_attention(self) -> ServerArgs:
         """llama.cpp quantises the V cache only inside its flash-attention kernel: without it,
         the context would fail to load after the model, with a less helpful message."""
@@ -175,10 +196,10 @@ class ServerArgs(BaseSettings):
             )
         return self
 
-    @field_validator("api_keys", "upstreams", mode="before")
+    @field_validator("api_keys", "upstreams", "verifier_upstreams", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
-        """``PONDER_API_KEYS=a,b`` is two keys (and the same for ``PONDER_UPSTREAMS``)."""
+        """``PONDER_API_KEYS=a,b`` is two keys (and the same for the upstream lists)."""
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name == "search_defaults":
             kwargs["type"] = json.loads
-        elif name in ("api_keys", "upstreams"):
+        elif name in ("api_keys", "upstreams", "verifier_upstreams"):
             flag, kwargs["action"] = "--" + name[:-1].replace("_", "-"), "append"
         elif field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     from server.app import build_app
-    from server.engines import EngineUnavailable, load_engine
+    from server.engines import EngineUnavailable, load_engine, load_verifier
     from server.shutdown import BACKSTOP_SECONDS, DrainingServer
 
     try:
@@ -111,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (FetchError, EngineUnavailable) as exc:
         sys.exit(f"ponder: {exc}")
     try:
-        app = build_app(args, engine)
+        judge = load_verifier(args)
+    except (FetchError, EngineUnavailable) as exc:
+        engine.close()
+        sys.exit(f"ponder: the verifier: {exc}")
+    try:
+        app = build_app(args, engine, judge)
         config = uvicorn.Config(
             app,
             host=args.host,
@@ -122,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         DrainingServer(config, lambda: app.state.chat.drain(args.drain_seconds)).run()
     finally:
         engine.close()
+        if judge is not None:
+            judge.close()
 
 
 def _list_models() -> None:

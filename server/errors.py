@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search.engine import EngineError, RequestRejected
+from search.verifier import VerifierFault
 from server.openai.protocol import ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,12 @@ def from_engine(exc: EngineError, fields: Mapping[str, str] | None = None) -> Po
         param = exc.param if exc.param is None else (fields or {}).get(exc.param, exc.param)
         return InvalidRequest(exc.message, param=param)
     logger.error("engine fault: %s", exc, exc_info=exc)
+    if isinstance(exc, VerifierFault):
+        return EngineUnavailable(
+            "The verifier failed while judging this request's answers; try again.",
+            param="search.verifier",
+            code="verifier_fault",
+        )
     return EngineUnavailable(
         "The engine failed while serving this request; try again.", code="engine_fault"
     )

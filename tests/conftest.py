@@ -147,11 +147,15 @@ class LiveServer:
     """uvicorn serving the app in a background thread."""
 
     def __init__(
-        self, engine: ServingEngine, args: ServerArgs | None = None, port: int | None = None
+        self,
+        engine: ServingEngine,
+        args: ServerArgs | None = None,
+        port: int | None = None,
+        judge: ServingEngine | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = build_app(args or ServerArgs(), engine)
+        app = build_app(args or ServerArgs(), engine, judge)
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -7,6 +7,9 @@ gets one or two complete answers rather than four cut at 128 tokens.  With the d
 every sample fits, and the one wave is one engine call.
 
 ``best_of_n`` keeps the answer with the highest reward (one that ended, when any did).
+With a verifier (:mod:`search.verifier`), the answers a choice is made among are scored by its
+P(True) instead of the reward: best-of-n keeps the one the judge trusts most, and a
+``weighted`` or ``filtered`` vote counts the judge's trust (CISC's vote).
 ``self_consistency`` extracts each answer's final result (:mod:`search.extract`), elects one
 by the request's ``voting`` (:mod:`search.vote`) among the answers that ended (a sample cut at
 its bound states no final answer, so it votes only when none ended), and shows the elected
@@ -23,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from search.drafts import Draft
 from search.engine import Completion
@@ -31,6 +34,7 @@ from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
 from search.run import SearchRun
 from search.selection import ended, highest_reward, vote
 from search.tree import NOTHING, Node, Step
+from search.verifier import Verifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,8 @@ class SamplingRun(SearchRun):
             root = self.tree.root
             yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
             return
+        if params.verifier is not None:
+            candidates = await self._judged(params.verifier, candidates)
         chosen, self.chosen_by = self.choose(candidates)
         for event in self.writer.commit_path(chosen.steps, stop=chosen.completion.stop_reason):
             yield event
@@ -125,6 +131,17 @@ class SamplingRun(SearchRun):
         yield self.finished(
             chosen.node, finish_reason=finish_reason, stop_reason=stop_reason, reward=chosen.reward
         )
+
+    async def _judged(self, verifier: Verifier, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates a choice is made among (those that ended, else all), each scored by
+        the verifier instead of its reward; unjudged if the budget cut the judging."""
+        candidates = ended(candidates) or candidates
+        scores = await verifier.judge([c.text for c in candidates], self.budget)
+        if scores is None:
+            return candidates
+        for candidate, score in zip(candidates, scores, strict=True):
+            candidate.node.value_sum = score  # the trace shows what chose
+        return [replace(c, reward=s) for c, s in zip(candidates, scores, strict=True)]
 
     def _candidate(self, completion: Completion) -> Candidate:
         """Cut and score one sample, and add it to the trace as a child of the root."""

@@ -65,6 +65,24 @@ def load_engine(args: ServerArgs) -> ServingEngine:
     return engine
 
 
+def load_verifier(args: ServerArgs) -> ServingEngine | None:
+    """The judge ``--verifier`` names, if any: on ``--verifier-upstreams`` when given, else on
+    the engine kind ``--model`` runs on (a local judge beside a fleet gets ``auto``'s)."""
+    if args.verifier is None:
+        return None
+    kind = args.engine if args.engine != "upstream" else "auto"
+    judge = args.model_copy(
+        update={
+            "model": args.verifier,
+            "served_model_name": None,
+            "upstreams": args.verifier_upstreams,
+            "tokenizer": None,
+            "engine": "upstream" if args.verifier_upstreams else kind,
+        }
+    )
+    return load_engine(judge)
+
+
 def pick_engine(args: ServerArgs, source: ModelSource) -> str:
     """The engine ``auto`` stands for (the upstream fleet when one is given, vLLM on a GPU when
     it is installed, llama.cpp for a GGUF model when llama-cpp-python is installed and no GPU is

@@ -34,6 +34,7 @@ from search import (
 from search.formats import choose, opens_reasoning, with_system_prompt
 from search.params import MAX_SAMPLES, REWARD_TOP_K
 from search.presets import preset
+from search.verifier import Verifier, judge_chat
 from server.admission import Admission
 from server.args import ServerArgs
 from server.caps import capped_defaults, check_caps
@@ -154,8 +155,10 @@ class ChatService:
         metrics: Metrics,
         admission: Admission,
         traces: TraceStore,
+        judge: ServingEngine | None = None,
     ) -> None:
         self.engine = engine
+        self.judge = judge  # the --verifier model
         self.args = args
         self.defaults = capped_defaults(args)
         self.chat_template = engine.tokenizer.chat_template
@@ -190,9 +193,9 @@ class ChatService:
         tools = offered(request)
         check_tool_results(request.messages)
         constraint = output_constraint(request, tools, self.engine.tokenizer)
-        messages, rendered = with_tools(
-            [template_message(m) for m in request.messages], tools, self.chat_template
-        )
+        asked = [template_message(m) for m in request.messages]
+        verifier = self._verifier(options.verifier, asked)
+        messages, rendered = with_tools(asked, tools, self.chat_template)
         messages = with_system_prompt(messages, profile)
         try:
             template = self.engine.tokenizer.apply_chat_template
@@ -210,7 +213,13 @@ class ChatService:
             params = SearchParams(
                 prompt_token_ids=prompt,
                 **options.model_dump(
-                    exclude={"answer_markers", "return_tree", "progress", "max_search_tokens"}
+                    exclude={
+                        "answer_markers",
+                        "return_tree",
+                        "progress",
+                        "max_search_tokens",
+                        "verifier",
+                    }
                 ),
                 max_search_tokens=max_search_tokens,
                 answer_markers=profile.answer_markers if markers is None else tuple(markers),
@@ -226,6 +235,7 @@ class ChatService:
                 seed=request.seed,
                 stop=stop,
                 constraint=constraint,
+                verifier=verifier,
                 logprobs=_engine_logprobs(request, options),
             )
         except SearchConfigError as exc:
@@ -283,6 +293,24 @@ class ChatService:
             deadline = min(own or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
+
+    def _verifier(self, asked: str | None, messages: list[dict[str, Any]]) -> Verifier | None:
+        """The judge ``search.verifier`` asks for, reading the chat ``messages`` then each
+        answer: the model that answered (``self``) or the ``--verifier`` model (``judge``)."""
+        if asked is None:
+            return None
+        engine = self.engine if asked == "self" else self.judge
+        if engine is None:
+            raise InvalidRequest(
+                "search.verifier is 'judge', but this server has no judge: start it with "
+                "--verifier MODEL",
+                param="search.verifier",
+                code="verifier_not_configured",
+            )
+        template = engine.tokenizer.apply_chat_template
+        return Verifier(
+            engine, lambda answer: template(judge_chat(messages, answer)), engine.model_name
+        )
 
     def _alone(self, request: ChatCompletionRequest, method: str) -> bool:
         """Whether ``--adaptive-parallel`` widens this search: an MCTS search of one choice

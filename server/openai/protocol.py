@@ -55,6 +55,12 @@ class ServerSearchOptions(BaseModel):
     progress: bool = Field(
         False, description="streaming: send search_progress chunks as the search expands"
     )
+    verifier: Literal["self", "judge"] | None = Field(
+        None,
+        description="best_of_n and self_consistency: score each whole answer by a judge's "
+        "P(True) instead of `reward`: `self` asks the model that answered, `judge` the server's "
+        "--verifier model (default: no verifier)",
+    )
 
 
 def _search_field(option: Option) -> Any:
