@@ -42,7 +42,7 @@ from bench.server import live_server
 from bench.stats import mcnemar, wilson
 from bench.toolcalls import called
 from search.extract import extract_answer
-from search.options import OPTIONS
+from search.params import SearchParams
 
 logger = logging.getLogger("bench.eval")
 RESULTS = Path(__file__).parent / "results"
@@ -53,7 +53,7 @@ CORE = (
 )
 TOP_LEVEL = ("temperature", "max_tokens", "reasoning_format", "tool_choice")  # the rest: search
 EXTENSIONS = ("reasoning_format",)  # top-level fields of ponder's, sent in extra_body
-DEFAULT_SAMPLES = next(o.default for o in OPTIONS if o.name == "samples")
+DEFAULT_SAMPLES = SearchParams.__dataclass_fields__["samples"].default
 
 
 @dataclass(frozen=True, slots=True)

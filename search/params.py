@@ -1,14 +1,16 @@
 """The frozen parameters of one search: every knob, its default, its bounds and its check.
 
-The fields a request may set are declared with :func:`option`; a server reads them (through
-:mod:`search.options`) to build its request schema, so each knob is declared once, here.
+The fields a request may set are declared with :func:`option`, with the bounds every search
+checks, whoever builds it (a server's request schema states the same, and its tests hold the
+two together).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal, TypeVar
 
 from search.engine import Constraint, GenerationRequest, Watch
@@ -29,6 +31,30 @@ REFLECTION_TEXT = "Wait! Maybe I made some mistakes! I need to rethink from scra
 MAX_SAMPLES = 64
 JUDGED_METHODS = ("best_of_n", "self_consistency")  # the methods a verifier scores
 REWARD_TOP_K = 5  # the top-k logprobs a search asks for each token: the rewards read them
+
+
+# an option's bound -> whether a value breaks it, and how the refusal says it
+_BOUNDS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "ge": (operator.lt, "at least {}"),
+    "gt": (operator.le, "above {}"),
+    "le": (operator.gt, "at most {}"),
+    "min_length": (operator.lt, "at least {} characters long"),
+}
+
+
+def _check_bounds(name: str, value: object, bounds: Mapping[str, float]) -> None:
+    """Refuse ``value`` outside an :func:`option`'s ``bounds`` (an unset optional knob keeps
+    any), naming the knob."""
+    if value is None or not bounds:
+        return
+    size = len(value) if isinstance(value, str) else value
+    assert isinstance(size, int | float)
+    for bound, limit in bounds.items():
+        broken, says = _BOUNDS[bound]
+        if broken(size, limit):
+            raise SearchConfigError(
+                name, f"{name} must be {says.format(f'{limit:g}')}, got {value!r}"
+            )
 
 
 def option(default: T, **bounds: float) -> T:
@@ -143,40 +169,20 @@ class SearchParams:
     verifier: Verifier | None = None
 
     def __post_init__(self) -> None:
-        positive = {
-            "step_tokens": self.step_tokens,
-            "iterations": self.iterations,
-            "branching": self.branching,
-            "max_depth": self.max_depth,
-            "rollout_tokens": self.rollout_tokens,
-            "max_tokens": self.max_tokens,
-            "max_search_tokens": self.max_search_tokens,
-            "samples": self.samples,
-            "beam_width": self.beam_width,
-            "parallel": self.parallel,
-            "window": self.window,
-        }
-        for name, value in positive.items():
-            if value < 1:
-                raise SearchConfigError(name, f"{name} must be at least 1, got {value}")
+        for knob in fields(self):
+            _check_bounds(knob.name, getattr(self, knob.name), knob.metadata.get("bounds", {}))
+        if self.max_tokens < 1:
+            raise SearchConfigError(
+                "max_tokens", f"max_tokens must be at least 1, got {self.max_tokens}"
+            )
         if self.reward not in REWARDS:
             raise SearchConfigError("reward", f"unknown reward {self.reward!r}")
         if not self.prompt_token_ids:
             raise SearchConfigError("messages", "the prompt is empty")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise SearchConfigError("max_seconds", "max_seconds must be positive")
-        if not 0 < self.keep <= 1:
-            raise SearchConfigError("keep", "keep must be in (0, 1]")
-        if self.consensus is not None and not 0 < self.consensus <= 1:
-            raise SearchConfigError("consensus", "consensus must be in (0, 1]")
-        if self.exploration < 0:
-            raise SearchConfigError("exploration", "exploration must be non-negative")
         if not 0 < self.top_p <= 1:
             raise SearchConfigError("top_p", "top_p must be in (0, 1]")
         if self.temperature < 0:
             raise SearchConfigError("temperature", "temperature must be non-negative")
-        if self.granularity == "step" and not self.step_separator:
-            raise SearchConfigError("step_separator", "step granularity needs a separator")
         if self.constraint is not None and self.reflection:
             raise SearchConfigError(
                 "reflection",

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from search.formats import AUTO_FALLBACK, ReasoningFormat
-from server.openai.protocol import SearchOptions
+from server.openai.search_options import SearchOptions
 
 FlashAttention = Literal["auto", "on", "off"]  # llama.cpp's attention kernel
 KvCacheDtype = Literal["auto", "q8_0"]  # llama.cpp's KV cache cells (auto: 16-bit floats)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from server.args import ServerArgs
 from server.errors import InvalidRequest
-from server.openai.protocol import SearchOptions
+from server.openai.search_options import SearchOptions
 
 
 def _caps(args: ServerArgs) -> dict[str, int | float | None]:

@@ -27,12 +27,11 @@ from search import (
     ReasoningDelta,
     SearchConfigError,
     SearchEvent,
-    SearchParams,
     SearchResult,
     run_search,
 )
 from search.formats import choose, opens_reasoning, with_system_prompt
-from search.params import MAX_SAMPLES, REWARD_TOP_K
+from search.params import MAX_SAMPLES
 from search.presets import preset
 from search.verifier import Verifier, judge_chat
 from server.admission import Admission
@@ -42,6 +41,7 @@ from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound, PonderError
 from server.metrics import Metrics
 from server.openai.aliases import ALIASES
+from server.openai.chat_checks import engine_logprobs, refuse_unsupported
 from server.openai.chat_wire import (
     PreparedChat,
     answer_logprobs,
@@ -57,8 +57,8 @@ from server.openai.protocol import (
     ChatCompletionResponse,
     Choice,
     ResponseMessage,
-    SearchOptions,
 )
+from server.openai.search_options import SearchOptions
 from server.openai.structured import output_constraint
 from server.openai.tool_calls import (
     answered_calls,
@@ -106,45 +106,6 @@ def _log_outcome(
     log_outcome(prepared.request_id, p.method, status, seconds, **facts)
 
 
-def _refuse_unsupported(request: ChatCompletionRequest) -> None:
-    """A 400 naming each field ponder cannot honour, rather than an answer that ignored it."""
-    if request.top_logprobs is not None and not request.logprobs:
-        raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
-    extra = request.model_extra or {}
-    for name, why in _CHANGES_THE_ANSWER.items():
-        if extra.get(name) not in (None, 0, {}, [], ["text"]):
-            raise InvalidRequest(f"{name} is not supported: {why}", param=name)
-
-
-# OpenAI fields that would change the answer if honoured, refused when set to anything but
-# their neutral value; other unknown fields (metadata, store, service_tier...) are ignored
-_CHANGES_THE_ANSWER = {
-    "frequency_penalty": "the search samples without penalties",
-    "presence_penalty": "the search samples without penalties",
-    "logit_bias": "the search samples without biases",
-    "modalities": "ponder answers in text",
-    "audio": "ponder answers in text",
-    "prediction": "predicted outputs are not supported",
-    "web_search_options": "ponder has no web search",
-}
-
-
-def _engine_logprobs(request: ChatCompletionRequest, options: SearchOptions) -> int:
-    """The top-k logprobs every engine call asks for: the rewards' (a search's rewards read
-    that many alternatives, so a search keeps them), or more for plain sampling when the
-    client asks for more ``top_logprobs``."""
-    asked = request.top_logprobs or 0
-    if asked <= REWARD_TOP_K:
-        return REWARD_TOP_K
-    if options.model_dump()["method"] != "none":
-        raise InvalidRequest(
-            f"top_logprobs above {REWARD_TOP_K} needs method none: a search's rewards read the "
-            f"top {REWARD_TOP_K} alternatives of each token",
-            param="top_logprobs",
-        )
-    return asked
-
-
 class ChatService:
     """Validates chat requests and runs their searches on one engine."""
 
@@ -182,7 +143,7 @@ class ChatService:
         every other request and stream would wait for it."""
         options = self._options(request)
         check_caps(options, self.args)
-        _refuse_unsupported(request)
+        refuse_unsupported(request)
         if request.n > self.args.max_n:
             raise InvalidRequest(
                 f"n is {request.n}, above this server's cap of {self.args.max_n}",
@@ -210,22 +171,13 @@ class ChatService:
             self.engine.tokenizer.decode(prompt[-8:])
         )
         try:
-            params = SearchParams(
+            params = options.search_params(
                 prompt_token_ids=prompt,
-                **options.model_dump(
-                    exclude={
-                        "answer_markers",
-                        "return_tree",
-                        "progress",
-                        "max_search_tokens",
-                        "verifier",
-                    }
-                ),
+                max_tokens=max_tokens,
                 max_search_tokens=max_search_tokens,
                 answer_markers=profile.answer_markers if markers is None else tuple(markers),
                 starts_in_reasoning=opened,
                 drafts=bool(request.stream),
-                max_tokens=max_tokens,
                 temperature=(
                     self.args.default_temperature
                     if request.temperature is None
@@ -234,9 +186,9 @@ class ChatService:
                 top_p=1.0 if request.top_p is None else request.top_p,
                 seed=request.seed,
                 stop=stop,
+                logprobs=engine_logprobs(request, options),
                 constraint=constraint,
                 verifier=verifier,
-                logprobs=_engine_logprobs(request, options),
             )
         except SearchConfigError as exc:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param
@@ -277,9 +229,8 @@ class ChatService:
                 )
             update["method"] = alias
         options = self.defaults.model_copy(update=update)
-        chosen = options.model_dump()  # generated fields: no attributes for mypy
-        if "parallel" not in asked and self._alone(request, chosen["method"]):
-            width = min(chosen["iterations"], MAX_SAMPLES // chosen["branching"])  # >= 1
+        if "parallel" not in asked and self._alone(request, options.method):
+            width = min(options.iterations, MAX_SAMPLES // options.branching)  # >= 1
             options = options.model_copy(update={"parallel": width})
         if request.timeout is not None:
             cap = self.args.max_search_seconds
@@ -289,8 +240,7 @@ class ChatService:
                     param="timeout",
                     code="over_server_cap",
                 )
-            own: float | None = chosen["max_seconds"]
-            deadline = min(own or request.timeout, request.timeout)
+            deadline = min(options.max_seconds or request.timeout, request.timeout)
             options = options.model_copy(update={"max_seconds": deadline})
         return options
 
@@ -337,7 +287,7 @@ class ChatService:
         search budget is ``search.max_search_tokens``)."""
         limit = self.engine.max_model_len
         asked = request.max_completion_tokens or request.max_tokens
-        searched: int = options.model_dump()["max_search_tokens"]
+        searched = options.max_search_tokens
         room = limit - prompt_tokens
         if (asked or 1) > room:
             raise InvalidRequest(

@@ -10,15 +10,15 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
 from search.engine import FinishReason
 from search.formats import ReasoningFormat
-from search.options import OPTIONS, Option
 from search.params import MAX_SAMPLES
 from search.presets import Effort
 from search.trace import TraceNode
+from server.openai.search_options import SearchOptions
 
 
 class OpenAIBaseModel(BaseModel):
@@ -39,46 +39,6 @@ def _pruned(value: Any) -> Any:
     if isinstance(value, list):
         return [_pruned(v) for v in value]
     return value
-
-
-class ServerSearchOptions(BaseModel):
-    """The ``search`` fields that only the server reads (how it answers, not how it searches),
-    and ``answer_markers``, which defaults to the reasoning format's."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    answer_markers: list[str] | None = Field(
-        None,
-        description="text after the first marker is the answer (default: the reasoning format's)",
-    )
-    return_tree: bool = Field(False, description="include the whole search tree in the response")
-    progress: bool = Field(
-        False, description="streaming: send search_progress chunks as the search expands"
-    )
-    verifier: Literal["self", "judge"] | None = Field(
-        None,
-        description="best_of_n and self_consistency: score each whole answer by a judge's "
-        "P(True) instead of `reward`: `self` asks the model that answered, `judge` the server's "
-        "--verifier model (default: no verifier)",
-    )
-
-
-def _search_field(option: Option) -> Any:
-    """A pydantic field for ``option``: one of its choices, else a value of its type."""
-    annotation = Literal.__getitem__(option.choices) if option.choices else option.annotation
-    bounds: dict[str, Any] = dict(option.bounds)
-    return annotation, Field(option.default, description=option.description, **bounds)
-
-
-SearchOptions = create_model(
-    "SearchOptions",
-    __base__=ServerSearchOptions,
-    __doc__="""Per-request search knobs (``extra_body={"search": {...}}``); unset fields take the
-    server's defaults.  Every field but :class:`ServerSearchOptions`' is generated from
-    :data:`search.options.OPTIONS` (type, choices, default, bounds, description).  Bounds reject
-    absurd values; server caps come on top.""",
-    **{option.name: _search_field(option) for option in OPTIONS},
-)
 
 
 class TextPart(OpenAIBaseModel):
@@ -211,7 +171,8 @@ class SearchInfo(OpenAIBaseModel):
     generated_tokens: int
     reward: float
     stop_reason: str
-    # how a sampling method (or MCTS among whole answers) chose: vote, consensus or reward
+    # how a sampling method (or MCTS among whole answers) chose: vote, consensus, reward or
+    # verifier
     chosen_by: str | None = None
     tree: list[TraceNode] | None = None
 

@@ -13,7 +13,8 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from search.formats import ReasoningFormat
 from search.presets import Effort
-from server.openai.protocol import OpenAIBaseModel, SearchInfo, SearchOptions, ToolChoiceOption
+from server.openai.protocol import OpenAIBaseModel, SearchInfo, ToolChoiceOption
+from server.openai.search_options import SearchOptions
 
 ResponseStatus = Literal["completed", "incomplete", "in_progress", "failed"]
 

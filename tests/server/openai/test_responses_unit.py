@@ -11,12 +11,13 @@ from search import Finished
 from server.errors import InvalidRequest
 from server.openai.chat_wire import usage_of
 from server.openai.protocol import ChatCompletionChunk
-from server.openai.responses import PreparedResponse, renamed, response_events
+from server.openai.responses import PreparedResponse, response_events
 from server.openai.responses_protocol import (
     ResponseLifecycleEvent,
     ResponsesRequest,
     ResponseStreamEvent,
 )
+from server.openai.responses_request import renamed
 from server.openai.streaming import event_frames
 from tests.server.test_streaming_unit import PREPARED, chunks_of, search_events
 
