@@ -357,7 +357,10 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         f"{model}: {args.samples} answers per problem, temperature "
         f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
     )
-    text, numbers = report(records, args.samples, title, args.max_tokens)
+    asked = {p.id for p in problems}  # a --limit below the run's reports on its first ones
+    text, numbers = report(
+        [r for r in records if r["problem"] in asked], args.samples, title, args.max_tokens
+    )
     write_results(args, model, text, numbers, records)
 
 
@@ -370,7 +373,7 @@ def judge_all(
     prompts = {p.id: p.prompt for p in problems}
     todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        if "judge" not in record["rewards"]:
+        if "judge" not in record["rewards"] and record["problem"] in prompts:
             todo[record["problem"]].append(record)
     if not todo:
         return

@@ -26,7 +26,7 @@ StopReason = Literal[
 ]
 
 
-ChosenBy = Literal["vote", "consensus", "reward"]
+ChosenBy = Literal["vote", "consensus", "reward", "verifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,9 @@ class SearchResult:
     prefix cache.  ``chosen_by`` says how a sampling method chose among its samples: ``vote``
     (self-consistency elected a final answer), ``consensus`` (free-text answers, by
     :mod:`search.consensus`) or ``reward`` (best-of-n; self-consistency when no sample stated
-    an answer); for MCTS, how it chose its last step among whole answers (the same rules),
-    ``None`` when the visit count did; ``None`` for ``none`` and ``beam``.  ``logprobs`` are
+    an answer), ``verifier`` where a verifier's P(True) stood in for the reward; for MCTS,
+    how it chose its last step among whole answers (the same rules), ``None`` when the visit
+    count did; ``None`` for ``none`` and ``beam``.  ``logprobs`` are
     the path's tokens' own (``None`` for a token the search wrote, such as a reflection
     prompt), one per token id.
     """

@@ -117,9 +117,12 @@ class SamplingRun(SearchRun):
             root = self.tree.root
             yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
             return
-        if params.verifier is not None:
-            candidates = await self._judged(params.verifier, candidates)
-        chosen, self.chosen_by = self.choose(candidates)
+        judged = (
+            None if params.verifier is None else await self._judged(params.verifier, candidates)
+        )
+        chosen, self.chosen_by = self.choose(judged or candidates)
+        if judged and self.chosen_by == "reward":
+            self.chosen_by = "verifier"  # the judge's trust stood in for the reward
         for event in self.writer.commit_path(chosen.steps, stop=chosen.completion.stop_reason):
             yield event
         finish_reason = chosen.completion.finish_reason
@@ -132,13 +135,15 @@ class SamplingRun(SearchRun):
             chosen.node, finish_reason=finish_reason, stop_reason=stop_reason, reward=chosen.reward
         )
 
-    async def _judged(self, verifier: Verifier, candidates: list[Candidate]) -> list[Candidate]:
+    async def _judged(
+        self, verifier: Verifier, candidates: list[Candidate]
+    ) -> list[Candidate] | None:
         """The candidates a choice is made among (those that ended, else all), each scored by
-        the verifier instead of its reward; unjudged if the budget cut the judging."""
+        the verifier instead of its reward; ``None`` if the budget cut the judging."""
         candidates = ended(candidates) or candidates
         scores = await verifier.judge([c.text for c in candidates], self.budget)
         if scores is None:
-            return candidates
+            return None
         for candidate, score in zip(candidates, scores, strict=True):
             candidate.node.value_sum = score  # the trace shows what chose
         return [replace(c, reward=s) for c, s in zip(candidates, scores, strict=True)]

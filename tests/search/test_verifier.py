@@ -77,6 +77,7 @@ def test_best_of_n_keeps_the_answer_the_judge_trusts_not_the_most_confident() ->
     text, result = run(engine, method="best_of_n", samples=3, verifier=verifier(judge))
     assert text == "so 12"
     assert result.reward == pytest.approx(0.8)  # the judge's P(True) is the answer's score
+    assert result.chosen_by == "verifier"
     assert judge.calls == 1  # every answer in one call: one forward pass and one token each
     assert [r.max_tokens for r in judge.requests] == [1, 1, 1]
     assert {(r.temperature, r.logprobs, r.n) for r in judge.requests} == {(0.0, JUDGE_LOGPROBS, 1)}
@@ -89,8 +90,9 @@ def test_a_weighted_vote_counts_the_judges_trust_and_a_majority_only_its_tie_bre
     judge = Judge({"so 7": 0.1, "it is 7": 0.3, "so 12": 0.9})
     weighted, _ = run(samples(), samples=3, voting="weighted", verifier=verifier(judge))
     assert weighted == "so 12"  # 0.9 against 0.1 + 0.3
-    majority, _ = run(samples(), samples=3, verifier=verifier(judge))
+    majority, result = run(samples(), samples=3, verifier=verifier(judge))
     assert majority == "it is 7"  # two votes for 7; of them, the judge trusts this one more
+    assert result.chosen_by == "vote"
 
 
 def test_only_answers_that_ended_are_judged() -> None:

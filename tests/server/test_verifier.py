@@ -65,6 +65,7 @@ def test_best_of_n_answers_with_the_sample_its_judge_trusts_most(
     chosen = next(node for node in samples if node["chosen"])
     assert chosen["value"] == max(node["value"] for node in ended)
     assert search["reward"] == pytest.approx(chosen["value"])
+    assert search["chosen_by"] == "verifier"
     # the values are the judge's P(True) of each answer, asked in the request's chat
     template = engine.tokenizer.apply_chat_template
     verifier = Verifier(engine, lambda answer: template(judge_chat(ASK, answer)), "again")
