@@ -5,16 +5,16 @@ that is missing, misused or down gets a clear error while the server stays healt
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from search.engine import Completion, GenerationRequest
 from search.methods.sampling import WHOLE_ANSWER_TOKENS
-from search.verifier import Verifier, judge_chat
+from search.verifier import judge_chat, p_yes
 from server.args import ServerArgs
 from server.engines import load_engine
 from server.engines.llamacpp.engine import LlamaCppEngine
@@ -27,15 +27,33 @@ ASK: Any = [{"role": "user", "content": QUESTION}]
 ONE_LINE: Any = {"stop": ["\n"]}
 ROOM = {"max_search_tokens": 3 * WHOLE_ANSWER_TOKENS}
 JUDGED = {"method": "best_of_n", "samples": 3, "verifier": "judge", "return_tree": True, **ROOM}
-# P(True) of one answer moved by up to 0.014 between two calls on the test model (llama.cpp
-# rounds differently with another batch and another prefix cache)
-P_TOLERANCE = 0.02
+
+
+class Recording:
+    """The test engine as a judge, keeping every request it is asked and what it answered."""
+
+    def __init__(self, engine: LlamaCppEngine) -> None:
+        self.engine = engine
+        self.asked: list[tuple[GenerationRequest, Completion]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        outputs = await self.engine.generate(requests)
+        self.asked += [(r, c) for r, (c,) in zip(requests, outputs, strict=True)]
+        return outputs
 
 
 @pytest.fixture(scope="module")
-def judged(engine: LlamaCppEngine) -> Iterator[LiveServer]:
+def judge(engine: LlamaCppEngine) -> Recording:
+    return Recording(engine)
+
+
+@pytest.fixture(scope="module")
+def judged(engine: LlamaCppEngine, judge: Recording) -> Iterator[LiveServer]:
     """A server whose ``--verifier`` is the test model again, on the same engine."""
-    with LiveServer(engine, judge=engine) as live:
+    with LiveServer(engine, judge=judge) as live:  # type: ignore[arg-type]
         yield live
 
 
@@ -55,8 +73,9 @@ def ask(server: LiveServer, search: dict[str, Any], stream: bool = False) -> Any
 
 
 def test_best_of_n_answers_with_the_sample_its_judge_trusts_most(
-    judged: LiveServer, engine: LlamaCppEngine
+    judged: LiveServer, judge: Recording, engine: LlamaCppEngine
 ) -> None:
+    judge.asked.clear()
     response = ask(judged, JUDGED)
     search = response.model_extra["search"]
     samples = [node for node in search["tree"] if node["parent"] is not None]
@@ -66,17 +85,21 @@ def test_best_of_n_answers_with_the_sample_its_judge_trusts_most(
     assert chosen["value"] == max(node["value"] for node in ended)
     assert search["reward"] == pytest.approx(chosen["value"])
     assert search["chosen_by"] == "verifier"
-    # the values are the judge's P(True) of each answer, asked in the request's chat
+    # the judge was asked once per answer, in the request's chat, and each value is the
+    # probability of "Yes" against "No" it answered
     template = engine.tokenizer.apply_chat_template
-    verifier = Verifier(engine, lambda answer: template(judge_chat(ASK, answer)), "again")
-    scores = asyncio.run(verifier.judge([node["text"] for node in ended]))
-    assert scores is not None
-    for node, score in zip(ended, scores, strict=True):
-        assert 0 <= node["value"] <= 1
-        assert node["value"] == pytest.approx(score, abs=P_TOLERANCE)
+    assert [r.prompt_token_ids for r, _ in judge.asked] == [
+        tuple(template(judge_chat(ASK, node["text"]))) for node in ended
+    ]
+    assert {(r.max_tokens, r.temperature) for r, _ in judge.asked} == {(1, 0.0)}
+    verdicts = [p_yes(completion, engine.tokenizer) for _, completion in judge.asked]
+    assert [node["value"] for node in ended] == verdicts
+    assert all(0 <= v <= 1 for v in verdicts)
 
 
-def test_a_judged_vote_streams_what_it_answers_unstreamed(judged: LiveServer) -> None:
+def test_a_judged_vote_streams_what_it_answers_unstreamed(
+    judged: LiveServer, engine: LlamaCppEngine
+) -> None:
     search = {
         "method": "self_consistency",
         "samples": 3,
@@ -84,7 +107,9 @@ def test_a_judged_vote_streams_what_it_answers_unstreamed(judged: LiveServer) ->
         "verifier": "self",
         **ROOM,
     }
+    judged.fresh(engine)  # both runs start from the same engine state
     whole = ask(judged, search).choices[0].message
+    judged.fresh(engine)
     chunks = ask(judged, search, stream=True)
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content == whole.content
