@@ -32,6 +32,11 @@ class PreparedCompletion:
     prompts: list[tuple[int, ...]]
     calls: tuple[GenerationRequest, ...]
 
+    @property
+    def sequences(self) -> int:
+        """The sequences the engine runs for it: ``n`` for each prompt."""
+        return sum(call.n for call in self.calls)
+
 
 class CompletionService:
     """Runs ``/v1/completions`` on one engine, counted in metrics and logged as chat is."""

@@ -68,7 +68,8 @@ async def _searched(
 @router.post("/v1/completions", response_model=None)
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
     """OpenAI (and vLLM) completions: plain generation, no search.  Held to the same admission
-    and cancelled the same way when the client goes."""
+    (a slot per sequence, as chat's ``n`` takes one per choice) and cancelled the same way when
+    the client goes."""
     completions: CompletionService = request.app.state.completions
     admission: Admission = request.app.state.admission
     prepared = await completions.prepare(body)
@@ -76,7 +77,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     async def respond() -> Response:
         return JSONResponse((await completions.create(prepared)).model_dump())
 
-    return await admitted(request, admission, respond)
+    return await admitted(request, admission, respond, searches=prepared.sequences)
 
 
 @router.get("/v1/models")

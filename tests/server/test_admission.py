@@ -70,3 +70,34 @@ async def _hold(client: httpx.AsyncClient, body: dict[str, object]) -> None:
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         async for _ in response.aiter_lines():
             pass
+
+
+@pytest.fixture(scope="module")
+def two_slots(engine: ServingEngine) -> Iterator[str]:
+    args = ServerArgs(max_concurrent_searches=2, max_queued_searches=1)
+    with LiveServer(engine, args) as live:
+        yield live.url
+
+
+def test_a_completion_takes_a_slot_per_sequence(
+    two_slots: str, model_name: str, engine: ServingEngine
+) -> None:
+    search = {**BODY, "model": model_name, "stream": True, "search": LONG_SEARCH}
+    completion = {"model": model_name, "prompt": ["The sea is", "A cat"], "max_tokens": 4}
+
+    def gauge(name: str) -> float:
+        return metric(two_slots, name)
+
+    async def scenario() -> int:
+        async with httpx.AsyncClient(base_url=two_slots, timeout=PATIENCE) as client:
+            running = asyncio.create_task(_hold(client, search))  # one slot of two
+            await until(lambda: gauge("ponder_requests_in_flight") == 1, "the running search")
+            # two prompts are two sequences: they wait for the slot the search holds
+            waiting = asyncio.create_task(client.post("/v1/completions", json=completion))
+            await until(lambda: gauge("ponder_requests_queued") == 1, "the waiting completion")
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            return (await waiting).status_code
+
+    assert asyncio.run(scenario()) == 200
+    wait_for(lambda: metric(two_slots, "ponder_requests_in_flight") == 0, "the slots to come back")
