@@ -8,7 +8,12 @@ The rule (documented in the README):
 * Otherwise, for tree searches (``implicit="last_step"``), the last step of the path is the
   answer and the steps before it the reasoning (a last step with no text, an end-of-text token
   alone, leaves the answer to the step before it, which has then streamed as reasoning too:
-  never an empty answer after a path with text); for plain generation (``implicit="content"``),
+  never an empty answer after a path with text); where steps are cut by size, not by the text
+  (``mini_step`` and ``token`` granularity: ``implicit="last_paragraph"``), the last step is a
+  few tokens of a sentence, so the path's last paragraph is the answer instead, though its
+  earlier steps have streamed as reasoning too (Qwen2.5-Coder-0.5B's translations under
+  4-token mini-steps had answered with their last 4 tokens, 1.4 words an item); for plain
+  generation (``implicit="content"``),
   everything is the answer unless the text opens with ``<think>``/``<Thought>`` or the prompt
   already opened a reasoning block (``starts_in_reasoning``: a thinking template's ``<think>``).
   Such a block that the model ends (a stop, not a token bound) without a marker gives its last
@@ -30,6 +35,8 @@ from search.events import AnswerDelta, ReasoningDelta
 from search.params import SearchParams
 from search.tree import NOTHING, Step
 
+# where the answer begins without a marker: see the module's docstring
+Implicit = Literal["last_step", "last_paragraph", "content"]
 OPEN_TAGS = ("<Thought>", "<think>")
 REASONING_TAGS = (*OPEN_TAGS, "</Thought>")
 ANSWER_TAGS = ("</Output>",)
@@ -66,7 +73,7 @@ class AnswerSplitter:
         self,
         markers: Sequence[str],
         *,
-        implicit: Literal["last_step", "content"],
+        implicit: Implicit,
         starts_in_reasoning: bool = False,
     ) -> None:
         self._markers = tuple(markers)
@@ -120,6 +127,11 @@ class AnswerSplitter:
             self._content_start = index + len(marker)
 
     def _apply_implicit_rule(self, step_start: int, last: bool, ended: bool) -> None:
+        if self._implicit == "last_paragraph":
+            if last:  # what streamed as reasoning stays reasoning's
+                self._content_start = self._last_paragraph()
+                self._reasoning_end = max(self._content_start, self._reasoning_sent)
+            return
         if self._implicit == "last_step":
             blank = not self._raw[step_start:].strip()
             if last and blank:
@@ -202,9 +214,12 @@ class PathWriter:
         self._tokenizer = tokenizer
         self._decoder = IncrementalDecoder(tokenizer)
         free = params.constraint is None
+        mode: Implicit = implicit
+        if implicit == "last_step" and params.granularity != "step":
+            mode = "last_paragraph"  # a step of a few tokens is no answer
         self._splitter = AnswerSplitter(
             params.answer_markers if free else (),
-            implicit=implicit if free else "content",
+            implicit=mode if free else "content",
             starts_in_reasoning=params.starts_in_reasoning and free,
         )
         self.token_ids: list[int] = []

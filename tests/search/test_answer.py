@@ -1,4 +1,8 @@
-from search.answer import AnswerSplitter
+from search.answer import AnswerSplitter, PathWriter
+from search.events import AnswerDelta
+from search.params import SearchParams
+from search.tree import Step
+from tests.scripted import CharTokenizer
 
 
 def feed_all(splitter: AnswerSplitter, steps: list[str]) -> tuple[str, str]:
@@ -66,3 +70,27 @@ def test_a_reasoning_block_the_model_closes_without_a_marker_answers_with_its_la
     # cut by a token bound, the block is unfinished thought: no answer is made up
     cut = AnswerSplitter(("<Output>",), implicit="content")
     assert feed_all(cut, steps) == ("4 + 6 + 12 = 22.\n\nSo John has \\boxed{22}.\n\n", "")
+
+
+def test_mini_steps_without_markers_answer_with_the_last_paragraph() -> None:
+    # steps cut by size: the last one is a few tokens of a sentence, not the answer
+    splitter = AnswerSplitter(("<Output>",), implicit="last_paragraph")
+    steps = ["First, 17*", "20=340.\n", "\nSo the a", "nswer is 391."]
+    reasoning, answer = feed_all(splitter, steps)
+    assert answer == "So the answer is 391."
+    assert reasoning.startswith("First, 17*20=340.")  # as it streamed, step by step
+    assert splitter.reasoning_chars == len("First, 17*20=340.")
+    one_line = AnswerSplitter(("<Output>",), implicit="last_paragraph")
+    assert feed_all(one_line, ["He is ", "just a ", "softie."])[1] == "He is just a softie."
+    assert one_line.reasoning_chars == 0  # all of it is the answer, counted once
+
+
+def test_a_mini_step_search_writes_its_last_paragraph_as_the_answer() -> None:
+    tokenizer = CharTokenizer()
+    params = SearchParams(prompt_token_ids=(1,), granularity="mini_step", step_tokens=3)
+    writer = PathWriter(tokenizer, params, implicit="last_step")
+    text = "He is just a softie."
+    steps = [Step(tuple(tokenizer.encode(text[i : i + 3])), (), ()) for i in range(0, len(text), 3)]
+    events = writer.commit_path(steps, stop=0)
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == text
+    assert writer.reasoning_tokens() == 0

@@ -26,7 +26,9 @@ def run(
     engine: ScriptedEngine, interrupt_at_call: int | None = None, **overrides: object
 ) -> list[SearchEvent]:
     """The events of an MCTS run on ``engine``, its budget on the engine's clock; with
-    ``interrupt_at_call``, the interrupt is set once that call has reached the engine."""
+    ``interrupt_at_call``, the interrupt is set once that call has reached the engine.  Its
+    2-token mini-steps write one paragraph: the answer is the whole path, whose decided steps
+    have streamed as reasoning too."""
     options: dict[str, object] = {
         "prompt_token_ids": PROMPT,
         "granularity": "mini_step",
@@ -80,7 +82,7 @@ def test_commits_the_more_confident_branch_step_by_step() -> None:
     events = run(engine)
     reasoning, answer, result = text_of(events)
     assert isinstance(events[0], Started)
-    assert (reasoning, answer) == ("ab", "cd")
+    assert (reasoning, answer) == ("ab", "abcd")
     assert result.finish_reason == "stop" and result.stop_reason == "completed"
     assert result.token_ids == (*tuple(CharTokenizer().encode("abcd")), 0)
     assert result.iterations == 2 and result.nodes == 5
@@ -119,7 +121,7 @@ def test_deeper_evidence_overturns_a_lucky_first_rollout() -> None:
     reasoning, answer, result = text_of(events)
     root_expansions = [e for e in events if isinstance(e, Expanded) and e.depth == 0]
     assert len(root_expansions) == 1  # later iterations went deeper, not wider
-    assert (reasoning, answer) == ("ab", "cd")
+    assert (reasoning, answer) == ("ab", "abcd")
     assert result.iterations == 6
 
 
@@ -146,7 +148,7 @@ def test_a_decided_step_streams_before_its_round_ends() -> None:
         if isinstance(e, Expanded | ReasoningDelta)
     ]
     assert order[:5] == ["expanded", "expanded", "expanded", "ab", "expanded"]
-    assert text_of(events)[:2] == ("abcdef", "xx")
+    assert text_of(events)[:2] == ("abcdef", "abcdefxx")
     expansions = [e for e in events if isinstance(e, Expanded)]
     assert [e.round for e in expansions[:4]] == [1, 1, 1, 1]  # round 1 ran all four iterations
 
@@ -180,7 +182,7 @@ def test_an_only_child_streams_as_soon_as_its_parent_is_expanded() -> None:
         if isinstance(e, Expanded | ReasoningDelta)
     ]
     assert order[:3] == ["expanded", "ab", "expanded"]
-    assert text_of(events)[:2] == ("ab", "cd")
+    assert text_of(events)[:2] == ("ab", "abcd")
 
 
 def test_step_granularity_cuts_at_the_separator() -> None:
@@ -201,9 +203,9 @@ def test_step_granularity_cuts_at_the_separator() -> None:
 def test_search_token_budget_returns_the_best_rollout_so_far() -> None:
     engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)])
     events = run(engine, iterations=4, max_search_tokens=18)
-    reasoning, answer, result = text_of(events)
+    _, answer, result = text_of(events)
     assert result.stop_reason == "max_search_tokens"
-    assert reasoning + answer == "abcdefgh"
+    assert answer == "abcdefgh"
     assert result.generated_tokens <= 18
     assert result.finish_reason == "stop"
 
@@ -212,9 +214,9 @@ def test_a_budget_cut_answers_with_a_finished_rollout_over_a_likelier_unfinished
     # the more confident rollout runs out of tokens mid-answer; the other one ends
     engine = ScriptedEngine([scored("abcdef", 0.9, eos=False), scored("uvwx", 0.5)])
     events = run(engine, iterations=4, rollout_tokens=8, max_search_tokens=12)
-    reasoning, answer, result = text_of(events)
+    _, answer, result = text_of(events)
     assert result.stop_reason == "max_search_tokens"
-    assert (reasoning + answer, result.finish_reason) == ("uvwx", "stop")
+    assert (answer, result.finish_reason) == ("uvwx", "stop")
 
 
 SLOW = [scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10
@@ -223,9 +225,9 @@ SLOW = [scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)] * 10
 def test_wall_time_budget_stops_a_slow_search() -> None:
     engine = ScriptedEngine(SLOW, call_seconds=0.3)  # the second call ends past the deadline
     events = run(engine, iterations=10, max_seconds=0.5)
-    reasoning, answer, result = text_of(events)
+    _, answer, result = text_of(events)
     assert result.stop_reason == "max_seconds"
-    assert reasoning + answer == "abcdefgh"
+    assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 0  # no third call was made
 
 
@@ -233,9 +235,9 @@ def test_a_call_that_outlives_the_deadline_is_cut_with_the_best_rollout_so_far()
     engine = ScriptedEngine(SLOW, gated=True, call_seconds=0.3)
     engine.release(1)  # the first call alone ever answers: the second is held until cut
     events = run(engine, iterations=10, max_seconds=0.5)
-    reasoning, answer, result = text_of(events)
+    _, answer, result = text_of(events)
     assert result.stop_reason == "max_seconds"
-    assert reasoning + answer == "abcdefgh"
+    assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 1
 
 
@@ -243,9 +245,9 @@ def test_an_interrupt_ends_the_search_with_the_best_rollout_so_far() -> None:
     engine = ScriptedEngine(SLOW, gated=True)
     engine.release(1)
     events = run(engine, interrupt_at_call=2, iterations=10)
-    reasoning, answer, result = text_of(events)
+    _, answer, result = text_of(events)
     assert result.stop_reason == "interrupted"
-    assert reasoning + answer == "abcdefgh"
+    assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 1  # the second call was cut
 
 
@@ -342,17 +344,17 @@ def test_voting_commits_toward_the_answer_most_rollouts_reach() -> None:
         return [scored(digit, 0.9)] * 3
 
     reasoning, answer, _ = text_of(run(ScriptedEngine([*root, *last("7")]), branching=3))
-    assert (reasoning, answer) == ("ab", "7")  # Marco-o1: most visits, then most reward
+    assert (reasoning, answer) == ("ab", "ab7")  # Marco-o1: most visits, then most reward
     engine = ScriptedEngine([*root, *last("3")])
     reasoning, answer, result = text_of(run(engine, branching=3, vote=True))
-    assert (reasoning, answer) == ("cd", "3")  # two rollouts say 3: their reward outweighs 0.9
+    assert (reasoning, answer) == ("cd", "cd3")  # two rollouts say 3: their reward outweighs 0.9
     assert result.stop_reason == "completed"
 
 
 def test_consensus_stops_once_the_rollouts_agree() -> None:
     engine = ScriptedEngine([scored("ab4", 0.6), scored("cd4", 0.8), scored("xx", 0.1)])
     reasoning, answer, result = text_of(run(engine, consensus=0.9))
-    assert (reasoning, answer) == ("cd", "4")  # the more rewarded of the agreeing rollouts
+    assert (reasoning, answer) == ("cd", "cd4")  # the more rewarded of the agreeing rollouts
     assert result.stop_reason == "consensus" and result.finish_reason == "stop"
     assert engine.calls == [1]  # one expansion, then no more engine work
 

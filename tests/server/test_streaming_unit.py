@@ -39,7 +39,8 @@ PREPARED = PreparedChat(
 
 
 def search_events() -> list[SearchEvent]:
-    """A real (scripted) MCTS search: reasoning "ab", then the answer "cd"."""
+    """A real (scripted) MCTS search: reasoning "ab", then the answer "abcd" (one paragraph of
+    mini-steps: the answer, whose decided first step streamed as reasoning too)."""
     engine = ScriptedEngine(
         [scored("abcd", 0.9), scored("xyzw", 0.3), scored("cd", 0.8), scored("ce", 0.4)]
     )
@@ -76,7 +77,7 @@ def test_role_first_then_reasoning_then_content_then_finish_then_usage() -> None
     assert reasoning == "".join(c.choices[0].delta.reasoning_content or "" for c in deltas)
     assert reasoning == "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "ab"
     content = "".join(c.choices[0].delta.content or "" for c in deltas)
-    assert content == "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "cd"
+    assert content == "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "abcd"
     assert finish.choices[0].finish_reason == "stop" and finish.search is not None
     assert finish.search.method == "mcts" and finish.search.tree is None
     assert usage.choices == [] and usage.usage is not None

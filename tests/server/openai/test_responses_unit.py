@@ -46,7 +46,7 @@ def test_chat_chunks_become_a_reasoning_item_then_a_message_with_chat_usage() ->
     response = final.response
     reasoning, message = response.output
     assert reasoning.type == "reasoning" and [c.text for c in reasoning.content] == ["ab"]
-    assert message.type == "message" and [c.text for c in message.content] == ["cd"]
+    assert message.type == "message" and [c.text for c in message.content] == ["abcd"]
     usage = next(c.usage for c in chunks if c.usage is not None)
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (
