@@ -358,10 +358,9 @@ def calibrate(problems: list[Problem], args: argparse.Namespace) -> None:
         f"{args.temperature}, max_tokens {args.max_tokens}, seed {args.seed}"
     )
     asked = {p.id for p in problems}  # a --limit below the run's reports on its first ones
-    text, numbers = report(
-        [r for r in records if r["problem"] in asked], args.samples, title, args.max_tokens
-    )
-    write_results(args, model, text, numbers, records)
+    reported = [r for r in records if r["problem"] in asked]
+    text, numbers = report(reported, args.samples, title, args.max_tokens)
+    write_results(args, model, text, numbers, reported)
 
 
 def judge_all(
