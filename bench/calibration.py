@@ -46,7 +46,7 @@ from search.params import SearchParams, Voting
 from search.reward import REWARDS, WINDOWED, mean_confidence
 from search.steps import StepCutter
 from search.tree import Step
-from search.verifier import Verifier, judge_chat
+from search.verifier import Verifier
 from search.vote import elected
 
 logger = logging.getLogger("bench.calibration")
@@ -124,9 +124,8 @@ async def sample(
 def self_judge(engine: Engine, question: str) -> Verifier:
     """P(True) of answers to ``question`` on ``engine`` (:mod:`search.verifier`): the model
     that answered, or a judge beside it, asked in a chat whether each answer is correct."""
-    template: Callable[[list[dict[str, str]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
-    asked = [{"role": "user", "content": question}]
-    return Verifier(engine, lambda answer: template(judge_chat(asked, answer)), engine.model_name)
+    template: Callable[[list[dict[str, Any]]], list[int]] = engine.tokenizer.apply_chat_template  # type: ignore[attr-defined]
+    return Verifier.in_chat(engine, template, [{"role": "user", "content": question}])
 
 
 def choose(records: list[dict[str, Any]], rule: str) -> bool:

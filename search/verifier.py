@@ -39,6 +39,17 @@ class Verifier:
     prompt: Callable[[str], Sequence[int]]
     name: str
 
+    @classmethod
+    def in_chat(
+        cls,
+        engine: Engine,
+        template: Callable[[list[dict[str, Any]]], Sequence[int]],
+        messages: Sequence[dict[str, Any]],
+    ) -> Verifier:
+        """The judge on ``engine`` reading ``messages``, then each answer and the question
+        (:func:`judge_chat`), through its chat ``template``."""
+        return cls(engine, lambda answer: template(judge_chat(messages, answer)), engine.model_name)
+
     async def judge(
         self, answers: Sequence[str], budget: Budget | None = None
     ) -> list[float] | None:

@@ -33,7 +33,7 @@ from search import (
 from search.formats import choose, opens_reasoning, with_system_prompt
 from search.params import MAX_SAMPLES
 from search.presets import preset
-from search.verifier import Verifier, judge_chat
+from search.verifier import Verifier
 from server.admission import Admission
 from server.args import ServerArgs
 from server.caps import capped_defaults, check_caps
@@ -257,10 +257,7 @@ class ChatService:
                 param="search.verifier",
                 code="verifier_not_configured",
             )
-        template = engine.tokenizer.apply_chat_template
-        return Verifier(
-            engine, lambda answer: template(judge_chat(messages, answer)), engine.model_name
-        )
+        return Verifier.in_chat(engine, engine.tokenizer.apply_chat_template, messages)
 
     def _alone(self, request: ChatCompletionRequest, method: str) -> bool:
         """Whether ``--adaptive-parallel`` widens this search: an MCTS search of one choice
