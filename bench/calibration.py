@@ -41,9 +41,10 @@ from bench.stats import auroc, mean_interval, wilson
 from search.answer import count_tokens_within
 from search.engine import Completion, Engine, GenerationRequest, Tokenizer
 from search.extract import extract_answer
+from search.halting import LowWindow, bar, lowest_window
 from search.methods.sampling import next_wave
 from search.params import SearchParams, Voting
-from search.reward import REWARDS, WINDOWED, mean_confidence
+from search.reward import REWARDS, WINDOWED, deepconf_confidence, mean_confidence
 from search.steps import StepCutter
 from search.tree import Step
 from search.verifier import Verifier
@@ -54,6 +55,9 @@ _BOXED = re.compile(r"\\boxed\{")
 WINDOWS = (16, 32, 64, 128)  # DeepConf's 2048 would cover a whole answer of this model's
 FILTER_KEEPS = (0.25, 0.5, 0.75)  # the shares a filtered vote keeps, replayed as topNN:R
 STOPPING = ((1, 1.0), (2, 1.0), (2, 0.6), (4, 0.75), (8, 1.0))  # (wave, share) replayed
+# (warm-up, samples, halt_keep) replayed as DeepConf online; None: every sample finished
+ONLINE = ((2, 4, None), (2, 4, 0.9), (2, 4, 0.5), (4, 8, None), (4, 8, 0.9), (4, 8, 0.5))
+ONLINE_WINDOW = 32  # the window whose tail ranked answers best (docs/selection.md)
 BUDGETS = (256, 512, 1024)  # a client's max_tokens, replayed up to the run's own bound
 DEFAULT_SAMPLES = SearchParams.__dataclass_fields__["samples"].default
 
@@ -116,6 +120,8 @@ async def sample(
                 "finish_reason": completion.finish_reason,
                 "rewards": rewards(completion, steps, engine.tokenizer) | {"p_true": yes},
                 "text": completion.text,  # for replays that read answers (consensus, a judge)
+                # every token's DeepConf C, to replay a stop mid-answer (DeepConf online)
+                "confidences": [round(deepconf_confidence(t), 4) for t in completion.logprobs],
             }
         )
     return records
@@ -203,11 +209,32 @@ def report(
         "|---|---|---|---|---|",
     ]
     for row in stopping:
-        low, high = wilson(row["right"], row["problems"])
         lines.append(
-            f"| {row['wave']} | {row['share']} | {row['right'] / max(row['problems'], 1):.1%} "
-            f"({low:.0%}-{high:.0%}) | {row['samples']:.2f} | {row['tokens']:.0f} |"
+            f"| {row['wave']} | {row['share']} | {_accuracy(row)} | {row['samples']:.2f} "
+            f"| {row['tokens']:.0f} |"
         )
+    online = [
+        online_stopping(list(by_problem.values()), *row)
+        for row in ONLINE
+        if row[1] <= samples and all("confidences" in r for r in records)
+    ]
+    if online:
+        lines += [
+            "",
+            f"Samples that stop mid-answer (DeepConf online, window {ONLINE_WINDOW}): the first "
+            "`warmup` of each problem's samples set the bar (the lowest window that `halt_keep` "
+            "of them pass), each later one stops at its first window below it and votes only "
+            "when none ended; majority vote:",
+            "",
+            "| warmup | samples | halt_keep | accuracy (95% CI) | halted / problem "
+            "| tokens / problem |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in online:
+            lines.append(
+                f"| {row['warmup']} | {row['samples']} | {row['halt_keep'] or '-'} | "
+                f"{_accuracy(row)} | {row['halted']:.2f} | {row['tokens']:.0f} |"
+            )
     budgeted = [budget_replay(list(by_problem.values()), b) for b in BUDGETS if b <= bound]
     if budgeted:
         lines += [
@@ -232,9 +259,16 @@ def report(
         "auroc": aurocs,
         "accuracy": {r: {str(k): v for k, v in a.items()} for r, a in accuracy.items()},
         "stopping": stopping,
+        "online": online,
         "budgets": budgeted,
     }
     return "\n".join(lines), numbers
+
+
+def _accuracy(row: dict[str, Any]) -> str:
+    """A replay's share of problems right, with its 95% Wilson interval."""
+    low, high = wilson(row["right"], row["problems"])
+    return f"{row['right'] / max(row['problems'], 1):.1%} ({low:.0%}-{high:.0%})"
 
 
 def budget_replay(problems: list[list[dict[str, Any]]], budget: int) -> dict[str, Any]:
@@ -303,6 +337,39 @@ def _waves(order: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
         taken += drawn
         left -= sum(r["tokens"] for r in drawn)
     return taken
+
+
+def online_stopping(
+    problems: list[list[dict[str, Any]]], warmup: int, samples: int, halt_keep: float | None
+) -> dict[str, Any]:
+    """Replay DeepConf online as ``self_consistency`` runs it (:mod:`search.halting`) over each
+    problem's first ``samples`` stored answers: the first ``warmup`` whole set the bar, each
+    later one is cut where it would have stopped; the majority's accuracy, and the samples
+    halted and the tokens spent per problem."""
+    right = halted = tokens = 0
+    for records in problems:
+        taken = records[:samples]
+        if halt_keep is not None:
+            lows = [lowest_window(r["confidences"], ONLINE_WINDOW) for r in taken[:warmup]]
+            halt = LowWindow(ONLINE_WINDOW, bar(lows, halt_keep))
+            ends = [halt.halted_at(r["confidences"], r["finish_reason"] == "stop") for r in taken]
+            # a sample cut at its bound where its last window fell short was not halted
+            ends = [None if end == r["tokens"] else end for r, end in zip(taken, ends, strict=True)]
+            cut = [_within(r, end) if end else r for r, end in zip(taken, ends, strict=True)]
+            taken = taken[:warmup] + cut[warmup:]
+            halted += sum(end is not None for end in ends[warmup:])
+        right += choose(taken, "majority")
+        tokens += sum(r["tokens"] for r in taken)
+    count = max(len(problems), 1)
+    return {
+        "warmup": warmup,
+        "samples": samples,
+        "halt_keep": halt_keep,
+        "problems": len(problems),
+        "right": right,
+        "halted": halted / count,
+        "tokens": tokens / count,
+    }
 
 
 def early_stopping(problems: list[list[dict[str, Any]]], wave: int, share: float) -> dict[str, Any]:

@@ -17,6 +17,7 @@ that order).  Kinds:
   (options ``k=1,4,8`` and ``choosers=pass,majority,...``);
 - ``budgets FILE``: a calibration's replay of one sample against the default at each client
   ``max_tokens``;
+- ``online FILE``: a calibration's replay of samples that stop mid-answer (DeepConf online);
 - ``streaming FILE``: bench/streaming.py's first text of streamed default requests;
 - ``speed DIR...``: ``make bench``'s headline numbers from one model's results folder;
 - ``contention FILE...``, ``hotpath FILE...``: bench/contention.py's and bench/hotpath.py's;
@@ -251,25 +252,54 @@ def calibration(args: list[str], options: dict[str, str]) -> str:
     )
 
 
+def replayed(
+    args: list[str], key: str, note: str, header: list[str], cells: Callable[[Any], list[str]]
+) -> str:
+    """The rows a calibration's replay ``key`` saved, one line of cells each, after a line
+    saying how many problems and ``note``."""
+    ((name, _),) = selections(args)
+    rows = load(name)[key]
+    body = [cells(r) for r in rows]
+    return f"{rows[0]['problems']} problems, {note}.\n\n" + table(header, body)
+
+
 def budgets(args: list[str], options: dict[str, str]) -> str:
     """One sample against the default at each client budget, replayed from a calibration's
     answers (bench/calibration.py's ``budget_replay``)."""
-    ((name, _),) = selections(args)
-    rows = load(name)["budgets"]
-    body = [
-        [
+    header = ["max_tokens", "none", "default", "default - none, points (95% CI)", "samples"]
+    return replayed(
+        args,
+        "budgets",
+        "every stored answer replayed first in turn",
+        [*header, "tokens: none / default"],
+        lambda r: [
             str(r["budget"]),
             percent(r["none"]),
             percent(r["default"]),
             f"{100 * r['difference']:+.1f} ({100 * r['low']:+.1f} to {100 * r['high']:+.1f})",
             f"{r['samples']:.2f}",
             f"{r['none_tokens']:.0f} / {r['tokens']:.0f}",
-        ]
-        for r in rows
-    ]
-    header = ["max_tokens", "none", "default", "default - none, points (95% CI)", "samples"]
-    return f"{rows[0]['problems']} problems, every stored answer replayed first in turn.\n\n" + (
-        table([*header, "tokens: none / default"], body)
+        ],
+    )
+
+
+def online(args: list[str], options: dict[str, str]) -> str:
+    """Samples that stop mid-answer against finishing them, replayed from a calibration's
+    answers (bench/calibration.py's ``online_stopping``)."""
+    header = ["warmup", "samples", "halt_keep", "accuracy (95% CI)", "halted / problem"]
+    return replayed(
+        args,
+        "online",
+        "majority vote",
+        [*header, "tokens / problem"],
+        lambda r: [
+            str(r["warmup"]),
+            str(r["samples"]),
+            str(r["halt_keep"] or "- (all finished)"),
+            f"{percent(r['right'] / r['problems'])} {interval(*wilson(r['right'], r['problems']))}",
+            f"{r['halted']:.2f}",
+            f"{r['tokens']:.0f}",
+        ],
     )
 
 
@@ -490,6 +520,7 @@ KINDS: dict[str, Callable[[list[str], dict[str, str]], str]] = {
     "pairs": pairs,
     "calibration": calibration,
     "budgets": budgets,
+    "online": online,
     "streaming": streaming,
     "open": open_ended,
     "speed": speed,

@@ -23,6 +23,7 @@ SEED_BOUND = 2**62
 # Told, on the engine's own thread after every token, a sample's index and its tokens so far
 # (the engine's list: copy what you keep); see ``GenerationRequest.watch``.
 Watch = Callable[[int, Sequence[int]], None]
+Halt = Callable[[Sequence["TokenLogprob"]], bool]
 
 
 class EngineError(Exception):
@@ -79,7 +80,11 @@ class GenerationRequest:
     ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``; it is below
     :data:`SEED_BOUND`.  ``watch``, where the engine can say (the local engines do), hears
     every token as it is generated (a search that streams a sample while it decodes); it must
-    be quick and thread-safe, and it changes nothing that is generated.  ``constraint`` limits
+    be quick and thread-safe, and it changes nothing that is generated.  ``halt``, where the
+    engine can (the local engines do), is asked after every token that did not end a sample,
+    with that sample's logprobs so far; ``True`` ends it there (finish reason ``length``), which
+    frees its row of the call for the others (:mod:`search.halting`); it must be quick and
+    thread-safe, and an engine that cannot ask it finishes the sample.  ``constraint`` limits
     what may be generated (an engine that cannot honour it rejects the request); logprobs stay
     the model's own, before the constraint masked any token.
     """
@@ -94,6 +99,7 @@ class GenerationRequest:
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int = 5
     watch: Watch | None = field(default=None, compare=False, repr=False)
+    halt: Halt | None = field(default=None, compare=False, repr=False)
     constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
@@ -122,10 +128,10 @@ class Completion:
 
     ``text`` is the decoding of all of ``token_ids`` (a matched stop string included, so text and
     token ids always describe the same state); ``stop_reason`` is the matched stop string or
-    token id, ``None`` when the token budget ran out.  ``cached_tokens`` is how many tokens of
-    the request's prompt the engine took from its prefix cache instead of computing them (the
-    same on every sample of a request; 0 where the engine does not say), OpenAI's
-    ``cached_tokens``.
+    token id, ``None`` when the token budget ran out or a ``halt`` ended it.  ``cached_tokens``
+    is how many tokens of the request's prompt the engine took from its prefix cache instead of
+    computing them (the same on every sample of a request; 0 where the engine does not say),
+    OpenAI's ``cached_tokens``.
     """
 
     token_ids: tuple[int, ...]

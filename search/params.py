@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal, TypeVar
 
-from search.engine import Constraint, GenerationRequest, Watch
+from search.engine import Constraint, GenerationRequest, Halt, Watch
 from search.formats import PROFILES
 from search.reward import REWARDS
 from search.verifier import Verifier
@@ -115,6 +115,11 @@ class SearchParams:
         vote each; `weighted` each sample's `reward` as its vote; `filtered` only the `keep`
         most rewarded samples vote, weighted.
     :param keep: the share of samples a `filtered` vote keeps (at least one).
+    :param halt_keep: `best_of_n` and `self_consistency` stop a sample mid-answer, as DeepConf
+        online does, once its last `window` tokens are less confident than the lowest window
+        of this share of the `warmup` samples (drawn whole first); a stopped sample votes only
+        when none ended; unset finishes every sample.
+    :param warmup: with `halt_keep`, the samples drawn whole first, which set the bar.
     :param beam_width: partial paths `beam` keeps after each step.
     :param parallel: MCTS leaves selected together (with virtual loss) and expanded in one
         engine call; 1 is the sequential algorithm.
@@ -161,6 +166,8 @@ class SearchParams:
     samples: int = option(4, ge=1, le=MAX_SAMPLES)
     voting: Voting = option("majority")  # noqa: RUF009 - option() is field()
     keep: float = option(0.5, gt=0, le=1)
+    halt_keep: float | None = option(None, gt=0, le=1)
+    warmup: int = option(2, ge=1, le=MAX_SAMPLES)
     beam_width: int = option(2, ge=1, le=64)
     parallel: int = option(1, ge=1, le=64)
     vote: bool = option(False)
@@ -214,9 +221,10 @@ class SearchParams:
         seed: int,
         n: int = 1,
         watch: Watch | None = None,
+        halt: Halt | None = None,
     ) -> GenerationRequest:
         """An engine request continuing the prompt plus ``path`` with this search's sampling
-        (``watch``: see ``GenerationRequest``)."""
+        (``watch``, ``halt``: see ``GenerationRequest``)."""
         return GenerationRequest(
             prompt_token_ids=(*self.prompt_token_ids, *path),
             max_tokens=max_tokens,
@@ -227,6 +235,7 @@ class SearchParams:
             stop=self.stop,
             logprobs=self.logprobs,
             watch=watch,
+            halt=halt,
             constraint=(
                 None if self.constraint is None else replace(self.constraint, done=tuple(path))
             ),

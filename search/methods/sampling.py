@@ -16,6 +16,10 @@ its bound states no final answer, so it votes only when none ended), and shows t
 answer's most rewarded sample.  The chosen answer is split into steps under the request's
 granularity, so reasoning and answer come apart exactly as for MCTS.
 
+With ``halt_keep``, the first ``warmup`` samples are drawn whole and set a bar; each later
+sample stops mid-answer once its confidence falls below it (DeepConf online,
+:mod:`search.halting`), and states no final answer, so it votes only when none ended.
+
 A streamed request (``drafts``) sees the first sample of the first wave as it decodes, as
 ``DraftDelta`` events (:mod:`search.drafts`), so the stream shows text long before the vote;
 the engine's watch changes nothing that is sampled, so the answer is the unstreamed one.
@@ -31,6 +35,7 @@ from dataclasses import dataclass, replace
 from search.drafts import Draft
 from search.engine import Completion
 from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
+from search.halting import LowWindow, bar, confidences, lowest_window
 from search.run import SearchRun
 from search.selection import ended, highest_reward, vote
 from search.tree import NOTHING, Node, Step
@@ -86,17 +91,28 @@ class SamplingRun(SearchRun):
         """Waves of samples (one engine call each), then the chosen one as the path."""
         params, budget = self.params, self.budget
         candidates: list[Candidate] = []
+        halt: LowWindow | None = None
         while wave := next_wave(
             params.samples - len(candidates),
             budget.remaining_tokens(),
             params.max_tokens,
             max((len(c.completion.token_ids) for c in ended(candidates)), default=None),
         ):
+            if params.halt_keep is not None and halt is None:
+                if len(candidates) < params.warmup:  # the warm-up's samples are drawn whole
+                    wave = min(wave, params.warmup - len(candidates))
+                else:
+                    lows = [
+                        lowest_window(confidences(c.completion.logprobs), params.window)
+                        for c in candidates
+                    ]
+                    halt = LowWindow(params.window, bar(lows, params.halt_keep))
             max_tokens = min(params.max_tokens, budget.remaining_tokens() // wave)
             # a streamed request sees the first wave's first sample as it decodes
             draft = Draft(self.engine.tokenizer) if params.drafts and not candidates else None
             watch = draft.watch if draft else None
-            request = params.generation((), max_tokens, self.rng.getrandbits(31), wave, watch)
+            seed = self.rng.getrandbits(31)
+            request = params.generation((), max_tokens, seed, wave, watch, halt)
             call = asyncio.ensure_future(budget.generate(self.engine, [request]))
             try:
                 if draft is not None:
@@ -109,6 +125,8 @@ class SamplingRun(SearchRun):
                 break
             if draft is not None and (rest := draft.add(outputs[0][0].text)):
                 yield DraftDelta(rest)
+            if halt is not None:  # as if every engine stopped the samples the halt stops
+                outputs = [[halt.cut(c, self.engine.tokenizer) for c in outputs[0]]]
             candidates += [self._candidate(completion) for completion in outputs[0]]
         if not candidates:
             for event in self.writer.commit(NOTHING, last=True):

@@ -34,8 +34,9 @@ class Sample:
     ) -> int:
         """Choose the next token from this step's raw ``logprobs`` (with the step's top-k
         ``candidates``, see :mod:`server.engines.sampling`) and record it; finish the sample on
-        a stop token or string (which stays in the output) or at ``max_tokens``.  A guided
-        sample chooses among the tokens its guide allows; the logprobs stay the raw ones."""
+        a stop token or string (which stays in the output), where the request's ``halt`` says
+        so, or at ``max_tokens``.  A guided sample chooses among the tokens its guide allows;
+        the logprobs stay the raw ones."""
         allowed = logprobs if self.guide is None else self.masked(logprobs)
         token = sampling.choose(self.spec, allowed, self.rng)
         top = sampling.ranked(logprobs, candidates, self.spec.logprobs)
@@ -60,7 +61,8 @@ class Sample:
 
     def _finish(self, tokenizer: Tokenizer) -> None:
         stop = self._stop(tokenizer)
-        if stop is None and len(self.token_ids) < self.spec.max_tokens:
+        halted = stop is None and self.spec.halt is not None and self.spec.halt(self.logprobs)
+        if stop is None and not halted and len(self.token_ids) < self.spec.max_tokens:
             return
         self.finish = Completion(
             token_ids=tuple(self.token_ids),

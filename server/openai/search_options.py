@@ -120,6 +120,21 @@ class SearchOptions(BaseModel):
         le=1,
         description="the share of samples a `filtered` vote keeps (at least one).",
     )
+    halt_keep: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="`best_of_n` and `self_consistency` stop a sample mid-answer, as DeepConf "
+        "online does, once its last `window` tokens are less confident than the lowest window "
+        "of this share of the `warmup` samples (drawn whole first); a stopped sample votes only "
+        "when none ended; unset finishes every sample.",
+    )
+    warmup: int = Field(
+        2,
+        ge=1,
+        le=MAX_SAMPLES,
+        description="with `halt_keep`, the samples drawn whole first, which set the bar.",
+    )
     beam_width: int = Field(
         2, ge=1, le=64, description="partial paths `beam` keeps after each step."
     )
@@ -211,6 +226,8 @@ class SearchOptions(BaseModel):
             samples=self.samples,
             voting=self.voting,
             keep=self.keep,
+            halt_keep=self.halt_keep,
+            warmup=self.warmup,
             beam_width=self.beam_width,
             parallel=self.parallel,
             vote=self.vote,

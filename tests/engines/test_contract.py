@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from search.engine import Completion, GenerationRequest
+from search.engine import Completion, GenerationRequest, TokenLogprob
 from server.engines.base import ServingEngine
 from server.engines.prefix_cache import common_prefix
 from server.engines.transformers_engine import TransformersEngine
@@ -324,6 +324,39 @@ def test_a_watch_hears_every_sample_grow_and_changes_nothing(
     for index, completion in enumerate(watched):
         ids = completion.token_ids
         assert heard[index] == [ids[:k] for k in range(1, len(ids) + 1)]
+
+
+@pytest.mark.parametrize("kind", ["llamacpp", "transformers"])  # the engines that can stop one
+def test_a_halt_ends_its_sample_there_and_leaves_the_others(
+    engine_under_test: ServingEngine, scorer: ServingEngine, kind: str
+) -> None:
+    """``GenerationRequest.halt`` is asked after every token with the sample's logprobs so far;
+    where it says so, that sample ends (``length``, no stop reason) as the same call's without
+    a halt began, and the call's other samples run on as before.  It halts the first sample
+    once its tokens so far are no other sample's."""
+    engine = engine_under_test
+    request = GenerationRequest(prompt(engine, "Tell me a story."), max_tokens=12, n=3, seed=11)
+    empty_cache(scorer)
+    plain = generate(engine, request)[0]
+    first = plain[0].token_ids
+    prefixes = [first[:k] for k in range(1, len(first))]
+    at = next(k for k, p in enumerate(prefixes, 1) if all(c.token_ids[:k] != p for c in plain[1:]))
+    asked: list[tuple[int, ...]] = []
+
+    def halt(logprobs: Sequence[TokenLogprob]) -> bool:
+        asked.append(ids := tuple(t.token_id for t in logprobs))
+        return ids == first[:at]
+
+    empty_cache(scorer)
+    halted = generate(engine, replace(request, halt=halt))[0]
+    assert halted[0].token_ids == first[:at]
+    kept = zip(halted[0].logprobs, plain[0].logprobs[:at], strict=True)
+    assert max(abs(a.logprob - b.logprob) for a, b in kept) <= TOLERANCE[kind]  # batch changed
+    assert (halted[0].finish_reason, halted[0].stop_reason) == ("length", None)
+    assert [c.token_ids for c in halted[1:]] == [c.token_ids for c in plain[1:]]
+    for completion in halted:  # every token that did not end its sample was judged
+        ids, stopped = completion.token_ids, completion.finish_reason == "stop"
+        assert all(ids[:k] in asked for k in range(1, len(ids) + (not stopped)))
 
 
 def test_a_prompt_longer_than_a_decode_batch_is_read_in_chunks(

@@ -85,3 +85,24 @@ def test_a_sample_cut_by_the_search_budget_says_so() -> None:
     _, result = run(engine, method="best_of_n", max_tokens=512, max_search_tokens=20)
     assert (result.finish_reason, result.stop_reason) == ("length", "max_search_tokens")
     assert result.generated_tokens == 20
+
+
+def test_samples_that_lose_confidence_stop_and_do_not_vote() -> None:
+    """DeepConf online on an engine that cannot stop a sample (as vLLM or an upstream): two
+    warm-up samples drawn whole set the bar between their lowest windows (``halt_keep`` 0.5);
+    the three later ones, less confident from their first window, are cut there by the same
+    rule and state no answer, so the warm-up's 7 wins where 9 would have won 3 to 2."""
+    later = [scored("so 9 is it", 0.3) for _ in range(3)]
+    engine = ScriptedEngine([scored("so 7 is it", 0.9), scored("so 7 is it", 0.8), *later])
+    options = {"samples": 5, "warmup": 2, "halt_keep": 0.5, "window": 4}
+    text, result = run(engine, method="self_consistency", **options)
+    assert text == "so 7 is it" and result.finish_reason == "stop"
+    assert [(r.n, r.halt is None) for r in engine.requests] == [(2, True), (3, False)]
+    samples = [node for node in result.tree if node.parent is not None]
+    halted = [node.tokens for node in samples if not node.terminal]
+    assert len(samples) == 5 and halted == [4, 4, 4]  # the first window fell short
+    assert result.iterations == 5 and result.generated_tokens == 5 * 11  # it generated them
+    # unhalted, the later samples outvote the warm-up
+    engine = ScriptedEngine([scored("so 7 is it", 0.9), scored("so 7 is it", 0.8), *later])
+    text, _ = run(engine, method="self_consistency", samples=5)
+    assert text == "so 9 is it"

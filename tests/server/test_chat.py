@@ -377,3 +377,37 @@ def test_self_consistency_says_how_it_chose_by_the_rule_its_samples_meet(
         assert info["chosen_by"] == ("vote" if stated else "reward")
     chosen = next(n for n in samples if n["chosen"])
     assert r.choices[0].message.content and r.choices[0].message.content in chosen["text"]
+
+
+def test_samples_that_halt_mid_answer_cost_only_their_tokens_and_stream_as_they_answer(
+    client: openai.OpenAI, server: LiveServer, model_name: str, engine: LlamaCppEngine
+) -> None:
+    """DeepConf online on the served engine: two warm-up samples set the bar near the more
+    confident one's lowest window (``halt_keep`` 0.05), and llama.cpp stops each later sample
+    where its window falls below it (seen: one of two, at 58 tokens), so the search spends
+    exactly the tokens its samples kept; a sample it stopped is chosen only when none ended;
+    the streamed answer is the unstreamed one of the same seed."""
+    search = {"samples": 4, "warmup": 2, "halt_keep": 0.05, "window": 8, "return_tree": True}
+    asked: dict[str, Any] = {
+        "model": model_name,
+        "messages": QUESTION,
+        "seed": 7,
+        "max_tokens": 600,
+        "extra_body": {"search": search},
+    }
+    server.fresh(engine)
+    content = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(**asked, stream=True)
+        if chunk.choices
+    )
+    server.fresh(engine)
+    r = client.chat.completions.create(**asked)
+    assert r.choices[0].message.content == content and content
+    info = (r.model_extra or {})["search"]
+    samples = [n for n in info["tree"] if n["parent"] is not None]
+    assert len(samples) == info["iterations"] == 4
+    assert sum(n["tokens"] for n in samples) == info["generated_tokens"]
+    assert r.usage.completion_tokens == info["generated_tokens"]
+    chosen = next(n for n in samples if n["chosen"])
+    assert chosen["terminal"] or not any(n["terminal"] for n in samples)

@@ -78,6 +78,8 @@ def test_every_knob_reaches_its_search_parameter() -> None:
         "samples": 6,
         "voting": "filtered",
         "keep": 0.75,
+        "halt_keep": 0.9,
+        "warmup": 3,
         "beam_width": 3,
         "parallel": 2,
         "vote": True,
@@ -109,6 +111,8 @@ def test_every_knob_reaches_its_search_parameter() -> None:
     [
         ("iterations", 0),
         ("keep", 0.0),
+        ("halt_keep", 1.5),
+        ("warmup", 0),
         ("max_seconds", -1.0),
         ("step_separator", ""),
         ("parallel", 65),
