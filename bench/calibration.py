@@ -352,12 +352,14 @@ def online_stopping(
         if halt_keep is not None:
             lows = [lowest_window(r["confidences"], ONLINE_WINDOW) for r in taken[:warmup]]
             halt = LowWindow(ONLINE_WINDOW, bar(lows, halt_keep))
-            ends = [halt.halted_at(r["confidences"], r["finish_reason"] == "stop") for r in taken]
-            # a sample cut at its bound where its last window fell short was not halted
-            ends = [None if end == r["tokens"] else end for r, end in zip(taken, ends, strict=True)]
-            cut = [_within(r, end) if end else r for r, end in zip(taken, ends, strict=True)]
-            taken = taken[:warmup] + cut[warmup:]
-            halted += sum(end is not None for end in ends[warmup:])
+            later = []
+            for r in taken[warmup:]:
+                end = halt.halted_at(r["confidences"], r["finish_reason"] == "stop")
+                # a sample cut at its bound where its last window fell short was not halted
+                stopped = end is not None and end < r["tokens"]
+                later.append(_within(r, end) if stopped else r)
+                halted += stopped
+            taken = taken[:warmup] + later
         right += choose(taken, "majority")
         tokens += sum(r["tokens"] for r in taken)
     count = max(len(problems), 1)
