@@ -38,11 +38,11 @@ from typing import Any
 import openai
 
 from bench.problems import Problem, load_problems
-from bench.server import live_server
 from bench.stats import mcnemar, wilson
 from bench.toolcalls import called
 from search.extract import extract_answer
 from search.params import SearchParams
+from server.local import live_server
 
 logger = logging.getLogger("bench.eval")
 RESULTS = Path(__file__).parent / "results"

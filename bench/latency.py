@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from bench.server import live_server
+from server.local import live_server
 
 SNIPPET_SEARCH = {
     "method": "mcts",

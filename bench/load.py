@@ -19,7 +19,7 @@ import httpx
 
 from bench.inprocess import QUESTION
 from bench.report import report
-from bench.server import live_server
+from server.local import live_server
 
 SEARCH = {
     "method": "mcts",

@@ -21,7 +21,7 @@ from typing import Any
 
 import openai
 
-from bench.server import live_server
+from server.local import live_server
 
 QUESTIONS = {
     # GSM8K's first test problem, the one issue 30 timed (first text at the very end)

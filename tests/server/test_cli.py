@@ -7,10 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.server import live_server
 from server import cli
 from server.catalogue import CATALOGUE, DEFAULT
 from server.cli import main, parse_args
+from server.local import live_server
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL
 from tests.server.conftest import DATA, tiny

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from bench.server import live_server
 from server.catalogue import DEFAULT
+from server.local import live_server
 from server.model_source import resolve
 
 pytestmark = pytest.mark.real_model

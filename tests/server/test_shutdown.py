@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.server import spawn_server
+from server.local import spawn_server
 from server.shutdown import BACKSTOP_SECONDS
 from tests.conftest import TEST_MODEL, TEST_THREADS
 from tests.waiting import PATIENCE, metric, wait_for

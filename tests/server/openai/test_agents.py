@@ -23,8 +23,8 @@ from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
 
-from bench.server import live_server
 from server.catalogue import DEFAULT
+from server.local import live_server
 
 pytestmark = pytest.mark.real_model
 

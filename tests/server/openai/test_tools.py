@@ -11,8 +11,8 @@ from typing import Any
 import openai
 import pytest
 
-from bench.server import live_server
 from server.catalogue import DEFAULT
+from server.local import live_server
 
 pytestmark = pytest.mark.real_model
 

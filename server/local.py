@@ -1,5 +1,6 @@
-"""A ponder server for a benchmark or a test: the one at ``--url``, or a fresh ``ponder serve``
-process on a free loopback port."""
+"""A local ponder server for a benchmark, a test or a script: the one at ``--url``, or a fresh
+``ponder serve`` process on a free loopback port (bench/ and tests/ both start servers, and
+tests import nothing from bench/)."""
 
 from __future__ import annotations
 
