@@ -3,6 +3,11 @@ more requests wait; beyond that 429 with ``Retry-After``, and 503 once the serve
 request of ``n`` choices runs ``n`` searches and takes ``n`` slots (all of them when ``n`` is
 larger: it then runs alone), so asking for many choices cannot get round the cap.
 
+Admission is also the app's lifecycle, the same for every surface: :meth:`Admission.drain`
+closes it and, once the drain's time is up, sets :attr:`Admission.interrupt`, which cuts every
+running search short; and :attr:`Admission.alone`, read once a request holds its slots, is what
+``--adaptive-parallel`` decides by.
+
 :func:`admitted` is the one way a route holds a slot: it waits for one (giving up if the client
 leaves), builds the response, and gives the slot back once that response has been sent, whether
 it is one JSON body or a stream that runs for minutes.
@@ -11,6 +16,7 @@ it is one JSON body or a stream that runs for minutes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +29,7 @@ from server.errors import PonderError
 from server.metrics import QUEUE_FULL, SHUTTING_DOWN, Metrics
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; seen in metrics and logs only
 
 
@@ -99,11 +106,13 @@ class Admission:
         self._admitted = 0  # running plus waiting
         self._closed = asyncio.Event()
         self._metrics = metrics
+        self.interrupt = asyncio.Event()  # set when a drain runs out: searches end early
 
     @property
-    def idle(self) -> bool:
-        """Whether no search runs or waits: a request admitted now would run alone."""
-        return self._admitted == 0
+    def alone(self) -> bool:
+        """Whether the request asking, admitted, is the only one running or waiting.  Read
+        after :meth:`acquire`, so two requests that arrive together cannot both see it."""
+        return self._admitted == 1
 
     def slots_for(self, searches: int) -> int:
         """The slots a request of ``searches`` searches takes: one each, at most all."""
@@ -151,6 +160,13 @@ class Admission:
     def close(self) -> None:
         """Stop admitting: new and waiting requests get 503; running ones are not touched."""
         self._closed.set()
+
+    def drain(self, seconds: float) -> None:
+        """Begin a graceful shutdown: admit nothing more, let running searches go on for
+        ``seconds``, then cut them short so each still answers with its best path."""
+        self.close()
+        logger.info("draining: no new searches; running ones are cut short in %.1fs", seconds)
+        asyncio.get_running_loop().call_later(seconds, self.interrupt.set)
 
     def release(self, slots: int = 1) -> None:
         """Give the slots back (once per successful :meth:`acquire`, as many as it took)."""

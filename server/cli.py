@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_level=args.uvicorn_log_level,
             timeout_graceful_shutdown=math.ceil(args.drain_seconds) + BACKSTOP_SECONDS,
         )
-        DrainingServer(config, lambda: app.state.chat.drain(args.drain_seconds)).run()
+        DrainingServer(config, lambda: app.state.admission.drain(args.drain_seconds)).run()
     finally:
         engine.close()
         if judge is not None:

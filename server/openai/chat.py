@@ -11,12 +11,12 @@ choice), and the usage sums them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -126,14 +126,6 @@ class ChatService:
         self.metrics = metrics
         self.admission = admission
         self.traces = traces
-        self.interrupt = asyncio.Event()  # set when a drain runs out: searches end early
-
-    def drain(self, seconds: float) -> None:
-        """Begin a graceful shutdown: admit nothing more, let running searches go on for
-        ``seconds``, then cut them short so each still answers with its best path."""
-        self.admission.close()
-        logger.info("draining: no new searches; running ones are cut short in %.1fs", seconds)
-        asyncio.get_running_loop().call_later(seconds, self.interrupt.set)
 
     async def prepare(self, request: ChatCompletionRequest) -> PreparedChat:
         """Check the request against the model and build its frozen search parameters.  The
@@ -142,6 +134,7 @@ class ChatService:
         worker thread: a message of megabytes takes seconds to tokenize, and on the event loop
         every other request and stream would wait for it."""
         options = self._options(request)
+        asked_options = request.search.model_fields_set if request.search else set()
         check_caps(options, self.args)
         refuse_unsupported(request)
         if request.n > self.args.max_n:
@@ -204,6 +197,12 @@ class ChatService:
             include_usage=include_usage,
             return_tree=options.return_tree,
             progress=options.progress,
+            widens=(
+                self.args.adaptive_parallel
+                and options.method == "mcts"
+                and request.n == 1
+                and "parallel" not in asked_options
+            ),
             question=request.messages[-1].text(),
             tools=frozenset(t["function"]["name"] for t in tools),
             answered=answered_calls(request.messages),
@@ -229,9 +228,6 @@ class ChatService:
                 )
             update["method"] = alias
         options = self.defaults.model_copy(update=update)
-        if "parallel" not in asked and self._alone(request, options.method):
-            width = min(options.iterations, MAX_SAMPLES // options.branching)  # >= 1
-            options = options.model_copy(update={"parallel": width})
         if request.timeout is not None:
             cap = self.args.max_search_seconds
             if cap is not None and request.timeout > cap:
@@ -259,16 +255,17 @@ class ChatService:
             )
         return Verifier.in_chat(engine, engine.tokenizer.apply_chat_template, messages)
 
-    def _alone(self, request: ChatCompletionRequest, method: str) -> bool:
-        """Whether ``--adaptive-parallel`` widens this search: an MCTS search of one choice
-        that nothing else shares the engine with, which would otherwise keep only
-        ``branching`` rows of the batch busy."""
-        return (
-            self.args.adaptive_parallel
-            and method == "mcts"
-            and request.n == 1
-            and self.admission.idle
-        )
+    def _widened(self, prepared: PreparedChat) -> PreparedChat:
+        """The search as it runs now that it holds its slots: ``--adaptive-parallel`` widens
+        an MCTS search of one choice that asked no ``parallel`` and that nothing else shares
+        the engine with, which would otherwise keep only ``branching`` rows of the batch busy.
+        Decided here, after admission, not when the request is checked: two requests that
+        arrive together would both see an idle server."""
+        p = prepared.params
+        if not (prepared.widens and self.admission.alone):
+            return prepared
+        width = min(p.iterations, MAX_SAMPLES // p.branching)  # >= 1
+        return replace(prepared, params=replace(p, parallel=width))
 
     def _budgets(
         self,
@@ -308,7 +305,8 @@ class ChatService:
 
         fields = _engine_fields(prepared.params.method)
         with recorded(tracker, prepared.request_id, log, fields):
-            search = run_search(prepared.params, self.engine, self.interrupt, n=prepared.n)
+            interrupt = self.admission.interrupt
+            search = run_search(prepared.params, self.engine, interrupt, n=prepared.n)
             async with contextlib.aclosing(search) as events:
                 async for event in events:
                     tracker.observe(event)
@@ -332,14 +330,19 @@ class ChatService:
             },
         )
 
-    def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
+    async def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
         """Run the search as stream chunks: role first, deltas, finish, then usage."""
-        return chat_chunks(prepared, self.events(prepared), self.engine.tokenizer)
+        prepared = self._widened(prepared)
+        chunks = chat_chunks(prepared, self.events(prepared), self.engine.tokenizer)
+        async with contextlib.aclosing(chunks) as stream:
+            async for chunk in stream:
+                yield chunk
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the searches to the end and build one ``chat.completion``: a choice per answer,
         each with its own ``search`` object when there are several (the top-level one is
         choice 0's)."""
+        prepared = self._widened(prepared)
         reasoning: list[list[str]] = [[] for _ in range(prepared.n)]
         content: list[list[str]] = [[] for _ in range(prepared.n)]
         results: dict[int, SearchResult] = {}

@@ -7,7 +7,7 @@ mapping, which the other endpoints call too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ class PreparedChat:
     return_tree: bool
     progress: bool
     question: str
+    widens: bool = False  # --adaptive-parallel may widen it, if it runs alone once admitted
     n: int = 1  # answers (choices) to run
     tools: frozenset[str] = frozenset()  # the functions offered: answers are read for calls
     answered: frozenset[Call] = frozenset()  # calls the conversation made and has results of
@@ -153,7 +154,7 @@ def answer_logprobs(
 
 async def chat_chunks(
     prepared: PreparedChat, events: AsyncIterator[SearchEvent], tokenizer: Tokenizer
-) -> AsyncIterator[ChatCompletionChunk]:
+) -> AsyncGenerator[ChatCompletionChunk]:
     """A search's events as stream chunks: each choice's role first, deltas (each chunk names
     its choice's ``index``), each choice's finish (with the answer's logprobs, where asked:
     the answer is known once the search ends), then the usage of all of them."""

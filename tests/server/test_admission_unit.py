@@ -122,3 +122,38 @@ def test_a_request_of_n_searches_takes_n_slots_and_waits_its_turn() -> None:
 
     asyncio.run(scenario())
     assert queued(metrics) == 0
+
+
+def test_a_request_is_alone_only_while_nothing_else_runs_or_waits() -> None:
+    """What ``--adaptive-parallel`` reads once a request holds its slots: of two requests
+    that arrive together, neither is alone, whichever is admitted first."""
+    metrics = Metrics(EngineStats())
+    admission = Admission(running=2, queued=2, metrics=metrics)
+
+    async def scenario() -> None:
+        await acquired(admission)
+        assert admission.alone
+        await acquired(admission)  # a second one, beside it
+        assert not admission.alone
+        admission.release()
+        assert admission.alone
+        admission.release()
+        assert not admission.alone  # nothing admitted: nobody asks
+
+    asyncio.run(scenario())
+
+
+def test_a_drain_closes_at_once_and_interrupts_the_running_searches_once_its_time_is_up() -> None:
+    metrics = Metrics(EngineStats())
+    admission = Admission(running=1, queued=1, metrics=metrics)
+
+    async def scenario() -> None:
+        await acquired(admission)
+        admission.drain(0.05)
+        with pytest.raises(ShuttingDown):
+            await admission.acquire()
+        assert not admission.interrupt.is_set()  # the running search goes on, for now
+        await asyncio.wait_for(admission.interrupt.wait(), PATIENCE)
+        admission.release()
+
+    asyncio.run(scenario())
