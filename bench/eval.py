@@ -99,7 +99,7 @@ class Outcome:
     completion_tokens: int
     seconds: float
     reward: float
-    stop_reason: str
+    stop_reason: str  # the response's search.ended_by (the stored field keeps its old name)
     content: str
 
 
@@ -155,7 +155,7 @@ def attempt(
         r.usage.completion_tokens if r.usage else 0,
         seconds,
         info["reward"],
-        info["stop_reason"],
+        info["ended_by"],
         message.content or "",
     )
 

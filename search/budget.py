@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from search.engine import Completion, Engine, GenerationRequest
-from search.events import StopReason
+from search.events import EndReason
 from search.params import SearchParams
 
 
@@ -34,7 +34,7 @@ class Budget:
         self._clock = clock
         self._deadline = None if params.max_seconds is None else clock() + params.max_seconds
         self._interrupt = interrupt
-        self._cut: StopReason | None = None
+        self._cut: EndReason | None = None
         self._prompt_tokens = len(params.prompt_token_ids)
         self.generated = 0
         self.cached_tokens: int | None = None  # of the prompt, as the first call found them
@@ -43,7 +43,7 @@ class Budget:
         """Tokens the search may still generate."""
         return max(self._max_tokens - self.generated, 0)
 
-    def exhausted(self) -> StopReason | None:
+    def exhausted(self) -> EndReason | None:
         """Which budget has run out, if any."""
         if self._cut is not None:
             return self._cut

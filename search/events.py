@@ -14,8 +14,9 @@ from typing import Literal
 from search.engine import FinishReason, TokenLogprob
 from search.trace import TraceNode
 
-# why a search ended (the response's search.stop_reason)
-StopReason = Literal[
+# why a search ended (the response's search.ended_by; a sample's stop_reason is the stop
+# string or token that ended it)
+EndReason = Literal[
     "completed",
     "consensus",
     "max_tokens",
@@ -33,7 +34,8 @@ ChosenBy = Literal["vote", "consensus", "reward", "verifier"]
 class SearchResult:
     """What a finished search reports: the chosen path and what it cost.
 
-    ``reasoning_tokens`` are the path's tokens before its answer; ``generated_tokens`` every
+    ``path_reasoning_tokens`` are the chosen path's tokens before its answer (not usage's
+    ``reasoning_tokens``, :attr:`hidden_reasoning_tokens`); ``generated_tokens`` every
     token the engine generated for the search (discarded branches and rollouts included);
     ``cached_tokens`` the prompt tokens the search's first engine call took from the engine's
     prefix cache.  ``chosen_by`` says how a sampling method chose among its samples: ``vote``
@@ -49,9 +51,9 @@ class SearchResult:
     method: str
     token_ids: tuple[int, ...]
     finish_reason: FinishReason
-    stop_reason: StopReason
+    ended_by: EndReason
     prompt_tokens: int
-    reasoning_tokens: int
+    path_reasoning_tokens: int
     iterations: int
     nodes: int
     generated_tokens: int
@@ -64,7 +66,7 @@ class SearchResult:
     @property
     def content_tokens(self) -> int:
         """Tokens of the returned path's answer (what follows its reasoning)."""
-        return len(self.token_ids) - self.reasoning_tokens
+        return len(self.token_ids) - self.path_reasoning_tokens
 
     @property
     def completion_tokens(self) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 from search.engine import FinishReason
-from search.events import StopReason
+from search.events import EndReason
 from search.params import SearchParams
 from search.tree import Node, Trajectory
 
 
-def path_end(node: Node, params: SearchParams) -> tuple[FinishReason, StopReason] | None:
+def path_end(node: Node, params: SearchParams) -> tuple[FinishReason, EndReason] | None:
     """Why the path through ``node`` cannot grow, or ``None`` while it can."""
     if node.terminal:
         return "stop", "completed"

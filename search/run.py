@@ -14,12 +14,12 @@ from search.budget import Budget
 from search.engine import Engine, FinishReason
 from search.events import (
     ChosenBy,
+    EndReason,
     Expanded,
     Finished,
     SearchEvent,
     SearchResult,
     Started,
-    StopReason,
 )
 from search.params import SearchParams
 from search.reward import REWARDS
@@ -86,7 +86,7 @@ class SearchRun(ABC):
         chosen: Node | None,
         *,
         finish_reason: FinishReason,
-        stop_reason: StopReason,
+        ended_by: EndReason,
         reward: float,
         writer: PathWriter | None = None,
         generated: int | None = None,
@@ -101,9 +101,9 @@ class SearchRun(ABC):
                 method=params.method,
                 token_ids=tuple(writer.token_ids),
                 finish_reason=finish_reason,
-                stop_reason=stop_reason,
+                ended_by=ended_by,
                 prompt_tokens=len(params.prompt_token_ids),
-                reasoning_tokens=writer.reasoning_tokens(),
+                path_reasoning_tokens=writer.reasoning_tokens(),
                 iterations=self.iterations,
                 nodes=0 if chosen is None else self.tree.size,
                 generated_tokens=self.budget.generated if generated is None else generated,

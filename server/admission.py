@@ -109,6 +109,11 @@ class Admission:
         self.interrupt = asyncio.Event()  # set when a drain runs out: searches end early
 
     @property
+    def idle(self) -> bool:
+        """Whether no request runs or waits."""
+        return self._admitted == 0
+
+    @property
     def alone(self) -> bool:
         """Whether the request asking, admitted, is the only one running or waiting.  Read
         after :meth:`acquire`, so two requests that arrive together cannot both see it."""

@@ -54,7 +54,7 @@ class Transcript:
             self.status = Text(
                 f"{search['method']} · {search['iterations']} iterations · {search['nodes']} "
                 f"nodes · {search['generated_tokens']} tokens · reward {search['reward']:.3f} · "
-                f"{search['stop_reason']}",
+                f"{search['ended_by']}",
                 style="cyan",
             )
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Iterator
 
 from search.budget import Budget
 from search.engine import Completion, Engine, GenerationRequest
-from search.events import Expanded, SearchEvent, StopReason
+from search.events import EndReason, Expanded, SearchEvent
 from search.params import SearchParams
 from search.policies import path_end
 from search.run import SearchRun
@@ -36,7 +36,7 @@ class BeamRun(SearchRun):
     async def search(self) -> AsyncGenerator[SearchEvent, None]:
         """Rounds of one engine call for all live beams; shared steps stream as they settle."""
         params, budget = self.params, self.budget
-        budget_out: StopReason | None = None
+        budget_out: EndReason | None = None
         while live := [b for b in self.beams if path_end(b, params) is None]:
             budget_out = budget.exhausted()
             per_sample = budget.remaining_tokens() // (len(live) * params.branching)
@@ -58,15 +58,15 @@ class BeamRun(SearchRun):
                 yield event
         # a whole answer beats a path cut by a bound or a budget, whatever their rewards
         best = max(self.beams, key=lambda n: (n.terminal, n.mean_value))
-        finish_reason, stop_reason = path_end(best, params) or ("length", "completed")
-        stop_reason = budget_out or stop_reason  # a budget that stopped the search says so
+        finish_reason, ended_by = path_end(best, params) or ("length", "completed")
+        ended_by = budget_out or ended_by  # a budget that stopped the search says so
         steps = [node.step for node in best.path()[self.committed.depth :]]
         for event in self.writer.commit_path(steps, stop=best.stop_reason):
             yield event
         yield self.finished(
             best,
             finish_reason=finish_reason,
-            stop_reason=stop_reason,
+            ended_by=ended_by,
             reward=self.reward(best.path_steps()),
         )
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from search.budget import Budget
 from search.engine import Completion, Engine
-from search.events import Expanded, SearchEvent, StopReason
+from search.events import EndReason, Expanded, SearchEvent
 from search.extract import extract_answer
 from search.params import SearchParams
 from search.policies import (
@@ -74,7 +74,7 @@ class MctsRun(SearchRun):
         """The search loop: rounds of simulations, each ending in one committed step."""
         params = self.params
         root = self.tree.root
-        budget_out: StopReason | None = None
+        budget_out: EndReason | None = None
         while path_end(root, self.params) is None:
             done = 0
             decided: Node | None = None  # this round's commit, streamed before the round ends
@@ -319,12 +319,12 @@ class MctsRun(SearchRun):
         ]
         return max(finished, key=lambda t: t.reward) if finished else best
 
-    def _finish(self, root: Node, budget_out: StopReason | None) -> Iterator[SearchEvent]:
+    def _finish(self, root: Node, budget_out: EndReason | None) -> Iterator[SearchEvent]:
         """Close the path: after a budget ran out, the best rollout found so far completes it."""
         end = path_end(root, self.params)
         chosen = root
         if end is not None:
-            finish_reason, stop_reason = end
+            finish_reason, ended_by = end
             reward = self.reward(root.path_steps())
         elif root.best is not None:
             best = self._final_rollout(root, root.best)
@@ -333,14 +333,12 @@ class MctsRun(SearchRun):
             steps += [best.tail_step] if best.tail else []
             yield from self.writer.commit_path(steps, stop=best.stop_reason)
             finish_reason, reward = best.finish_reason, best.reward
-            stop_reason = budget_out or "completed"
+            ended_by = budget_out or "completed"
         else:
             yield from self.writer.commit(NOTHING, last=True)
             finish_reason, reward = "length", self.reward(root.path_steps())
-            stop_reason = budget_out or "completed"
-        yield self.finished(
-            chosen, finish_reason=finish_reason, stop_reason=stop_reason, reward=reward
-        )
+            ended_by = budget_out or "completed"
+        yield self.finished(chosen, finish_reason=finish_reason, ended_by=ended_by, reward=reward)
 
 
 def _below(node: Node | None, root: Node) -> bool:

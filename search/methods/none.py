@@ -19,7 +19,7 @@ from search.answer import PathWriter
 from search.budget import Budget
 from search.choices import choice_seed
 from search.engine import Completion, Engine, FinishReason, GenerationRequest, TokenLogprob
-from search.events import SearchEvent, StopReason
+from search.events import EndReason, SearchEvent
 from search.params import SearchParams
 from search.run import SearchRun
 from search.tree import NOTHING, Step
@@ -29,14 +29,14 @@ BUDGET_CUTS = ("max_seconds", "max_search_tokens", "interrupted")
 
 @dataclass(slots=True)
 class _Answer:
-    """One choice's answer as it grows; ``stop_reason`` is set once it has ended."""
+    """One choice's answer as it grows; ``ended_by`` is set once it has ended."""
 
     choice: int
     writer: PathWriter
     rng: random.Random
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: FinishReason = "length"
-    stop_reason: StopReason | None = None
+    ended_by: EndReason | None = None
 
 
 class NoSearchRun(SearchRun):
@@ -76,14 +76,14 @@ class NoSearchRun(SearchRun):
             outputs = await self.budget.generate(self.engine, requests)
             if outputs is None:
                 for answer in live:
-                    answer.stop_reason = self.budget.exhausted() or "max_seconds"
+                    answer.ended_by = self.budget.exhausted() or "max_seconds"
                 break
             completions = outputs[0] if first else [batch[0] for batch in outputs]
             first = False
             for answer, completion in zip(live, completions, strict=True):
                 for event in self._grow(answer, completion):
                     yield event
-            live = [answer for answer in live if answer.stop_reason is None]
+            live = [answer for answer in live if answer.ended_by is None]
         for answer in self.answers:
             for event in self._close(answer):
                 yield event
@@ -93,9 +93,9 @@ class NoSearchRun(SearchRun):
         params, written = self.params, len(answer.writer.token_ids)
         room = min(params.step_tokens, params.max_tokens - written)
         room = min(room, params.max_search_tokens - written)
-        if room < 1 and answer.stop_reason is None:
+        if room < 1 and answer.ended_by is None:
             out_of_path = written >= params.max_tokens
-            answer.stop_reason = "max_tokens" if out_of_path else "max_search_tokens"
+            answer.ended_by = "max_tokens" if out_of_path else "max_search_tokens"
         return room
 
     def _requests(self, asks: list[tuple[_Answer, int]], first: bool) -> list[GenerationRequest]:
@@ -121,22 +121,22 @@ class NoSearchRun(SearchRun):
         for event in answer.writer.commit(step, last=last, stop=stop):
             yield replace(event, choice=answer.choice)
         if done:
-            answer.finish_reason, answer.stop_reason = "stop", "completed"
+            answer.finish_reason, answer.ended_by = "stop", "completed"
         elif last:
-            answer.stop_reason = "max_tokens"
+            answer.ended_by = "max_tokens"
 
     def _close(self, answer: _Answer) -> Iterator[SearchEvent]:
         """End ``answer``: flush what a budget cut left held back, then its ``Finished``."""
-        stop_reason = answer.stop_reason or "max_tokens"
+        ended_by = answer.ended_by or "max_tokens"
         writer = answer.writer
-        if stop_reason in BUDGET_CUTS:
+        if ended_by in BUDGET_CUTS:
             for event in writer.commit(NOTHING, last=True):
                 yield replace(event, choice=answer.choice)
         reward = self.reward(self.cutter.split(writer.token_ids, answer.logprobs))
         yield self.finished(
             None,
             finish_reason=answer.finish_reason,
-            stop_reason=stop_reason,
+            ended_by=ended_by,
             reward=reward,
             writer=writer,
             generated=len(writer.token_ids),

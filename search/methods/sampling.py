@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from search.drafts import Draft
 from search.engine import Completion
-from search.events import ChosenBy, DraftDelta, SearchEvent, StopReason
+from search.events import ChosenBy, DraftDelta, EndReason, SearchEvent
 from search.halting import LowWindow, bar, confidences, lowest_window
 from search.run import SearchRun
 from search.selection import ended, highest_reward, vote
@@ -133,7 +133,7 @@ class SamplingRun(SearchRun):
                 yield event
             stop = budget.exhausted() or "max_search_tokens"
             root = self.tree.root
-            yield self.finished(root, finish_reason="length", stop_reason=stop, reward=0.0)
+            yield self.finished(root, finish_reason="length", ended_by=stop, reward=0.0)
             return
         judged = (
             None if params.verifier is None else await self._judged(params.verifier, candidates)
@@ -144,13 +144,13 @@ class SamplingRun(SearchRun):
         for event in self.writer.commit_path(chosen.steps, stop=chosen.completion.stop_reason):
             yield event
         finish_reason = chosen.completion.finish_reason
-        stop_reason: StopReason = "completed"
+        ended_by: EndReason = "completed"
         if finish_reason != "stop":
             # a sample cut short of the answer's own bound was cut by the search's budget
             budget_cut = len(chosen.completion.token_ids) < params.max_tokens
-            stop_reason = "max_search_tokens" if budget_cut else "max_tokens"
+            ended_by = "max_search_tokens" if budget_cut else "max_tokens"
         yield self.finished(
-            chosen.node, finish_reason=finish_reason, stop_reason=stop_reason, reward=chosen.reward
+            chosen.node, finish_reason=finish_reason, ended_by=ended_by, reward=chosen.reward
         )
 
     async def _judged(

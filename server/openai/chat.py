@@ -1,7 +1,8 @@
 """Chat completions: an OpenAI chat request -> SearchParams -> a search -> chunks or one response.
 
-The request is checked and prepared here; the wire mapping of a finished search is
-:mod:`server.openai.chat_wire`'s, for the streamed and the JSON answer alike.
+The request is checked and prepared here, and its search run once admitted; what the search
+shows (:mod:`server.openai.shown`) becomes chunks (:mod:`server.openai.chat_stream`), and the
+JSON body is what those chunks add up to.
 
 A request for ``n`` choices runs ``n`` answers at once (:func:`search.run_search`): for method
 ``none`` ``n`` samples of each engine call, for a search ``n`` searches whose engine calls share
@@ -15,16 +16,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from search import (
-    AnswerDelta,
     Finished,
-    ReasoningDelta,
     SearchConfigError,
     SearchEvent,
     SearchResult,
@@ -38,27 +37,23 @@ from server.admission import Admission
 from server.args import ServerArgs
 from server.caps import capped_defaults, check_caps
 from server.engines.base import ServingEngine
-from server.errors import InvalidRequest, ModelNotFound, PonderError
+from server.errors import InvalidRequest, ModelNotFound
 from server.metrics import Metrics
 from server.openai.aliases import ALIASES
 from server.openai.chat_checks import engine_logprobs, refuse_unsupported
+from server.openai.chat_stream import chat_chunks, chat_response, with_usage
 from server.openai.chat_wire import (
     PreparedChat,
-    answer_logprobs,
-    chat_chunks,
-    finish_reason_of,
     search_info,
-    tool_answer,
     usage_of,
 )
 from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    Choice,
-    ResponseMessage,
 )
 from server.openai.search_options import SearchOptions
+from server.openai.shown import Shown, shown
 from server.openai.structured import output_constraint
 from server.openai.tool_calls import (
     answered_calls,
@@ -100,7 +95,7 @@ def _log_outcome(
         facts.update(
             completion_tokens=usage_of(*results).completion_tokens,
             generated_tokens=sum(r.generated_tokens for r in results),
-            stop_reason=first.stop_reason,
+            ended_by=first.ended_by,
             reward=round(first.reward, 4),
         )
     log_outcome(prepared.request_id, p.method, status, seconds, **facts)
@@ -325,59 +320,25 @@ class ChatService:
                 "model": prepared.model,
                 "created": prepared.created,
                 "question": prepared.question,
-                "answer": self.engine.tokenizer.decode(result.token_ids),
+                "path": self.engine.tokenizer.decode(result.token_ids),  # reasoning and answer
                 "search": info.model_dump(),
             },
         )
 
-    async def chunks(self, prepared: PreparedChat) -> AsyncIterator[ChatCompletionChunk]:
-        """Run the search as stream chunks: role first, deltas, finish, then usage."""
+    async def shown(self, prepared: PreparedChat) -> AsyncGenerator[Shown]:
+        """Run the search, once admitted, as what its client sees (every surface's input)."""
         prepared = self._widened(prepared)
-        chunks = chat_chunks(prepared, self.events(prepared), self.engine.tokenizer)
-        async with contextlib.aclosing(chunks) as stream:
+        records = shown(prepared, self.events(prepared), self.engine.tokenizer)
+        async with contextlib.aclosing(records) as stream:
+            async for record in stream:
+                yield record
+
+    async def chunks(self, prepared: PreparedChat) -> AsyncGenerator[ChatCompletionChunk]:
+        """Run the search as stream chunks: role first, deltas, finish, then usage."""
+        async with contextlib.aclosing(chat_chunks(prepared, self.shown(prepared))) as stream:
             async for chunk in stream:
                 yield chunk
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
-        """Run the searches to the end and build one ``chat.completion``: a choice per answer,
-        each with its own ``search`` object when there are several (the top-level one is
-        choice 0's)."""
-        prepared = self._widened(prepared)
-        reasoning: list[list[str]] = [[] for _ in range(prepared.n)]
-        content: list[list[str]] = [[] for _ in range(prepared.n)]
-        results: dict[int, SearchResult] = {}
-        async for event in self.events(prepared):
-            if isinstance(event, ReasoningDelta):
-                reasoning[event.choice].append(event.text)
-            elif isinstance(event, AnswerDelta):
-                content[event.choice].append(event.text)
-            elif isinstance(event, Finished):
-                results[event.choice] = event.result
-        if len(results) != prepared.n:
-            raise PonderError("the search ended without a result")
-        tree = prepared.return_tree
-        choices = []
-        for index in range(prepared.n):
-            result, thought = results[index], "".join(reasoning[index]) or None
-            text, calls = tool_answer(prepared, "".join(content[index]))
-            message = ResponseMessage(
-                content=text, reasoning=thought, reasoning_content=thought, tool_calls=calls
-            )
-            own = search_info(prepared, result, with_tree=tree) if prepared.n > 1 else None
-            choices.append(
-                Choice(
-                    index=index,
-                    message=message,
-                    finish_reason=finish_reason_of(result, called=bool(calls)),
-                    logprobs=answer_logprobs(prepared, result, self.engine.tokenizer),
-                    search=own,
-                )
-            )
-        return ChatCompletionResponse(
-            id=prepared.request_id,
-            created=prepared.created,
-            model=prepared.model,
-            choices=choices,
-            usage=usage_of(*(results[i] for i in range(prepared.n))),
-            search=search_info(prepared, results[0], with_tree=tree),
-        )
+        """Run the searches to the end: the ``chat.completion`` their stream adds up to."""
+        return await chat_response(prepared, self.chunks(with_usage(prepared)))

@@ -19,7 +19,7 @@ from server.openai.protocol import ChoiceLogprobs, TokenLogprobs, TopLogprob
 
 def choice_logprobs(result: SearchResult, tokenizer: Tokenizer, top: int) -> ChoiceLogprobs:
     """The answer's tokens of ``result`` with ``top`` alternatives each."""
-    answer = result.logprobs[result.reasoning_tokens :]
+    answer = result.logprobs[result.path_reasoning_tokens :]
     content = [
         _token(scored, tokenizer, top)
         for scored in answer

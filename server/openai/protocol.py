@@ -156,7 +156,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
         gt=0,
         le=86_400,
         description="deadline in seconds; the best answer so far is "
-        "returned when it passes (finish_reason 'length', search.stop_reason 'max_seconds')",
+        "returned when it passes (finish_reason 'length', search.ended_by 'max_seconds')",
     )
 
 
@@ -170,7 +170,7 @@ class SearchInfo(OpenAIBaseModel):
     nodes: int
     generated_tokens: int
     reward: float
-    stop_reason: str
+    ended_by: str  # why the search ended: completed, consensus, a budget, interrupted
     # how a sampling method (or MCTS among whole answers) chose: vote, consensus, reward or
     # verifier
     chosen_by: str | None = None

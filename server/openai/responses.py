@@ -1,8 +1,9 @@
 """The Responses API (``POST /v1/responses``, stateless) over chat's search.
 
-A request becomes a chat request, so admission, caps, aliases, metrics, traces and the usage
-mapping are chat's; chat's stream chunks become Responses events, and a JSON answer is the
-``response`` of the stream's last event, so the two cannot disagree.
+A request is checked and prepared as chat's are (admission, caps, aliases, metrics, traces and
+the usage mapping are shared); what the search shows (:mod:`server.openai.shown`, the records
+chat's chunks are made of too) becomes Responses events, and a JSON answer is the ``response``
+of the stream's last event, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,13 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server.openai.chat import ChatService
-from server.openai.chat_wire import PreparedChat
-from server.openai.protocol import (
-    ChatCompletionChunk,
-    DeltaToolCall,
-    SearchInfo,
-    Usage,
-)
+from server.openai.chat_wire import PreparedChat, usage_of
+from server.openai.protocol import SearchInfo, ToolCall, Usage
 from server.openai.responses_protocol import (
     IncompleteDetails,
     InputTokensDetails,
@@ -48,6 +44,7 @@ from server.openai.responses_request import (
     in_responses_terms,
     refuse_unsupported,
 )
+from server.openai.shown import Answered, Said, Shown, Thought
 
 
 def response_usage(usage: Usage) -> ResponseUsage:
@@ -123,30 +120,28 @@ class _Writer:
             type=kind, sequence_number=self.number(), response=self.response(status)
         )
 
-    def take(self, chunk: ChatCompletionChunk) -> Iterator[ResponseStreamEvent]:
-        """The events one chat chunk stands for."""
-        self.usage = chunk.usage or self.usage
-        self.search = chunk.search or self.search
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta.reasoning:
-                if self.reasoning is None:
-                    self.reasoning = []
-                    yield from self._added(self._reasoning_item("in_progress"), ReasoningText)
-                self.reasoning.append(delta.reasoning)
-                yield self._text("response.reasoning_text.delta", delta=delta.reasoning)
-            if delta.content:
-                yield from self._open_answer()
-                assert self.answer is not None
-                self.answer.append(delta.content)
-                yield self._text("response.output_text.delta", delta=delta.content, logprobs=[])
-            if delta.tool_calls:
+    def take(self, record: Shown) -> Iterator[ResponseStreamEvent]:
+        """The events one record of what the search shows stands for."""
+        if isinstance(record, Thought):
+            if self.reasoning is None:
+                self.reasoning = []
+                yield from self._added(self._reasoning_item("in_progress"), ReasoningText)
+            self.reasoning.append(record.text)
+            yield self._text("response.reasoning_text.delta", delta=record.text)
+        elif isinstance(record, Said):
+            yield from self._open_answer()
+            assert self.answer is not None
+            self.answer.append(record.text)
+            yield self._text("response.output_text.delta", delta=record.text, logprobs=[])
+        elif isinstance(record, Answered):
+            if record.calls:
                 yield from self._close_reasoning()
                 yield from self._close_answer("completed")
-                for call in delta.tool_calls:
+                for call in record.calls:
                     yield from self._call(call)
                 self.called = True
-            self.finish_reason = choice.finish_reason or self.finish_reason
+            self.finish_reason = record.finish_reason
+            self.usage, self.search = usage_of(record.result), record.search
 
     def finish(self) -> Iterator[ResponseStreamEvent]:
         """The answer's closing events (no message when the answer only made calls), then
@@ -189,7 +184,7 @@ class _Writer:
         )
         yield from self._done(message, OutputText(text=text))
 
-    def _call(self, call: DeltaToolCall) -> Iterator[ResponseStreamEvent]:
+    def _call(self, call: ToolCall) -> Iterator[ResponseStreamEvent]:
         """One call as a ``function_call`` item: added, its arguments (whole), done."""
         index, arguments = len(self.output), call.function.arguments
         item = ResponseFunctionCall(
@@ -281,16 +276,16 @@ def _id(prefix: str) -> str:
 
 
 async def response_events(
-    prepared: PreparedResponse, chunks: AsyncIterator[ChatCompletionChunk]
+    prepared: PreparedResponse, records: AsyncIterator[Shown]
 ) -> AsyncIterator[ResponseStreamEvent]:
-    """Chat's chunks of one search as Responses events, ``sequence_number`` counting up:
+    """What one search shows as Responses events, ``sequence_number`` counting up:
     created, in progress, the reasoning item as the search commits steps, the message item,
     then completed (or incomplete, when a budget cut the search)."""
     writer = _Writer(prepared)
     yield writer.lifecycle("response.created", "in_progress")
     yield writer.lifecycle("response.in_progress", "in_progress")
-    async for chunk in chunks:
-        for event in writer.take(chunk):
+    async for record in records:
+        for event in writer.take(record):
             yield event
     for event in writer.finish():
         yield event
@@ -313,7 +308,7 @@ class ResponsesService:
     async def stream(self, prepared: PreparedResponse) -> AsyncIterator[ResponseStreamEvent]:
         """Run the search as Responses stream events."""
         with in_responses_terms():
-            async for event in response_events(prepared, self.chat.chunks(prepared.chat)):
+            async for event in response_events(prepared, self.chat.shown(prepared.chat)):
                 yield event
 
     async def create(self, prepared: PreparedResponse) -> Response:

@@ -221,7 +221,7 @@ class ResponseUsage(OpenAIBaseModel):
 
 
 class IncompleteDetails(OpenAIBaseModel):
-    """Why a response is ``incomplete``: a budget cut the search (``search.stop_reason``
+    """Why a response is ``incomplete``: a budget cut the search (``search.ended_by``
     says which)."""
 
     reason: Literal["max_output_tokens"] = "max_output_tokens"

@@ -83,7 +83,7 @@ def test_commits_the_more_confident_branch_step_by_step() -> None:
     reasoning, answer, result = text_of(events)
     assert isinstance(events[0], Started)
     assert (reasoning, answer) == ("ab", "abcd")
-    assert result.finish_reason == "stop" and result.stop_reason == "completed"
+    assert result.finish_reason == "stop" and result.ended_by == "completed"
     assert result.token_ids == (*tuple(CharTokenizer().encode("abcd")), 0)
     assert result.iterations == 2 and result.nodes == 5
     # the trace is the tree: ids, parents, visits, and the chosen path
@@ -204,7 +204,7 @@ def test_search_token_budget_returns_the_best_rollout_so_far() -> None:
     engine = ScriptedEngine([scored("abcdefgh", 0.9), scored("uvwxyzst", 0.5)])
     events = run(engine, iterations=4, max_search_tokens=18)
     _, answer, result = text_of(events)
-    assert result.stop_reason == "max_search_tokens"
+    assert result.ended_by == "max_search_tokens"
     assert answer == "abcdefgh"
     assert result.generated_tokens <= 18
     assert result.finish_reason == "stop"
@@ -215,7 +215,7 @@ def test_a_budget_cut_answers_with_a_finished_rollout_over_a_likelier_unfinished
     engine = ScriptedEngine([scored("abcdef", 0.9, eos=False), scored("uvwx", 0.5)])
     events = run(engine, iterations=4, rollout_tokens=8, max_search_tokens=12)
     _, answer, result = text_of(events)
-    assert result.stop_reason == "max_search_tokens"
+    assert result.ended_by == "max_search_tokens"
     assert (answer, result.finish_reason) == ("uvwx", "stop")
 
 
@@ -226,7 +226,7 @@ def test_wall_time_budget_stops_a_slow_search() -> None:
     engine = ScriptedEngine(SLOW, call_seconds=0.3)  # the second call ends past the deadline
     events = run(engine, iterations=10, max_seconds=0.5)
     _, answer, result = text_of(events)
-    assert result.stop_reason == "max_seconds"
+    assert result.ended_by == "max_seconds"
     assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 0  # no third call was made
 
@@ -236,7 +236,7 @@ def test_a_call_that_outlives_the_deadline_is_cut_with_the_best_rollout_so_far()
     engine.release(1)  # the first call alone ever answers: the second is held until cut
     events = run(engine, iterations=10, max_seconds=0.5)
     _, answer, result = text_of(events)
-    assert result.stop_reason == "max_seconds"
+    assert result.ended_by == "max_seconds"
     assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 1
 
@@ -246,7 +246,7 @@ def test_an_interrupt_ends_the_search_with_the_best_rollout_so_far() -> None:
     engine.release(1)
     events = run(engine, interrupt_at_call=2, iterations=10)
     _, answer, result = text_of(events)
-    assert result.stop_reason == "interrupted"
+    assert result.ended_by == "interrupted"
     assert answer == "abcdefgh"
     assert len(engine.requests) == 2 and engine.cancelled == 1  # the second call was cut
 
@@ -278,7 +278,7 @@ def test_max_tokens_ends_the_path_with_length() -> None:
     )
     events = run(engine, max_tokens=4)
     *_, result = text_of(events)
-    assert result.finish_reason == "length" and result.stop_reason == "max_tokens"
+    assert result.finish_reason == "length" and result.ended_by == "max_tokens"
     assert len(result.token_ids) == 4
     assert all(r.max_tokens <= 4 for r in engine.requests)
 
@@ -348,14 +348,14 @@ def test_voting_commits_toward_the_answer_most_rollouts_reach() -> None:
     engine = ScriptedEngine([*root, *last("3")])
     reasoning, answer, result = text_of(run(engine, branching=3, vote=True))
     assert (reasoning, answer) == ("cd", "cd3")  # two rollouts say 3: their reward outweighs 0.9
-    assert result.stop_reason == "completed"
+    assert result.ended_by == "completed"
 
 
 def test_consensus_stops_once_the_rollouts_agree() -> None:
     engine = ScriptedEngine([scored("ab4", 0.6), scored("cd4", 0.8), scored("xx", 0.1)])
     reasoning, answer, result = text_of(run(engine, consensus=0.9))
     assert (reasoning, answer) == ("cd", "cd4")  # the more rewarded of the agreeing rollouts
-    assert result.stop_reason == "consensus" and result.finish_reason == "stop"
+    assert result.ended_by == "consensus" and result.finish_reason == "stop"
     assert engine.calls == [1]  # one expansion, then no more engine work
 
 
@@ -363,7 +363,7 @@ def test_consensus_waits_for_a_round_of_rollouts_and_a_clear_lead() -> None:
     split = [scored("ab4", 0.6), scored("cd5", 0.8), scored("4", 0.9), scored("5", 0.9)]
     engine = ScriptedEngine(split)
     result = text_of(run(engine, consensus=0.9))[2]
-    assert result.stop_reason == "completed"  # 4 and 5 split the vote: the search goes on
+    assert result.ended_by == "completed"  # 4 and 5 split the vote: the search goes on
     assert engine.calls == [1, 1]
 
 

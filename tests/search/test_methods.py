@@ -160,7 +160,7 @@ def test_beam_respects_the_search_token_budget() -> None:
     *_, result = run(
         engine, method="beam", granularity="mini_step", step_tokens=2, max_search_tokens=12
     )
-    assert result.stop_reason == "max_search_tokens"
+    assert result.ended_by == "max_search_tokens"
     assert result.generated_tokens <= 12
     assert result.token_ids  # the best partial path is still returned
 
@@ -192,7 +192,7 @@ def test_beam_cut_by_its_budget_answers_with_a_path_that_ended() -> None:
         max_search_tokens=8,
     )
     assert answer == "ab"
-    assert (result.finish_reason, result.stop_reason) == ("stop", "max_search_tokens")
+    assert (result.finish_reason, result.ended_by) == ("stop", "max_search_tokens")
 
 
 def test_unknown_method_and_reward_are_rejected() -> None:

@@ -77,13 +77,13 @@ def test_a_cut_sample_votes_only_when_nothing_else_ended() -> None:
     engine = ScriptedEngine([cut, scored("so 8 and 8", 0.4, eos=False)])
     text, result = run(engine, method="self_consistency", samples=2, max_tokens=10)
     assert text == "so 9 and 9"
-    assert (result.finish_reason, result.stop_reason) == ("length", "max_tokens")
+    assert (result.finish_reason, result.ended_by) == ("length", "max_tokens")
 
 
 def test_a_sample_cut_by_the_search_budget_says_so() -> None:
     engine = ScriptedEngine([scored("x" * 40, 0.8)])
     _, result = run(engine, method="best_of_n", max_tokens=512, max_search_tokens=20)
-    assert (result.finish_reason, result.stop_reason) == ("length", "max_search_tokens")
+    assert (result.finish_reason, result.ended_by) == ("length", "max_search_tokens")
     assert result.generated_tokens == 20
 
 

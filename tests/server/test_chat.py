@@ -14,7 +14,7 @@ from search.extract import final_answer
 from server.args import ServerArgs
 from server.engines.base import ServingEngine
 from server.engines.llamacpp.engine import LlamaCppEngine
-from server.openai.chat_wire import DRAFT_SEPARATOR
+from server.openai.shown import DRAFT_SEPARATOR
 from tests.conftest import TINY_SEARCH, LiveServer
 
 QUESTION = [{"role": "user", "content": "What is 17*23?"}]

@@ -74,7 +74,7 @@ def test_the_time_cap_is_the_default_deadline(capped: str, model_name: str) -> N
         },
     )
     assert r.status_code == 200
-    assert r.json()["search"]["stop_reason"] == "max_seconds"  # the cap, which it never named
+    assert r.json()["search"]["ended_by"] == "max_seconds"  # the cap, which it never named
 
 
 def test_a_body_over_the_limit_gets_413(capped: str, model_name: str) -> None:
@@ -126,7 +126,7 @@ def test_a_deadline_returns_the_best_answer_so_far(client: openai.OpenAI, model_
         extra_body={"search": search, "timeout": 30},  # no token bound: the deadline ends it
     )
     assert r.choices[0].finish_reason == "length"  # OpenAI's values only
-    assert (r.model_extra or {})["search"]["stop_reason"] == "max_seconds"
+    assert (r.model_extra or {})["search"]["ended_by"] == "max_seconds"
     assert r.choices[0].message.content  # the best rollout found before the deadline
 
 

@@ -41,7 +41,7 @@ def _stream(base: str, body: dict[str, Any], out: dict[str, Any]) -> None:
     out["ended_at"] = time.monotonic()
     choices = [c for f in frames for c in f["choices"]]
     out["finish"] = [c["finish_reason"] for c in choices if c.get("finish_reason")]
-    out["stop_reason"] = [f["search"]["stop_reason"] for f in frames if f.get("search")]
+    out["ended_by"] = [f["search"]["ended_by"] for f in frames if f.get("search")]
     out["text"] = "".join(
         c["delta"].get("content") or c["delta"].get("reasoning") or "" for c in choices
     )
@@ -117,7 +117,7 @@ def test_sigterm_drains_running_searches_and_refuses_waiting_ones() -> None:
     # the long search was cut at the drain's end and still answered with its best path
     assert long_search["status"] == 200 and long_search.get("done")
     assert long_search["finish"] == ["length"]  # OpenAI's values only
-    assert long_search["stop_reason"] == ["interrupted"]
+    assert long_search["ended_by"] == ["interrupted"]
     assert long_search["text"].strip()
     assert long_search["ended_at"] - sent_at >= DRAIN_SECONDS  # not before the drain ran out
     # then the process exits (uvicorn re-raises the signal after its graceful shutdown)

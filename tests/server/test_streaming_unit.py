@@ -10,8 +10,10 @@ from dataclasses import replace
 
 from search import AnswerDelta, Expanded, ReasoningDelta, SearchEvent, SearchParams, run_search
 from server.errors import InvalidRequest
-from server.openai.chat_wire import PreparedChat, chat_chunks
+from server.openai.chat_stream import chat_chunks
+from server.openai.chat_wire import PreparedChat
 from server.openai.protocol import ChatCompletionChunk
+from server.openai.shown import shown
 from server.openai.streaming import DONE, sse_frames
 from tests.scripted import CharTokenizer, ScriptedEngine, scored
 
@@ -58,7 +60,8 @@ async def replay(events: Iterable[SearchEvent]) -> AsyncIterator[SearchEvent]:
 
 def chunks_of(prepared: PreparedChat, events: list[SearchEvent]) -> list[ChatCompletionChunk]:
     async def collect() -> list[ChatCompletionChunk]:
-        return [c async for c in chat_chunks(prepared, replay(events), CharTokenizer())]
+        records = shown(prepared, replay(events), CharTokenizer())
+        return [c async for c in chat_chunks(prepared, records)]
 
     return asyncio.run(collect())
 

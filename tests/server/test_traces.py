@@ -56,6 +56,7 @@ def test_a_finished_tree_is_kept_for_the_trace_endpoint(server: LiveServer, trac
     kept = r.json()
     assert kept["search"]["tree"] == traced["search"]["tree"]
     assert kept["question"] == QUESTION[0]["content"]
+    assert traced["choices"][0]["message"]["content"] in kept["path"]  # reasoning, then answer
     missing = httpx.get(f"{server.url}/v1/traces/chatcmpl-nope")
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "trace_id"
 

@@ -100,7 +100,7 @@ def test_max_completion_tokens_bounds_the_whole_search_and_still_answers(
     assert r.usage.completion_tokens == search["generated_tokens"] <= 40
     assert r.choices[0].message.content
     assert r.choices[0].finish_reason in ("stop", "length")
-    assert search["stop_reason"] == "max_search_tokens"
+    assert search["ended_by"] == "max_search_tokens"
     content_tokens = r.usage.completion_tokens - r.usage.completion_tokens_details.reasoning_tokens
     assert 0 < content_tokens < r.usage.completion_tokens  # the rest was hidden reasoning
 

@@ -86,7 +86,7 @@ def test_a_budget_cut_is_incomplete(client: openai.OpenAI, model_name: str) -> N
     assert r.incomplete_details is not None
     assert r.incomplete_details.reason == "max_output_tokens"
     assert r.usage is not None and r.usage.output_tokens <= 4
-    assert (r.model_extra or {})["search"]["stop_reason"]
+    assert (r.model_extra or {})["search"]["ended_by"]
 
 
 def test_stream_sends_the_standard_events_in_order(

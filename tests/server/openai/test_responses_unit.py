@@ -1,5 +1,6 @@
-"""The Responses event writer and its SSE frames on their own (no server): chat's chunks of a
-scripted search in, Responses events and named SSE events out."""
+"""The Responses event writer and its SSE frames on their own (no server): what a scripted
+search shows in, Responses events and named SSE events out, beside chat's chunks of the same
+search."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from search import Finished
+from search import Finished, SearchEvent
 from server.errors import InvalidRequest
 from server.openai.chat_wire import usage_of
-from server.openai.protocol import ChatCompletionChunk
 from server.openai.responses import PreparedResponse, response_events
 from server.openai.responses_protocol import (
     ResponseLifecycleEvent,
@@ -18,28 +18,26 @@ from server.openai.responses_protocol import (
     ResponseStreamEvent,
 )
 from server.openai.responses_request import renamed
+from server.openai.shown import Shown, shown
 from server.openai.streaming import event_frames
-from tests.server.test_streaming_unit import PREPARED, chunks_of, search_events
+from tests.scripted import CharTokenizer
+from tests.server.test_streaming_unit import PREPARED, chunks_of, replay, search_events
 
 PREPARED_RESPONSE = PreparedResponse(PREPARED, ResponsesRequest(model="scripted", input="Q?"))
 
 
-async def replayed(chunks: list[ChatCompletionChunk]) -> AsyncIterator[ChatCompletionChunk]:
-    for chunk in chunks:
-        yield chunk
-
-
-def events_of(chunks: list[ChatCompletionChunk]) -> list[ResponseStreamEvent]:
+def events_of(events: list[SearchEvent]) -> list[ResponseStreamEvent]:
     async def collect() -> list[ResponseStreamEvent]:
-        return [e async for e in response_events(PREPARED_RESPONSE, replayed(chunks))]
+        records: AsyncIterator[Shown] = shown(PREPARED, replay(events), CharTokenizer())
+        return [e async for e in response_events(PREPARED_RESPONSE, records)]
 
     return asyncio.run(collect())
 
 
-def test_chat_chunks_become_a_reasoning_item_then_a_message_with_chat_usage() -> None:
+def test_a_search_becomes_a_reasoning_item_then_a_message_with_chat_usage() -> None:
     events = search_events()
     chunks = chunks_of(PREPARED, events)
-    written = events_of(chunks)
+    written = events_of(events)
     assert [e.sequence_number for e in written] == list(range(len(written)))
     final = written[-1]
     assert isinstance(final, ResponseLifecycleEvent) and final.type == "response.completed"
@@ -60,7 +58,7 @@ def test_chat_chunks_become_a_reasoning_item_then_a_message_with_chat_usage() ->
 
 
 def test_an_error_mid_stream_is_an_error_event_naming_the_responses_field() -> None:
-    created = events_of(chunks_of(PREPARED, search_events()))[0]
+    created = events_of(search_events())[0]
     refused = renamed(InvalidRequest("too long", param="messages", code="context_length"))
 
     async def failing() -> AsyncIterator[ResponseStreamEvent]:
