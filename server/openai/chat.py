@@ -325,19 +325,18 @@ class ChatService:
             },
         )
 
-    async def shown(self, prepared: PreparedChat) -> AsyncGenerator[Shown]:
-        """Run the search, once admitted, as what its client sees (every surface's input)."""
+    async def records(self, prepared: PreparedChat) -> AsyncGenerator[Shown]:
+        """Run the search, once admitted (this generator starts when it is first read), as
+        what its client sees: every surface's input."""
         prepared = self._widened(prepared)
         records = shown(prepared, self.events(prepared), self.engine.tokenizer)
         async with contextlib.aclosing(records) as stream:
             async for record in stream:
                 yield record
 
-    async def chunks(self, prepared: PreparedChat) -> AsyncGenerator[ChatCompletionChunk]:
+    def chunks(self, prepared: PreparedChat) -> AsyncGenerator[ChatCompletionChunk]:
         """Run the search as stream chunks: role first, deltas, finish, then usage."""
-        async with contextlib.aclosing(chat_chunks(prepared, self.shown(prepared))) as stream:
-            async for chunk in stream:
-                yield chunk
+        return chat_chunks(prepared, self.records(prepared))
 
     async def complete(self, prepared: PreparedChat) -> ChatCompletionResponse:
         """Run the searches to the end: the ``chat.completion`` their stream adds up to."""

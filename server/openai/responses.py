@@ -308,7 +308,7 @@ class ResponsesService:
     async def stream(self, prepared: PreparedResponse) -> AsyncIterator[ResponseStreamEvent]:
         """Run the search as Responses stream events."""
         with in_responses_terms():
-            async for event in response_events(prepared, self.chat.shown(prepared.chat)):
+            async for event in response_events(prepared, self.chat.records(prepared.chat)):
                 yield event
 
     async def create(self, prepared: PreparedResponse) -> Response:
