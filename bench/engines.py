@@ -25,7 +25,7 @@ from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
 from server.engines import load_engine
 from server.engines.base import ServingEngine
-from server.openai.protocol import ChatCompletionRequest
+from server.openai.ask import Ask
 from server.openai.structured import output_constraint
 
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
@@ -60,13 +60,11 @@ MODES = {
 # a schema that leaves the story free: the mask is worked out for every token of it
 STORY = {
     "type": "json_schema",
-    "json_schema": {
-        "name": "story",
-        "schema": {
-            "type": "object",
-            "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
-            "required": ["title", "story"],
-        },
+    "name": "story",
+    "schema": {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+        "required": ["title", "story"],
     },
 }
 
@@ -77,7 +75,7 @@ def throughput(engine: ServingEngine, sequences: int, tokens: int, mode: str) ->
     prompt = tuple(engine.tokenizer.apply_chat_template(chat))
     request = GenerationRequest(prompt, max_tokens=tokens, seed=1, logprobs=5)
     if mode.endswith("JSON schema"):
-        asked = ChatCompletionRequest(messages=chat, model=engine.model_name, response_format=STORY)
+        asked = Ask(engine.model_name, tuple(chat), format=STORY)
         request = replace(request, constraint=output_constraint(asked, [], engine.tokenizer))
     calls = [replace(request, seed=1 + i) for i in range(sequences)]
 

@@ -14,6 +14,7 @@ from server.openai import routers
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
 from server.openai.responses import ResponsesService
+from server.openai.service import SearchService
 from server.own_routes import router
 from server.traces import TraceStore
 
@@ -31,9 +32,10 @@ def build_app(
     app.state.metrics = metrics
     app.state.admission = admission
     app.state.traces = traces
-    app.state.chat = ChatService(engine, args, metrics, admission, traces, judge)
+    service = SearchService(engine, args, metrics, admission, traces, judge)
+    app.state.chat = ChatService(service)
     app.state.completions = CompletionService(engine, metrics)
-    app.state.responses = ResponsesService(app.state.chat)
+    app.state.responses = ResponsesService(service)
     app.include_router(routers.router)
     app.include_router(router)
     install_error_handlers(app)

@@ -63,7 +63,7 @@ class Grammars:
 
     def guides(self, requests: Sequence[GenerationRequest]) -> list[Guide | None]:
         """Each request's guide after its constraint's ``done`` tokens (``None`` where it has
-        no constraint); ``RequestRejected`` naming ``response_format`` if one does not
+        no constraint); ``RequestRejected`` naming ``constraint`` if one does not
         compile or its ``done`` tokens break it."""
         return [None if r.constraint is None else self._start(r.constraint) for r in requests]
 
@@ -75,7 +75,7 @@ class Grammars:
         if matcher.is_error():
             raise RequestRejected(
                 f"the output constraint failed: {_first_line(matcher.get_error())}",
-                "response_format",
+                "constraint",
             )
         return Guide(matcher, tokenizer.vocab_size)
 
@@ -94,7 +94,7 @@ def refuse_constraints(requests: Sequence[GenerationRequest], engine: str) -> No
         raise RequestRejected(
             f"structured outputs and forced tool calls need the llama.cpp or transformers "
             f"engine; this server runs {engine}",
-            "response_format",
+            "constraint",
         )
 
 

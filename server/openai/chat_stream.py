@@ -10,7 +10,8 @@ from typing import Any
 
 from search import SearchResult
 from server.errors import PonderError
-from server.openai.chat_wire import PreparedChat, usage_of
+from server.openai.ask import PreparedSearch
+from server.openai.chat_wire import usage_of
 from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionResponse,
@@ -30,7 +31,7 @@ from server.openai.shown import Answered, Progress, Said, Shown, Thought
 
 
 async def chat_chunks(
-    prepared: PreparedChat, records: AsyncIterator[Shown]
+    prepared: PreparedSearch, records: AsyncIterator[Shown]
 ) -> AsyncGenerator[ChatCompletionChunk]:
     """What a search shows as stream chunks: each choice's role first, deltas (each chunk
     names its choice's ``index``), each choice's finish (with the answer's logprobs, where
@@ -112,7 +113,7 @@ class _Folded:
 
 
 async def chat_response(
-    prepared: PreparedChat, chunks: AsyncIterator[ChatCompletionChunk]
+    prepared: PreparedSearch, chunks: AsyncIterator[ChatCompletionChunk]
 ) -> ChatCompletionResponse:
     """The ``chat.completion`` the stream of ``prepared`` (which must include its usage)
     adds up to: a choice per answer, each with its own ``search`` object when there are
@@ -158,6 +159,6 @@ async def chat_response(
     )
 
 
-def with_usage(prepared: PreparedChat) -> PreparedChat:
+def with_usage(prepared: PreparedSearch) -> PreparedSearch:
     """``prepared`` whose stream ends with its usage, as the JSON body needs."""
     return replace(prepared, include_usage=True)

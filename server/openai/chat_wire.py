@@ -7,13 +7,9 @@ which the other endpoints call too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from search import (
-    SearchParams,
-    SearchResult,
-)
+from search import SearchResult
 from search.engine import Tokenizer
+from server.openai.ask import PreparedSearch
 from server.openai.logprobs import choice_logprobs
 from server.openai.protocol import (
     ChoiceLogprobs,
@@ -24,28 +20,7 @@ from server.openai.protocol import (
     Usage,
     WireFinishReason,
 )
-from server.openai.tool_calls import Call, answer_calls
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedChat:
-    """A validated request, ready to search."""
-
-    request_id: str
-    created: int
-    model: str
-    params: SearchParams
-    reasoning_format: str
-    include_usage: bool
-    return_tree: bool
-    progress: bool
-    question: str
-    widens: bool = False  # --adaptive-parallel may widen it, if it runs alone once admitted
-    n: int = 1  # answers (choices) to run
-    tools: frozenset[str] = frozenset()  # the functions offered: answers are read for calls
-    answered: frozenset[Call] = frozenset()  # calls the conversation made and has results of
-    parallel_tool_calls: bool = True
-    top_logprobs: int | None = None  # the answer's logprobs, with this many alternatives
+from server.openai.tool_calls import answer_calls
 
 
 def usage_of(*results: SearchResult) -> Usage:
@@ -81,7 +56,7 @@ def finish_reason_of(result: SearchResult, called: bool = False) -> WireFinishRe
     return result.finish_reason
 
 
-def search_info(prepared: PreparedChat, result: SearchResult, *, with_tree: bool) -> SearchInfo:
+def search_info(prepared: PreparedSearch, result: SearchResult, *, with_tree: bool) -> SearchInfo:
     """ponder's ``search`` object for a finished search, with the tree when asked for."""
     own = ("reasoning_format", "parallel", "tree")
     fields = {name: getattr(result, name) for name in SearchInfo.model_fields if name not in own}
@@ -94,7 +69,7 @@ def search_info(prepared: PreparedChat, result: SearchResult, *, with_tree: bool
     )
 
 
-def tool_answer(prepared: PreparedChat, text: str) -> tuple[str | None, list[ToolCall] | None]:
+def tool_answer(prepared: PreparedSearch, text: str) -> tuple[str | None, list[ToolCall] | None]:
     """An answer's text and the tool calls it made (none where no tools were offered)."""
     if not prepared.tools:
         return text, None
@@ -102,7 +77,7 @@ def tool_answer(prepared: PreparedChat, text: str) -> tuple[str | None, list[Too
 
 
 def answer_logprobs(
-    prepared: PreparedChat, result: SearchResult, tokenizer: Tokenizer
+    prepared: PreparedSearch, result: SearchResult, tokenizer: Tokenizer
 ) -> ChoiceLogprobs | None:
     """The choice's ``logprobs``, where the request asked for them."""
     if prepared.top_logprobs is None:

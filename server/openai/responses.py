@@ -1,9 +1,10 @@
-"""The Responses API (``POST /v1/responses``, stateless) over chat's search.
+"""The Responses API (``POST /v1/responses``, stateless) over the shared search service.
 
-A request is checked and prepared as chat's are (admission, caps, aliases, metrics, traces and
-the usage mapping are shared); what the search shows (:mod:`server.openai.shown`, the records
-chat's chunks are made of too) becomes Responses events, and a JSON answer is the ``response``
-of the stream's last event, so the two cannot disagree.
+A request becomes an :class:`~server.openai.ask.Ask` and is prepared as chat's are (admission,
+caps, aliases, metrics, traces and the usage mapping are shared); what the search shows
+(:mod:`server.openai.shown`, the records chat's chunks are made of too) becomes Responses
+events, and a JSON answer is the ``response`` of the stream's last event, so the two cannot
+disagree.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from server.openai.chat import ChatService
-from server.openai.chat_wire import PreparedChat, usage_of
+from server.openai.ask import PreparedSearch
+from server.openai.chat_wire import usage_of
 from server.openai.protocol import SearchInfo, ToolCall, Usage
 from server.openai.responses_protocol import (
     IncompleteDetails,
@@ -39,11 +40,8 @@ from server.openai.responses_protocol import (
     ResponseUsage,
     TextEventType,
 )
-from server.openai.responses_request import (
-    chat_request,
-    in_responses_terms,
-    refuse_unsupported,
-)
+from server.openai.responses_request import in_responses_terms, responses_ask
+from server.openai.service import SearchService
 from server.openai.shown import Answered, Said, Shown, Thought
 
 
@@ -64,9 +62,9 @@ def response_usage(usage: Usage) -> ResponseUsage:
 
 @dataclass(frozen=True, slots=True)
 class PreparedResponse:
-    """A validated request: chat's prepared search and what the response echoes."""
+    """A validated request: its prepared search and what the response echoes."""
 
-    chat: PreparedChat
+    search: PreparedSearch
     request: ResponsesRequest
 
 
@@ -93,10 +91,10 @@ class _Writer:
 
     def response(self, status: ResponseStatus) -> Response:
         """The response as far as it has come."""
-        request, params = self.prepared.request, self.prepared.chat.params
+        request, params = self.prepared.request, self.prepared.search.params
         return Response(
-            id=self.prepared.chat.request_id,
-            created_at=self.prepared.chat.created,
+            id=self.prepared.search.request_id,
+            created_at=self.prepared.search.created,
             status=status,
             incomplete_details=IncompleteDetails() if status == "incomplete" else None,
             instructions=request.instructions,
@@ -292,23 +290,23 @@ async def response_events(
 
 
 class ResponsesService:
-    """Validates Responses requests and answers them with chat's searches."""
+    """The Responses API over the shared search service."""
 
-    def __init__(self, chat: ChatService) -> None:
-        self.chat = chat
+    def __init__(self, service: SearchService) -> None:
+        self.service = service
 
     async def prepare(self, request: ResponsesRequest) -> PreparedResponse:
-        """Check the request and prepare its search as chat would, errors naming the
-        Responses API's fields."""
-        refuse_unsupported(request)
+        """Check the request and prepare its search, errors naming the Responses API's
+        fields."""
         with in_responses_terms():
-            prepared = await self.chat.prepare(chat_request(request))
+            prepared = await self.service.prepare(responses_ask(request))
         return PreparedResponse(replace(prepared, request_id=_id("resp")), request)
 
     async def stream(self, prepared: PreparedResponse) -> AsyncIterator[ResponseStreamEvent]:
         """Run the search as Responses stream events."""
         with in_responses_terms():
-            async for event in response_events(prepared, self.chat.records(prepared.chat)):
+            records = self.service.records(prepared.search)
+            async for event in response_events(prepared, records):
                 yield event
 
     async def create(self, prepared: PreparedResponse) -> Response:

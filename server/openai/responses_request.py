@@ -1,29 +1,18 @@
-"""A Responses API request as the chat request it runs as: its input items as messages, its
-tools and tool choice in chat's shape, its ``text.format`` as ``response_format``, what only a
-stateful server could do refused, and chat's errors renamed to the Responses API's fields.
+"""A Responses API request as an :class:`Ask`: its input items as the chat template's
+messages, its function tools as templates read them, what only a stateful server could do
+refused, and the service's errors named by the Responses API's fields.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
 
-from server.errors import InvalidRequest, PonderError
-from server.openai.protocol import (
-    ChatCompletionRequest,
-    ChatMessage,
-    FunctionCall,
-    FunctionDefinition,
-    NamedToolChoice,
-    StreamOptions,
-    Tool,
-    ToolCall,
-    ToolChoiceOption,
-)
+from server.errors import InvalidRequest
+from server.openai.ask import Ask, named_by
+from server.openai.protocol import FunctionDefinition, ToolChoiceOption
 from server.openai.responses_protocol import (
     InputFunctionCall,
     InputFunctionCallOutput,
@@ -31,17 +20,18 @@ from server.openai.responses_protocol import (
     InputMessage,
     ResponsesRequest,
 )
-from server.openai.search_options import SearchOptions
+from server.openai.tool_calls import template_message
 
-# chat's names for the fields an error may name -> the Responses API's
-_PARAMS = {
+# the Ask's names for the fields an error may name -> the Responses API's
+_NAMES = {
     "messages": "input",
     "max_tokens": "max_output_tokens",
-    "response_format.type": "text.format.type",
-    "response_format.json_schema": "text.format",
-    "response_format.json_schema.name": "text.format.name",
-    "response_format.json_schema.schema": "text.format.schema",
+    "format": "text.format",
+    "format.type": "text.format.type",
+    "format.name": "text.format.name",
+    "format.schema": "text.format.schema",
 }
+_FUNCTION = r"(?<=\])\.function(?=\.|$)"  # a function tool's fields sit beside its type
 _STATELESS = "ponder's Responses API is stateless: it stores no responses"
 
 
@@ -73,33 +63,31 @@ def refuse_unsupported(request: ResponsesRequest) -> None:
         )
 
 
-def chat_messages(items: list[InputItem]) -> list[ChatMessage]:
-    """The input as chat messages: messages as they are, function calls in a row as one
-    assistant turn's ``tool_calls``, their outputs as ``tool`` messages (earlier reasoning
+def template_messages(items: list[InputItem]) -> list[dict[str, Any]]:
+    """The input as chat templates read it: messages as they are, function calls in a row as
+    one assistant turn's ``tool_calls``, their outputs as ``tool`` messages (earlier reasoning
     items left out of the prompt)."""
-    messages: list[ChatMessage] = []
+    messages: list[dict[str, Any]] = []
+    calls: list[tuple[str, str, str]] = []  # the assistant turn being gathered
     for item in items:
+        if isinstance(item, InputFunctionCall):
+            calls.append((item.call_id, item.name, item.arguments))
+            continue
+        if calls:
+            messages.append(template_message("assistant", "", calls))
+            calls = []
         if isinstance(item, InputMessage):
-            messages.append(ChatMessage(role=item.role, content=item.text()))
-        elif isinstance(item, InputFunctionCall):
-            call = ToolCall(
-                id=item.call_id, function=FunctionCall(name=item.name, arguments=item.arguments)
-            )
-            last = messages[-1] if messages else None
-            if last is not None and last.role == "assistant" and last.tool_calls:
-                last.tool_calls.append(call)
-            else:
-                messages.append(ChatMessage(role="assistant", content=None, tool_calls=[call]))
+            messages.append(template_message(item.role, item.text()))
         elif isinstance(item, InputFunctionCallOutput):
-            messages.append(
-                ChatMessage(role="tool", tool_call_id=item.call_id, content=item.text())
-            )
+            messages.append(template_message("tool", item.text(), call_id=item.call_id))
+    if calls:
+        messages.append(template_message("assistant", "", calls))
     return messages
 
 
-def chat_tools(tools: list[dict[str, Any]]) -> list[Tool]:
-    """Chat's tools for the Responses API's function tools, whose fields sit beside their
-    type; a 400 naming the field of one that is not a function as chat's are."""
+def template_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Responses API's function tools, whose fields sit beside their type, as chat
+    templates read them; a 400 naming the field of one that is not a function."""
     converted = []
     for i, tool in enumerate(tools):
         try:
@@ -111,79 +99,55 @@ def chat_tools(tools: list[dict[str, Any]]) -> list[Tool]:
             where = ".".join(str(part) for part in error["loc"])
             message = f"tools[{i}].{where}: {error['msg']}"
             raise InvalidRequest(message, param=f"tools[{i}].{where}") from None
-        converted.append(Tool(type="function", function=function))
+        converted.append({"type": "function", "function": function.model_dump(exclude_none=True)})
     return converted
 
 
-def chat_tool_choice(
+def tool_choice(
     choice: ToolChoiceOption | dict[str, Any] | None,
-) -> ToolChoiceOption | NamedToolChoice | None:
-    """Chat's ``tool_choice`` for a Responses one, whose named function sits beside its type."""
-    if isinstance(choice, dict):
-        if choice.get("type") != "function" or not isinstance(choice.get("name"), str):
-            raise InvalidRequest(
-                "tool_choice may be none, auto, required or a function by name",
-                param="tool_choice",
-            )
-        return NamedToolChoice(type="function", function={"name": choice["name"]})
-    return choice
+) -> tuple[ToolChoiceOption | None, str | None]:
+    """The :class:`Ask`'s ``tool_choice`` and named function for a Responses one, whose named
+    function sits beside its type."""
+    if not isinstance(choice, dict):
+        return choice, None
+    if choice.get("type") != "function" or not isinstance(choice.get("name"), str):
+        raise InvalidRequest(
+            "tool_choice may be none, auto, required or a function by name",
+            param="tool_choice",
+        )
+    return None, choice["name"]
 
 
-def chat_request(request: ResponsesRequest) -> ChatCompletionRequest:
-    """The chat request that asks for the same search: ``instructions`` as the system
-    message, then the input's messages and calls; the function tools in chat's shape."""
-    messages = chat_messages(request.input)
+def responses_ask(request: ResponsesRequest) -> Ask:
+    """What a Responses request asks of its search: ``instructions`` as the system message,
+    then the input's messages and calls; a 400 for what ponder refuses."""
+    refuse_unsupported(request)
+    messages = template_messages(request.input)
     if not messages:
         raise InvalidRequest("input holds no message", param="input")
     if request.instructions is not None:
-        messages.insert(0, ChatMessage(role="system", content=request.instructions))
-    asked = request.search.model_dump(exclude_unset=True) if request.search else {}
-    return ChatCompletionRequest(
-        messages=messages,
+        messages.insert(0, template_message("system", request.instructions))
+    choice, function = tool_choice(request.tool_choice)
+    return Ask(
         model=request.model,
-        max_completion_tokens=request.max_output_tokens,
-        stream=request.stream,  # a streamed response shows drafts, as a chat stream does
-        stream_options=StreamOptions(include_usage=True),
-        seed=request.seed,
+        messages=tuple(messages),
+        search=request.search.model_dump(exclude_unset=True) if request.search else {},
+        max_tokens=request.max_output_tokens,
         temperature=request.temperature,
         top_p=request.top_p,
-        user=request.user,
-        search=SearchOptions(**asked) if asked else None,
+        seed=request.seed,
         reasoning_format=request.reasoning_format,
         reasoning_effort=request.reasoning.effort if request.reasoning else None,
-        response_format=response_format(request.text.format if request.text else None),
-        tools=chat_tools(request.tools or []) or None,
-        tool_choice=chat_tool_choice(request.tool_choice),
+        tools=tuple(template_tools(request.tools or [])),
+        tool_choice=choice,
+        function=function,
         parallel_tool_calls=request.parallel_tool_calls,
+        format=request.text.format if request.text else None,
+        streamed=request.stream,  # a streamed response shows drafts, as a chat stream does
+        include_usage=True,
     )
 
 
-def response_format(text_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Chat's ``response_format`` for a Responses ``text.format``, whose JSON schema fields
-    sit beside its type rather than under ``json_schema``."""
-    if not text_format or text_format.get("type") != "json_schema":
-        return text_format
-    fields = {k: v for k, v in text_format.items() if k != "type"}
-    return {"type": "json_schema", "json_schema": fields}
-
-
-def renamed(error: PonderError) -> PonderError:
-    """``error`` naming the Responses API's field where chat named its own."""
-    param = error.param and _PARAMS.get(
-        error.param, re.sub(r"^(tools\[\d+\])\.function", r"\1", error.param)
-    )
-    if param == error.param:
-        return error
-    return type(error)(error.message, param=param, code=error.code)
-
-
-@contextlib.contextmanager
-def in_responses_terms() -> Iterator[None]:
-    """Re-raise chat's errors with the Responses API's field names (see :func:`renamed`)."""
-    try:
-        yield
-    except PonderError as exc:
-        error = renamed(exc)
-        if error is exc:
-            raise
-        raise error from exc
+def in_responses_terms() -> contextlib.AbstractContextManager[None]:
+    """Re-raise the service's errors with the Responses API's field names."""
+    return named_by(_NAMES, _FUNCTION)

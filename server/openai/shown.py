@@ -21,8 +21,8 @@ from search import (
     SearchResult,
 )
 from search.engine import Tokenizer
+from server.openai.ask import PreparedSearch
 from server.openai.chat_wire import (
-    PreparedChat,
     answer_logprobs,
     finish_reason_of,
     search_info,
@@ -100,7 +100,7 @@ class ShownReasoning:
 
 
 async def shown(
-    prepared: PreparedChat, events: AsyncIterator[SearchEvent], tokenizer: Tokenizer
+    prepared: PreparedSearch, events: AsyncIterator[SearchEvent], tokenizer: Tokenizer
 ) -> AsyncGenerator[Shown]:
     """A search's events as what its client sees, each record naming its choice.  Where tools
     were offered, an answer is held until it is whole: only then is it known to be a call."""

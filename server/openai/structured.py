@@ -1,15 +1,16 @@
 """Structured outputs and forced tool calls: what a request asks its answer to be, as the
 grammar every engine call of its search decodes by (:class:`search.engine.Constraint`).
 
-* ``response_format: {"type": "json_object"}``: any JSON object.
-* ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``:
-  JSON the schema allows.  ``strict: true`` refuses a schema keyword the grammar cannot enforce
-  (a 400 naming it); otherwise such a keyword is ignored and the rest still holds.
+* a ``json_object`` format (chat's ``response_format``, the Responses API's ``text.format``):
+  any JSON object.
+* a ``json_schema`` format (``name``, ``schema``, ``strict``): JSON the schema allows.
+  ``strict: true`` refuses a schema keyword the grammar cannot enforce (a 400 naming it);
+  otherwise such a keyword is ignored and the rest still holds.
 * ``tool_choice: "required"`` or a named function: one call (several only where the request
   sets ``parallel_tool_calls: true`` itself: allowed more, Qwen2.5-Coder-0.5B went on writing
   calls, seven for one conversion asked) in the model's tool-call syntax, naming an offered
   function with arguments its ``parameters`` schema allows.  With ``auto`` and a JSON
-  ``response_format``, the answer is either calls or that JSON.
+  format, the answer is either calls or that JSON.
 
 JSON is written on one line with Python's separators (``{"a": 1, "b": [2, 3]}``): free
 whitespace would let a small model pad an answer with newlines until its token bound.
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import llguidance
 
 from search.engine import Constraint, Tokenizer
 from server.errors import InvalidRequest
-from server.openai.protocol import ChatCompletionRequest
+from server.openai.ask import Ask
 
 # llguidance's JSON options: one line, Python's separators
 _STYLE = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -34,77 +36,69 @@ CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"  # the Hermes syntax (tool
 
 
 def output_constraint(
-    request: ChatCompletionRequest, tools: list[dict[str, Any]], tokenizer: Tokenizer
+    ask: Ask, tools: list[dict[str, Any]], tokenizer: Tokenizer
 ) -> Constraint | None:
-    """The constraint ``request`` puts on its answer (``None``: free text), given the
-    ``tools`` it offers; a 400 naming the field whose schema cannot be a grammar."""
-    answer = _answer_schema(request.response_format or {"type": "text"})
-    calls = _forced(request, tools)
+    """The constraint ``ask`` puts on its answer (``None``: free text), given the ``tools``
+    it offers; a 400 naming the field whose schema cannot be a grammar."""
+    answer = answer_schema(ask.format or {"type": "text"})
+    calls = _forced(ask, tools, json_answer=answer is not None)
     if calls is None and answer is None:
         return None
     rules: list[str] = []
     if calls is not None:
-        rules.append(_call_rules(calls, request.parallel_tool_calls is True, tokenizer))
-    if answer is not None and (calls is None or request.tool_choice in (None, "auto")):
+        rules.append(_call_rules(calls, ask.parallel_tool_calls is True, tokenizer))
+    if answer is not None and (calls is None or ask.tool_choice in (None, "auto")):
         rules.append(f"answer: %json {json.dumps(answer, ensure_ascii=False)}")
     heads = [rule.split(":", 1)[0] for rule in rules]
     return Constraint("\n".join([f"start: {' | '.join(heads)}", *rules]))
 
 
-def _answer_schema(response_format: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON schema ``response_format`` asks for; ``None`` for text."""
-    kind = response_format.get("type", "text")
+def answer_schema(answer_format: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema an answer ``format`` asks for (:class:`Ask`'s, its fields beside its
+    type); ``None`` for text."""
+    kind = answer_format.get("type", "text")
     if kind == "text":
         return None
     if kind == "json_object":
         return _styled({"type": "object"})
     if kind != "json_schema":
         raise InvalidRequest(
-            f"response_format type {kind!r} is not one of text, json_object, json_schema",
-            param="response_format.type",
+            f"format type {kind!r} is not one of text, json_object, json_schema",
+            param="format.type",
         )
-    spec = response_format.get("json_schema")
-    if not isinstance(spec, dict):
-        raise InvalidRequest(
-            "response_format json_schema needs a json_schema object",
-            param="response_format.json_schema",
-        )
-    name = spec.get("name")
+    name = answer_format.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidRequest(
-            "response_format json_schema needs a name of letters, digits, _ and - (at most 64)",
-            param="response_format.json_schema.name",
+            "a json_schema format needs a name of letters, digits, _ and - (at most 64)",
+            param="format.name",
         )
-    schema = spec.get("schema", {})
+    schema = answer_format.get("schema", {})
     if not isinstance(schema, dict):
         raise InvalidRequest(
-            "the json_schema's schema must be a JSON object",
-            param="response_format.json_schema.schema",
+            "the json_schema's schema must be a JSON object", param="format.schema"
         )
-    styled = _styled(schema, lenient=spec.get("strict") is not True)
-    _check(styled, "response_format.json_schema.schema")
+    styled = _styled(schema, lenient=answer_format.get("strict") is not True)
+    _check(styled, "format.schema")
     return styled
 
 
-def _forced(request: ChatCompletionRequest, tools: list[dict[str, Any]]) -> list[Any] | None:
+def _forced(ask: Ask, tools: list[dict[str, Any]], json_answer: bool) -> list[Any] | None:
     """The functions a call must name (``None`` where no call is forced, or none can be
     one: ``auto`` with a JSON answer allows calls too)."""
-    choice = request.tool_choice
-    if not tools or choice == "none":
+    if not tools or ask.tool_choice == "none":
         return None
     functions = [tool["function"] for tool in tools]
-    if choice == "required":
+    if ask.function is not None:
+        named = [f for f in functions if f["name"] == ask.function]
+        if not named:
+            raise InvalidRequest(
+                f"tool_choice names {ask.function!r}, which is not among the tools",
+                param="tool_choice",
+            )
+        return named
+    if ask.tool_choice == "required" or json_answer:
         return functions
-    if choice in (None, "auto"):
-        return functions if request.response_format not in (None, {"type": "text"}) else None
-    assert not isinstance(choice, str)  # a named function
-    named = [f for f in functions if f["name"] == choice.function.get("name")]
-    if not named:
-        raise InvalidRequest(
-            f"tool_choice names {choice.function.get('name')!r}, which is not among the tools",
-            param="tool_choice",
-        )
-    return named
+    return None
 
 
 def _call_rules(functions: list[Any], parallel: bool, tokenizer: Tokenizer) -> str:

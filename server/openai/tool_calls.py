@@ -19,17 +19,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from server.errors import InvalidRequest
-from server.openai.protocol import (
-    ChatCompletionRequest,
-    ChatMessage,
-    FunctionCall,
-    ToolCall,
-)
+from server.openai.protocol import FunctionCall, ToolCall
 
 _BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -104,32 +99,30 @@ def _leading_calls(text: str, names: frozenset[str]) -> tuple[list[Call], int]:
     return calls, end
 
 
-def check_tool_results(messages: list[ChatMessage]) -> None:
+def check_tool_results(messages: Sequence[dict[str, Any]]) -> None:
     """A 400 naming ``messages`` for a ``tool`` message that answers no call an earlier
     assistant turn made (as OpenAI refuses one): without its call, the template would render
     a result of nothing."""
     made: set[str] = set()
     for i, message in enumerate(messages):
-        made |= {call.id for call in message.tool_calls or []}
-        if message.role == "tool" and message.tool_call_id not in made:
+        made |= {call["id"] for call in message.get("tool_calls", ())}
+        if message["role"] == "tool" and message.get("tool_call_id") not in made:
             raise InvalidRequest(
                 f"messages[{i}] has role 'tool' but answers no earlier assistant tool call "
-                f"(tool_call_id {message.tool_call_id!r})",
+                f"(tool_call_id {message.get('tool_call_id')!r})",
                 param="messages",
             )
 
 
-def answered_calls(messages: list[ChatMessage]) -> frozenset[Call]:
+def answered_calls(messages: Sequence[dict[str, Any]]) -> frozenset[Call]:
     """The calls of the conversation's assistant turns that a ``tool`` message answered."""
-    answered_ids = {m.tool_call_id for m in messages if m.role == "tool"}
+    answered_ids = {m.get("tool_call_id") for m in messages if m["role"] == "tool"}
     calls = set()
     for message in messages:
-        for call in message.tool_calls or []:
-            if call.id in answered_ids:
-                found = _call(
-                    {"name": call.function.name, "arguments": call.function.arguments},
-                    frozenset({call.function.name}),
-                )
+        for call in message.get("tool_calls", ()):
+            if call["id"] in answered_ids:
+                function = call["function"]
+                found = _call(function, frozenset({function["name"]}))
                 calls |= {found} if found else set()
     return frozenset(calls)
 
@@ -177,44 +170,50 @@ def fallback_system_prompt(tools: list[dict[str, Any]]) -> str:
     return FALLBACK_PROMPT.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools))
 
 
-def offered(request: ChatCompletionRequest) -> list[dict[str, Any]]:
-    """The tools the model is offered (none under ``tool_choice: none``), as templates read
-    them (a call that ``tool_choice`` forces is held to them: :mod:`.structured`)."""
-    choice = request.tool_choice
-    if choice not in (None, "none") and not request.tools:
+def offered(
+    tools: Sequence[dict[str, Any]], choice: str | None, function: str | None
+) -> list[dict[str, Any]]:
+    """The tools the model is offered (none under ``tool_choice: none``; a call that
+    ``tool_choice``, or the ``function`` it names, forces is held to them: :mod:`.structured`)."""
+    if (function is not None or choice not in (None, "none")) and not tools:
         raise InvalidRequest("tool_choice needs tools", param="tool_choice")
-    if choice == "none" or not request.tools:
-        return []
-    return [tool.model_dump(exclude_none=True) for tool in request.tools]
+    return [] if choice == "none" else list(tools)
 
 
-def template_message(message: ChatMessage) -> dict[str, Any]:
-    """One message as chat templates read it: the calls an assistant made, with their
-    arguments as objects (templates write them with ``tojson``), and a tool result's id."""
-    role = "system" if message.role == "developer" else message.role
-    rendered: dict[str, Any] = {"role": role, "content": message.text()}
-    if message.tool_calls:
+def template_message(
+    role: str,
+    content: str,
+    calls: Sequence[tuple[str, str, str]] = (),
+    call_id: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """One message as chat templates read it: the ``calls`` an assistant made (id, function,
+    arguments), their arguments as objects (templates write them with ``tojson``), and the id
+    of the call a tool result answers."""
+    role = "system" if role == "developer" else role
+    rendered: dict[str, Any] = {"role": role, "content": content}
+    if calls:
         rendered["tool_calls"] = [
             {
-                "id": call.id,
+                "id": made,
                 "type": "function",
-                "function": {"name": call.function.name, "arguments": _object(call)},
+                "function": {"name": function, "arguments": _object(made, arguments)},
             }
-            for call in message.tool_calls
+            for made, function, arguments in calls
         ]
-    if message.tool_call_id is not None:
-        rendered["tool_call_id"] = message.tool_call_id
-    if message.name is not None and role == "tool":
-        rendered["name"] = message.name
+    if call_id is not None:
+        rendered["tool_call_id"] = call_id
+    if name is not None and role == "tool":
+        rendered["name"] = name
     return rendered
 
 
-def _object(call: ToolCall) -> Any:
+def _object(made: str, arguments: str) -> Any:
     try:
-        return json.loads(call.function.arguments)
+        return json.loads(arguments)
     except ValueError:
         raise InvalidRequest(
-            f"tool call {call.id}: arguments are not JSON: {call.function.arguments[:80]!r}",
+            f"tool call {made}: arguments are not JSON: {arguments[:80]!r}",
             param="messages",
         ) from None
 

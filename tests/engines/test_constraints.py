@@ -106,7 +106,7 @@ def test_a_constraint_that_does_not_compile_is_the_callers_error(local: ServingE
     ):
         with pytest.raises(RequestRejected) as caught:
             generate(local, GenerationRequest(ids, max_tokens=4, constraint=constraint))
-        assert caught.value.param == "response_format"
+        assert caught.value.param == "constraint"
     assert local.health() is None
     [[out]] = generate(local, GenerationRequest(ids, max_tokens=4, seed=1))
     assert out.token_ids
@@ -116,5 +116,5 @@ def test_an_engine_that_cannot_constrain_refuses(upstream_engine: ServingEngine)
     ids = prompt(upstream_engine, "Hi.")
     with pytest.raises(RequestRejected) as caught:
         generate(upstream_engine, GenerationRequest(ids, max_tokens=4, constraint=JSON))
-    assert caught.value.param == "response_format"
+    assert caught.value.param == "constraint"
     assert upstream_engine.health() is None

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from search import AnswerDelta, Expanded, ReasoningDelta, SearchEvent, SearchParams, run_search
 from server.errors import InvalidRequest
+from server.openai.ask import PreparedSearch
 from server.openai.chat_stream import chat_chunks
-from server.openai.chat_wire import PreparedChat
 from server.openai.protocol import ChatCompletionChunk
 from server.openai.shown import shown
 from server.openai.streaming import DONE, sse_frames
@@ -27,7 +27,7 @@ PARAMS = SearchParams(
     rollout_tokens=64,
     seed=7,
 )
-PREPARED = PreparedChat(
+PREPARED = PreparedSearch(
     request_id="chatcmpl-test",
     created=1_700_000_000,
     model="scripted",
@@ -58,7 +58,7 @@ async def replay(events: Iterable[SearchEvent]) -> AsyncIterator[SearchEvent]:
         yield event
 
 
-def chunks_of(prepared: PreparedChat, events: list[SearchEvent]) -> list[ChatCompletionChunk]:
+def chunks_of(prepared: PreparedSearch, events: list[SearchEvent]) -> list[ChatCompletionChunk]:
     async def collect() -> list[ChatCompletionChunk]:
         records = shown(prepared, replay(events), CharTokenizer())
         return [c async for c in chat_chunks(prepared, records)]

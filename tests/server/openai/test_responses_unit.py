@@ -17,7 +17,7 @@ from server.openai.responses_protocol import (
     ResponsesRequest,
     ResponseStreamEvent,
 )
-from server.openai.responses_request import renamed
+from server.openai.responses_request import in_responses_terms
 from server.openai.shown import Shown, shown
 from server.openai.streaming import event_frames
 from tests.scripted import CharTokenizer
@@ -59,11 +59,11 @@ def test_a_search_becomes_a_reasoning_item_then_a_message_with_chat_usage() -> N
 
 def test_an_error_mid_stream_is_an_error_event_naming_the_responses_field() -> None:
     created = events_of(search_events())[0]
-    refused = renamed(InvalidRequest("too long", param="messages", code="context_length"))
 
     async def failing() -> AsyncIterator[ResponseStreamEvent]:
-        yield created
-        raise refused
+        with in_responses_terms():
+            yield created
+            raise InvalidRequest("too long", param="messages", code="context_length")
 
     async def collect() -> list[tuple[str | None, str]]:
         return [(frame.event, str(frame.data)) async for frame in event_frames(failing())]
