@@ -5,10 +5,10 @@ each its reward (CISC, DeepConf offline), so a confident minority can outvote a 
 ``filtered`` first drops all but the ``keep`` share of samples with the highest rewards, then
 weighs the rest (DeepConf's filtering: the least confident traces are the likeliest wrong).
 Only samples that state a final answer vote; ties go to the answer whose best sample is the
-most rewarded.  The calibration (``bench.calibration``) replays the same rules offline.  Free-
-text answers, which a vote cannot count, are chosen by consensus (:mod:`search.consensus`)
-under the same ``voting``: each sample's say weighted by its reward unless ``majority``, and
-only the ``keep`` share if ``filtered``.
+most rewarded.  The calibration (``bench.studies.calibration``) replays the same rules
+offline.  Free-text answers, which a vote cannot count, are chosen by consensus
+(:mod:`search.consensus`) under the same ``voting``: each sample's say weighted by its reward
+unless ``majority``, and only the ``keep`` share if ``filtered``.
 """
 
 from __future__ import annotations

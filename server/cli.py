@@ -9,38 +9,44 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import CliSettingsSource
 
 from server.args import ServerArgs
 from server.catalogue import CATALOGUE, DEFAULT, FetchError, fetch
 from server.logs import configure_logging
 from server.model_source import models_dir
 
+# The repeatable list flags keep their singular names (``--api-key a --api-key b``), as the
+# fields' plural ones (``--api-keys a,b``) also work.
+_SINGULAR = {
+    "api-keys": "api-key",
+    "upstreams": "upstream",
+    "verifier-upstreams": "verifier-upstream",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per ServerArgs field; only flags given on the command line override env."""
+
+def build_parser() -> tuple[argparse.ArgumentParser, CliSettingsSource[ServerArgs]]:
+    """The ``ponder`` commands, ``serve``'s flags made by pydantic-settings from ServerArgs (one
+    per field, its description the help, ``--search-defaults.iterations`` for nested ones); the
+    source reads back only the flags given, so ``PONDER_*`` fills the rest."""
     parser = argparse.ArgumentParser(prog="ponder", description="A reasoning server.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the OpenAI-compatible API")
     serve.add_argument(
         "model_tag", nargs="?", default=None, help="model to serve (same as --model)"
     )
-    for name, field in ServerArgs.model_fields.items():
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": argparse.SUPPRESS,
-            "help": field.description,
-        }
-        flag = "--" + name.replace("_", "-")
-        if name == "search_defaults":
-            kwargs["type"] = json.loads
-        elif name in ("api_keys", "upstreams", "verifier_upstreams"):
-            flag, kwargs["action"] = "--" + name[:-1].replace("_", "-"), "append"
-        elif field.annotation is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        serve.add_argument(flag, **kwargs)
+    flags: CliSettingsSource[ServerArgs] = CliSettingsSource(
+        ServerArgs,
+        root_parser=serve,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        cli_shortcuts=_SINGULAR,
+    )
+    _said_once(serve)
     models = commands.add_parser("models", help="list the model catalogue (pull: fetch one)")
     pull = models.add_subparsers(dest="action").add_parser("pull", help="fetch a model")
     pull.add_argument(
@@ -53,25 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--search", type=json.loads, default={}, help="search options as JSON")
     chat.add_argument("--seed", type=int, help="make the answers reproducible")
     chat.add_argument("--max-tokens", type=int, help="longest answer, in tokens")
-    return parser
+    return parser, flags
+
+
+def _said_once(serve: argparse.ArgumentParser) -> None:
+    """Drop the default pydantic-settings appends to a flag's help where the description says
+    it already (a ``None`` that means "derived") or it is a list's empty factory."""
+    for action in serve._actions:
+        head, cut, tail = (action.help or "").rpartition(" (default")
+        if cut and ("default:" in head or tail.startswith(" factory")):
+            action.help = head
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServerArgs:
     """``ponder serve``'s settings: flags, then ``PONDER_*`` environment, then defaults."""
-    return _server_args(vars(build_parser().parse_args(argv)))
+    parser, flags = build_parser()
+    return _server_args(parser.parse_args(argv), flags)
 
 
-def _server_args(namespace: dict[str, Any]) -> ServerArgs:
-    namespace.pop("command")
-    model_tag = namespace.pop("model_tag")
-    if model_tag is not None:
-        namespace.setdefault("model", model_tag)
-    return ServerArgs(**namespace)
+def _server_args(given: argparse.Namespace, flags: CliSettingsSource[ServerArgs]) -> ServerArgs:
+    if given.model_tag is None:
+        return ServerArgs(_cli_settings_source=flags(parsed_args=given))
+    # the positional model stands in for --model where that flag is not given
+    with_model = argparse.Namespace(**{"model": given.model_tag, **vars(given)})
+    return ServerArgs(_cli_settings_source=flags(parsed_args=with_model))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``ponder`` console script."""
-    namespace = vars(build_parser().parse_args(argv))
+    parser, flags = build_parser()
+    given = parser.parse_args(argv)
+    namespace = vars(given)
     if namespace["command"] == "chat":
         from terminal.chat import run_chat
 
@@ -92,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _list_models()
         return
     try:
-        args = _server_args(namespace)
+        args = _server_args(given, flags)
     except ValidationError as exc:
         sys.exit(f"ponder: invalid settings:\n{exc}")
     configure_logging(args.log_format)

@@ -13,14 +13,13 @@ from search.engine import SEED_BOUND, Completion, GenerationRequest
 from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound
 from server.metrics import COMPLETIONS, Metrics
-from server.openai.protocol import (
+from server.openai.completions_protocol import (
     CompletionChoice,
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
-    PromptTokensDetails,
-    Usage,
 )
+from server.openai.protocol import PromptTokensDetails, Usage
 from server.outcome import log_outcome, recorded
 
 

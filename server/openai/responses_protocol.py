@@ -199,9 +199,11 @@ OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionCal
 
 
 class InputTokensDetails(OpenAIBaseModel):
-    """Prompt tokens the engine reused from its prefix cache."""
+    """Prompt tokens the engine reused from its prefix cache; none are billed as written to a
+    cache (OpenAI's ``cache_write_tokens``, which its client requires by 3.63)."""
 
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(OpenAIBaseModel):

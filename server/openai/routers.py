@@ -13,12 +13,8 @@ from server.admission import Admission, admitted
 from server.openai.aliases import model_list
 from server.openai.chat import ChatService
 from server.openai.completions import CompletionService
-from server.openai.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    ModelList,
-    OpenAIBaseModel,
-)
+from server.openai.completions_protocol import CompletionRequest
+from server.openai.protocol import ChatCompletionRequest, ModelList, OpenAIBaseModel
 from server.openai.responses import ResponsesService
 from server.openai.responses_protocol import ResponsesRequest
 from server.openai.streaming import event_frames, sse_frames

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from server import cli
+from server.args import ServerArgs
 from server.catalogue import CATALOGUE, DEFAULT
-from server.cli import main, parse_args
+from server.cli import build_parser, main, parse_args
 from server.local import live_server
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL
@@ -45,6 +46,29 @@ def test_flags_are_named_like_vllm_serve() -> None:
     )
     assert args.max_model_len == 2048
     assert args.search_defaults.iterations == 8 and args.search_defaults.granularity == "token"
+
+
+def test_every_setting_is_a_flag_with_its_description_as_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """pydantic-settings makes the flags from ServerArgs: one per field, nested ones for
+    ``search_defaults``, the repeatable lists under their singular names too."""
+    with pytest.raises(SystemExit):
+        parse_args(["serve", "--help"])
+    shown = "".join(capsys.readouterr().out.split())  # argparse's wrapping (even at "-") undone
+    for name, field in ServerArgs.model_fields.items():
+        if name != "search_defaults":
+            assert "--" + name.replace("_", "-") in shown
+            assert "".join((field.description or "").split()) in shown, name
+    assert "--search-defaults.iterationsint" in shown
+    serve = build_parser()[0]._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    assert all((action.help or "").count("default:") <= 1 for action in serve._actions)
+    args = parse_args(
+        ["serve", "--api-key", "a", "--api-key", "b", "--upstream", "u1", "--upstreams", "u2,u3"]
+    )
+    assert (args.api_keys, args.upstreams) == (["a", "b"], ["u1", "u2", "u3"])  # both add
+    nested = parse_args(["serve", "--search-defaults.iterations", "7", "--no-adaptive-parallel"])
+    assert (nested.search_defaults.iterations, nested.adaptive_parallel) == (7, False)
 
 
 def test_environment_fills_what_flags_leave_out(monkeypatch: pytest.MonkeyPatch) -> None:

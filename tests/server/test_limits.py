@@ -15,7 +15,8 @@ from search.methods.sampling import WHOLE_ANSWER_TOKENS
 from server.args import ServerArgs
 from server.caps import capped_defaults
 from server.engines.base import ServingEngine
-from server.openai.protocol import CompletionRequest, SearchOptions
+from server.openai.completions_protocol import CompletionRequest
+from server.openai.protocol import SearchOptions
 from tests.conftest import TINY_SEARCH, LiveServer
 from tests.waiting import PATIENCE
 

@@ -8,9 +8,9 @@ llama.cpp's threads meet at an OpenMP barrier after every operation, and libgomp
 spin there for ~3 ms before they sleep: when another process takes one of the cores, each
 barrier waits a scheduler time slice for the thread that shares it (on 2 cores with one kept
 busy: 62.8 tokens/s idle, 4.4 busy).  Passive waiting sleeps at once and frees the core
-(``bench/contention.py`` measures both).  libgomp reads the policy once, as it is loaded with
-llama_cpp: so it is set here, before any module of this package imports llama_cpp, unless the
-environment already chose one.
+(``bench/studies/contention.py`` measures both).  libgomp reads the policy once, as it is
+loaded with llama_cpp: so it is set here, before any module of this package imports
+llama_cpp, unless the environment already chose one.
 """
 
 import os

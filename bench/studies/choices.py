@@ -43,7 +43,7 @@ from search.methods.sampling import SamplingRun
 from search.run import SearchRun
 from search.vote import elected
 
-logger = logging.getLogger("bench.choices")
+logger = logging.getLogger("bench.studies.choices")
 PICKS = ("searches", "paths", "answers")  # n searches; one search's distinct paths / answers
 
 
@@ -125,7 +125,7 @@ async def answer(
 
 def replay(records: list[dict[str, Any]], k: int, n: int, draws: int = 200) -> dict[str, Any]:
     """Self-consistency of ``k`` samples, ``n`` answers, replayed from calibration records
-    (``bench.calibration``: i.i.d. samples per problem with answer, correctness, tokens and
+    (``bench.studies.calibration``: i.i.d. samples per problem with answer, correctness, tokens and
     confidence): ``n`` searches are ``n`` disjoint groups of ``k`` samples, one search is the
     first group and its most confident other samples (distinct answers: other answers first),
     and ``pooled`` one search of all ``n * k`` samples with its most confident others (the same
@@ -274,10 +274,13 @@ def compare(problems: list[Problem], args: argparse.Namespace, configs: list[Con
 
 
 def main() -> None:
-    """``python -m bench.choices RECORDS... --samples K --n N``: the replay of self-consistency
-    from calibration records (no engine), one table row per file and way of picking."""
+    """``python -m bench.studies.choices RECORDS... --samples K --n N``: the replay of
+    self-consistency from calibration records (no engine), one table row per file and way of
+    picking."""
     parser = argparse.ArgumentParser(description=replay.__doc__)
-    parser.add_argument("records", nargs="+", type=Path, help="bench.calibration NAME.records.json")
+    parser.add_argument(
+        "records", nargs="+", type=Path, help="bench.studies.calibration NAME.records.json"
+    )
     parser.add_argument("--samples", type=int, default=4, help="samples per search (k)")
     parser.add_argument("--n", type=int, default=2, help="answers per request")
     args = parser.parse_args()

@@ -85,7 +85,15 @@ def run_config(config: str, model: str, sequences: int, seconds: float) -> dict[
     env.pop("GOMP_SPINCOUNT", None)
     if wait and wait != "default":
         env["GOMP_SPINCOUNT"] = WAITS.get(wait, wait)
-    command = [sys.executable, "-m", "bench.contention", "--child", threads, "--model", model]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.studies.contention",
+        "--child",
+        threads,
+        "--model",
+        model,
+    ]
     command += ["--sequences", str(sequences), "--seconds", str(seconds)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return dict(json.loads(done.stdout.splitlines()[-1]))

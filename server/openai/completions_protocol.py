@@ -1,0 +1,64 @@
+"""OpenAI's legacy ``/v1/completions`` wire models, with the vLLM extensions ponder's upstream
+engine sends: plain generation with no search, so one ponder can serve as another's upstream."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from search.params import MAX_SAMPLES
+from server.openai.protocol import OpenAIBaseModel, Usage
+
+
+class CompletionRequest(OpenAIBaseModel):
+    """``POST /v1/completions`` body (OpenAI's legacy completions, with vLLM's extensions):
+    plain generation with no search, so one ponder can serve as another's upstream."""
+
+    model: str
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(min_length=1)
+    max_tokens: int = Field(16, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    n: int = Field(1, ge=1, le=MAX_SAMPLES)
+    logprobs: int | None = Field(None, ge=0, le=20)
+    echo: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False
+    user: str | None = None
+    # vLLM's extensions, which ponder's upstream engine sends
+    stop_token_ids: list[int] | None = None
+    include_stop_str_in_output: bool = False
+    return_tokens_as_token_ids: bool = False
+
+
+class CompletionLogprobs(OpenAIBaseModel):
+    """OpenAI's per-token ``logprobs`` of one completion choice."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
+class CompletionChoice(OpenAIBaseModel):
+    """One generated text."""
+
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: Literal["stop", "length"]
+    stop_reason: str | int | None = None
+
+
+class CompletionResponse(OpenAIBaseModel):
+    """``POST /v1/completions`` response."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
