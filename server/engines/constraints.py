@@ -87,15 +87,24 @@ class Grammars:
             return self._built
 
 
-def refuse_constraints(requests: Sequence[GenerationRequest], engine: str) -> None:
-    """For an engine that does not constrain its output yet: a 400 rather than an answer that
-    ignored the constraint."""
-    if any(r.constraint is not None for r in requests):
+def from_the_start(request: GenerationRequest, engine: str) -> str | None:
+    """The grammar of ``request`` for an engine that holds each call to a grammar from the
+    call's first token only (vLLM's structured outputs, in process or behind a fleet's
+    ``structured_outputs.grammar``, whose guidance backend reads llguidance's Lark): ``None``
+    without a constraint.  A constraint whose text has begun in the prompt (a search continuing
+    its path: MCTS, beam, method ``none`` past its first call) is refused rather than restarted,
+    which would let the path's text be written twice."""
+    if request.constraint is None:
+        return None
+    if request.constraint.done:
         raise RequestRejected(
-            f"structured outputs and forced tool calls need the llama.cpp or transformers "
-            f"engine; this server runs {engine}",
+            f"{engine} holds a call to a grammar from its first token, so it cannot continue a "
+            "constrained path: use method self_consistency or best_of_n (each answer one "
+            "call), method none with step_tokens >= max_tokens, or the llama.cpp, "
+            "transformers or a ponder upstream engine",
             "constraint",
         )
+    return request.constraint.grammar
 
 
 def _first_line(message: str) -> str:

@@ -4,6 +4,8 @@ behind the engine interface, through their ``POST /v1/completions``.
 Prompts go as token ids from the local tokenizer (``--tokenizer``), so ids match the fleet's;
 logprobs come back as ``token_id:N`` strings (vLLM's ``return_tokens_as_token_ids``) and stop
 strings stay in the output (``include_stop_str_in_output``), as the engine interface wants.
+A constraint goes as vLLM's ``structured_outputs.grammar`` (llguidance's Lark, which vLLM's
+guidance backend reads); only another ponder also resumes one inside a constrained path.
 Each call goes to the replica that rendezvous hashing of the prompt's leading tokens ranks
 first, so a search keeps hitting the replica whose prefix cache holds its prompt; a replica
 that refuses connections or answers 5xx (or 429) is retried with backoff on the next one, and
@@ -34,7 +36,7 @@ import httpx
 from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
-from server.engines.constraints import refuse_constraints
+from server.engines.constraints import from_the_start
 from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
@@ -46,6 +48,7 @@ PREFIX_TOKENS = 64  # leading prompt tokens that pick the replica
 DOWN_SECONDS = 5.0  # how long a failed replica is passed over
 RETRIES = 3  # rounds over the replicas before a call fails
 REFUSALS = (400, 413, 422)  # the call itself was refused
+_CONSTRAINT_FIELDS = ("structured_outputs", "constraint_done")
 
 
 class UpstreamError(EngineFault):
@@ -96,7 +99,10 @@ class UpstreamEngine(BaseEngine):
         self._replicas = [
             Replica(url.rstrip("/"), asyncio.Semaphore(max_concurrency)) for url in urls
         ]
-        self._model, self.max_model_len = self._discover()
+        self._model, self.max_model_len, owner = self._discover()
+        # another ponder resumes a grammar inside a constrained path (``constraint_done``);
+        # a vLLM fleet holds a call to it from the call's first token only
+        self._resumes = owner == "ponder"
         super().__init__(served_name or self._model, tokenizer)
         self._loop = EngineLoop("ponder-upstream")
         self._client = self._loop.call(
@@ -129,21 +135,26 @@ class UpstreamEngine(BaseEngine):
                 for replica in self._replicas:
                     replica.probe(client)
 
-    def _discover(self) -> tuple[str, int]:
-        """The fleet's model name and context length, from the first replica that answers."""
+    def _discover(self) -> tuple[str, int, str]:
+        """The fleet's model name, context length and owner (``ponder`` for another ponder),
+        from the first replica that answers."""
         for replica in self._replicas:
             try:
                 card = httpx.get(f"{replica.url}/v1/models", timeout=10).json()["data"][0]
             except (httpx.HTTPError, KeyError, IndexError, ValueError):
                 continue
-            return str(card["id"]), int(card.get("max_model_len") or 2048)
+            model_len = int(card.get("max_model_len") or 2048)
+            return str(card["id"]), model_len, str(card.get("owned_by", ""))
         raise UpstreamError(
             f"no upstream answered GET /v1/models: {[r.url for r in self._replicas]}"
         )
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
-        """Every request of the call, concurrently, each on its prompt's replica."""
-        refuse_constraints(requests, "an upstream")
+        """Every request of the call, concurrently, each on its prompt's replica; a constraint
+        goes as vLLM's ``structured_outputs.grammar`` (what a ponder fleet takes too)."""
+        if not self._resumes:
+            for request in requests:
+                from_the_start(request, "a vLLM fleet")
         with self._calling():
             return await self._loop.run(self._generate_all(requests))
 
@@ -226,6 +237,7 @@ class UpstreamEngine(BaseEngine):
             "logprobs": max(request.logprobs, 1),
             "include_stop_str_in_output": True,
             "return_tokens_as_token_ids": True,
+            **_constrained(request),
         }
 
     def _completions(self, payload: dict[str, Any], request: GenerationRequest) -> list[Completion]:
@@ -263,6 +275,17 @@ async def _open(timeout: httpx.Timeout, limits: httpx.Limits) -> httpx.AsyncClie
     return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
+def _constrained(request: GenerationRequest) -> dict[str, Any]:
+    """The body's fields for a request's constraint: its grammar, and (only ever sent to
+    another ponder) how many of the prompt's last tokens the grammar has read already."""
+    if request.constraint is None:
+        return {}
+    fields: dict[str, Any] = {"structured_outputs": {"grammar": request.constraint.grammar}}
+    if request.constraint.done:
+        fields["constraint_done"] = len(request.constraint.done)
+    return fields
+
+
 def _refusal(response: httpx.Response) -> RequestRejected:
     """A replica's refusal of the call as the engine's own, naming the field the replica named
     (the fleet speaks ``/v1/completions``, whose fields are the ones an engine refusal names)."""
@@ -272,6 +295,8 @@ def _refusal(response: httpx.Response) -> RequestRejected:
         message, param = str(error["message"]), error.get("param")
     except (ValueError, KeyError, TypeError, AttributeError):
         message, param = response.text, None
+    if param is not None and param.split(".")[0] in _CONSTRAINT_FIELDS:
+        param = "constraint"  # the engine interface's name, which each surface renames
     return RequestRejected(f"the upstream refused the call: {message}", param=param)
 
 

@@ -36,7 +36,7 @@ from search.engine import (
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.calls import check_prompts
-from server.engines.constraints import refuse_constraints
+from server.engines.constraints import from_the_start
 from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
@@ -110,7 +110,6 @@ class VllmEngine(BaseEngine):
         """All requests go to vLLM at once; its scheduler batches them with everyone else's.
         Everything a client can get wrong is checked before the call counts against health."""
         check_prompts(requests, self._tokenizer.vocab_size)
-        refuse_constraints(requests, "vllm")
         calls = [(request, self._sampling_params(request)) for request in requests]
         with self._calling():
             self._busy(+1)
@@ -121,8 +120,11 @@ class VllmEngine(BaseEngine):
 
     def _sampling_params(self, request: GenerationRequest) -> Any:
         """vLLM's ``SamplingParams`` for ``request``, refused (as the client's doing) where vLLM
-        refuses them: an empty stop string, a prompt and budget longer than the context."""
-        from vllm.sampling_params import RequestOutputKind, SamplingParams
+        refuses them: an empty stop string, a prompt and budget longer than the context, a
+        constraint it cannot hold (see :func:`from_the_start`)."""
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        grammar = from_the_start(request, "vllm")
 
         if len(request.prompt_token_ids) + request.max_tokens > self.max_model_len:
             raise RequestRejected(
@@ -142,6 +144,9 @@ class VllmEngine(BaseEngine):
                 include_stop_str_in_output=True,
                 logprobs=max(request.logprobs, 1),
                 output_kind=RequestOutputKind.FINAL_ONLY,
+                structured_outputs=None
+                if grammar is None
+                else StructuredOutputsParams(grammar=grammar),
             )
         except ValueError as exc:
             raise RequestRejected(f"vLLM refused the sampling parameters: {exc}") from exc

@@ -8,6 +8,7 @@ chunks (:mod:`server.openai.chat_stream`), and the JSON body is what those chunk
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -121,7 +122,7 @@ class ChatService:
     async def prepare(self, request: ChatCompletionRequest) -> PreparedSearch:
         """Check the request and prepare its search, errors naming chat's fields."""
         with named_by(_NAMES):
-            return await self.service.prepare(chat_ask(request))
+            return await self.service.prepare(chat_ask(request), f"chatcmpl-{uuid.uuid4().hex}")
 
     async def chunks(self, prepared: PreparedSearch) -> AsyncGenerator[ChatCompletionChunk]:
         """Run the search as stream chunks: role first, deltas, finish, then usage; an error

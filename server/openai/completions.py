@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from search.engine import SEED_BOUND, Completion, GenerationRequest
+from search.engine import SEED_BOUND, Completion, Constraint, GenerationRequest
 from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound
 from server.metrics import COMPLETIONS, Metrics
@@ -73,7 +73,7 @@ class CompletionService:
             log_outcome(response_id, COMPLETIONS, status, seconds, **facts)
 
         tracker = self.metrics.track(COMPLETIONS)
-        with recorded(tracker, response_id, log):
+        with recorded(tracker, response_id, log, {"constraint": "structured_outputs.grammar"}):
             outputs = await self.engine.generate(list(prepared.calls))
             response = completion_response(response_id, request, prompts, outputs, self.engine)
             generated = response.usage.completion_tokens
@@ -124,6 +124,15 @@ def generation_requests(
     if request.stream:
         raise InvalidRequest("streaming completions are not supported", param="stream")
     stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+    grammar = request.structured_outputs.grammar if request.structured_outputs else None
+    if request.constraint_done and (
+        grammar is None or request.constraint_done > min(map(len, prompts))
+    ):
+        raise InvalidRequest(
+            "constraint_done counts prompt tokens a structured_outputs grammar has read: it "
+            "needs a grammar, and no more tokens than the prompt has",
+            param="constraint_done",
+        )
     return [
         GenerationRequest(
             prompt_token_ids=ids,
@@ -135,6 +144,9 @@ def generation_requests(
             stop=stop,
             stop_token_ids=tuple(request.stop_token_ids or ()),
             logprobs=request.logprobs or 0,
+            constraint=None
+            if grammar is None
+            else Constraint(grammar, done=ids[len(ids) - request.constraint_done :]),
         )
         for ids in prompts
     ]

@@ -6,10 +6,19 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from search.params import MAX_SAMPLES
 from server.openai.protocol import OpenAIBaseModel, Usage
+
+
+class StructuredOutputs(OpenAIBaseModel):
+    """vLLM's ``structured_outputs``, of which ponder takes the ``grammar``: an llguidance
+    grammar (Lark, ``%json {...}`` for a JSON schema), what ponder's upstream engine sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grammar: str = Field(min_length=1)
 
 
 class CompletionRequest(OpenAIBaseModel):
@@ -32,6 +41,10 @@ class CompletionRequest(OpenAIBaseModel):
     stop_token_ids: list[int] | None = None
     include_stop_str_in_output: bool = False
     return_tokens_as_token_ids: bool = False
+    structured_outputs: StructuredOutputs | None = None
+    # ponder's own: the prompt's last tokens the grammar has read already (a search that
+    # continues a constrained path), so the generated text goes on from there
+    constraint_done: int = Field(0, ge=0)
 
 
 class CompletionLogprobs(OpenAIBaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from server.openai.ask import PreparedSearch
@@ -299,8 +299,8 @@ class ResponsesService:
         """Check the request and prepare its search, errors naming the Responses API's
         fields."""
         with in_responses_terms():
-            prepared = await self.service.prepare(responses_ask(request))
-        return PreparedResponse(replace(prepared, request_id=_id("resp")), request)
+            prepared = await self.service.prepare(responses_ask(request), _id("resp"))
+        return PreparedResponse(prepared, request)
 
     async def stream(self, prepared: PreparedResponse) -> AsyncIterator[ResponseStreamEvent]:
         """Run the search as Responses stream events."""

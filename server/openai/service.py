@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -114,8 +113,9 @@ class SearchService:
         self.admission = admission
         self.traces = traces
 
-    async def prepare(self, ask: Ask) -> PreparedSearch:
-        """Check ``ask`` against the model and build its frozen search parameters.  The
+    async def prepare(self, ask: Ask, request_id: str) -> PreparedSearch:
+        """Check ``ask`` against the model and build its frozen search parameters, under the
+        id its surface gives it (``chatcmpl-...``, ``resp_...``).  The
         reasoning format (the request's, else the server's) may put its system prompt first,
         where the messages hold no system or developer message.  The chat template runs in a
         worker thread: a message of megabytes takes seconds to tokenize, and on the event loop
@@ -168,7 +168,7 @@ class SearchService:
             param = f"search.{exc.param}" if exc.param in SearchOptions.model_fields else exc.param
             raise InvalidRequest(str(exc), param=param) from exc
         return PreparedSearch(
-            request_id=f"chatcmpl-{uuid.uuid4().hex}",
+            request_id=request_id,
             created=int(time.time()),
             model=ask.model,
             params=params,

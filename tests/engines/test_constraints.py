@@ -1,5 +1,6 @@
-"""Constrained decoding in the local engines, on the real test model: what a constrained
-request generates is always what its grammar allows, and the logprobs stay the model's own."""
+"""Constrained decoding on the real test model, in the local engines and through an upstream
+ponder (the grammar sent as vLLM's ``structured_outputs.grammar``): what a constrained request
+generates is always what its grammar allows, and the logprobs stay the model's own."""
 
 from __future__ import annotations
 
@@ -40,14 +41,24 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+NAMES = {"llamacpp": "engine", "transformers": "transformers_engine", "upstream": "upstream_engine"}
+
+
 @pytest.fixture
 def local(kind: str, request: pytest.FixtureRequest) -> ServingEngine:
-    name = {"llamacpp": "engine", "transformers": "transformers_engine"}[kind]
-    engine: ServingEngine = request.getfixturevalue(name)
+    engine: ServingEngine = request.getfixturevalue(NAMES[kind])
     return engine
 
 
-def test_every_sample_is_what_the_schema_allows(local: ServingEngine) -> None:
+@pytest.fixture(params=list(NAMES))
+def constrains(request: pytest.FixtureRequest) -> ServingEngine:
+    """Every engine that constrains its output here (vLLM's engine joins on a GPU)."""
+    engine: ServingEngine = request.getfixturevalue(NAMES[request.param])
+    return engine
+
+
+def test_every_sample_is_what_the_schema_allows(constrains: ServingEngine) -> None:
+    local = constrains
     ids = prompt(local, "Tell me a story about a cat.")
     request = GenerationRequest(ids, max_tokens=ROOM, n=6, temperature=1.5, seed=5, constraint=JSON)
     outs, [free] = generate(local, request, GenerationRequest(ids, max_tokens=8, seed=1))
@@ -81,10 +92,11 @@ def test_the_logprobs_are_the_models_own(local: ServingEngine, kind: str) -> Non
 
 
 def test_a_path_already_in_the_prompt_is_continued_within_the_grammar(
-    local: ServingEngine,
+    constrains: ServingEngine,
 ) -> None:
     """A search's path is part of the constrained text: the engine resumes the grammar after
     it, so path and continuation together are what the schema allows."""
+    local = constrains
     head = '{"colour": "blue", "count": '
     done = tuple(local.tokenizer.encode(head))
     ids = prompt(local, "Pick a colour.") + done
@@ -98,7 +110,10 @@ def test_a_path_already_in_the_prompt_is_continued_within_the_grammar(
         assert whole["colour"] == "blue"
 
 
-def test_a_constraint_that_does_not_compile_is_the_callers_error(local: ServingEngine) -> None:
+def test_a_constraint_that_does_not_compile_is_the_callers_error(
+    constrains: ServingEngine,
+) -> None:
+    local = constrains
     ids = prompt(local, "Hi.")
     for constraint in (
         Constraint("start: %json {not json"),
@@ -112,9 +127,24 @@ def test_a_constraint_that_does_not_compile_is_the_callers_error(local: ServingE
     assert out.token_ids
 
 
-def test_an_engine_that_cannot_constrain_refuses(upstream_engine: ServingEngine) -> None:
-    ids = prompt(upstream_engine, "Hi.")
+def test_a_fleet_that_holds_a_call_from_its_start_refuses_to_continue_a_path(
+    upstream_engine: ServingEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vLLM fleet holds each call to the grammar from the call's first token: a call from a
+    path's start is constrained, one continuing a constrained path is refused rather than
+    restarted.  (No vLLM runs here: the ponder fleet is taken for one, as a card not owned by
+    ponder would make the engine do.)"""
+    monkeypatch.setattr(upstream_engine, "_resumes", False)
+    ids = prompt(upstream_engine, "Pick a colour.")
+    [[out]] = generate(
+        upstream_engine, GenerationRequest(ids, max_tokens=ROOM, seed=3, constraint=JSON)
+    )
+    jsonschema.validate(json.loads(out.text), SCHEMA)
+    done = tuple(upstream_engine.tokenizer.encode('{"colour": "red", '))
+    continued = GenerationRequest(
+        ids + done, max_tokens=ROOM, constraint=Constraint(JSON.grammar, done)
+    )
     with pytest.raises(RequestRejected) as caught:
-        generate(upstream_engine, GenerationRequest(ids, max_tokens=4, constraint=JSON))
+        generate(upstream_engine, continued)
     assert caught.value.param == "constraint"
     assert upstream_engine.health() is None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from search.engine import SEED_BOUND, EngineFault, GenerationRequest, RequestRejected
+from search.engine import SEED_BOUND, Constraint, EngineFault, GenerationRequest, RequestRejected
 from server.engines.vllm_engine import VllmEngine
 from server.model_source import resolve
 from tests.conftest import TEST_MODEL
@@ -113,6 +113,22 @@ def test_a_request_maps_to_sampling_params_and_back(stand_in: tuple[VllmEngine, 
     assert params.seed + params.n - 1 < 2**63
     assert [s.token_ids for s in samples] == [(11, 12, 13)] * 2
     assert samples[0].logprobs[0].top == ((11, -0.5), (12, -1.5))
+
+
+def test_a_constraint_is_vllms_grammar_and_a_continued_path_is_refused(
+    stand_in: tuple[VllmEngine, StandIn],
+) -> None:
+    """vLLM holds a call to its grammar from the first token: it cannot resume one."""
+    engine, fake = stand_in
+    grammar = 'start: "yes" | "no"'
+    call(engine, GenerationRequest((1, 2), max_tokens=3, constraint=Constraint(grammar)))
+    [params] = fake.seen
+    assert params.structured_outputs.grammar == grammar
+    continued = GenerationRequest((1, 2), max_tokens=3, constraint=Constraint(grammar, done=(2,)))
+    with pytest.raises(RequestRejected) as refused:
+        call(engine, continued)
+    assert refused.value.param == "constraint" and len(fake.seen) == 1
+    assert engine.health() is None
 
 
 def test_greedy_asks_for_one_sample_and_repeats_it(stand_in: tuple[VllmEngine, StandIn]) -> None:
