@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from search.engine import Tokenizer
+from search.engine import Tokenizer, TokenLogprob
 
 INCOMPLETE = "\ufffd"  # what a decoder writes for the bytes of a character not yet complete
 
@@ -31,10 +31,10 @@ class Draft:
         self._grew = asyncio.Event()
         self.sent = ""
 
-    def watch(self, index: int, token_ids: Sequence[int]) -> None:
+    def watch(self, index: int, tokens: Sequence[TokenLogprob]) -> None:
         """``GenerationRequest.watch``: hand the followed sample's tokens to the loop."""
         if index == self._sample:
-            self._loop.call_soon_threadsafe(self._update, tuple(token_ids))
+            self._loop.call_soon_threadsafe(self._update, tuple(t.token_id for t in tokens))
 
     def _update(self, tokens: tuple[int, ...]) -> None:
         self._tokens = tokens

@@ -21,8 +21,8 @@ FinishReason = Literal["stop", "length"]
 SEED_BOUND = 2**62
 
 # Told, on the engine's own thread after every token, a sample's index and its tokens so far
-# (the engine's list: copy what you keep); see ``GenerationRequest.watch``.
-Watch = Callable[[int, Sequence[int]], None]
+# with their logprobs (the engine's list: copy what you keep); see ``GenerationRequest.watch``.
+Watch = Callable[[int, Sequence["TokenLogprob"]], None]
 Halt = Callable[[Sequence["TokenLogprob"]], bool]
 
 
@@ -78,15 +78,16 @@ class GenerationRequest:
     ``stop`` strings and ``stop_token_ids`` end a continuation (finish reason ``stop``), as does
     any end-of-sequence token of the tokenizer; the stopping token stays in ``token_ids``.
     ``seed`` makes sampling reproducible: sample ``i`` uses ``seed + i``; it is below
-    :data:`SEED_BOUND`.  ``watch``, where the engine can say (the local engines do), hears
-    every token as it is generated (a search that streams a sample while it decodes); it must
-    be quick and thread-safe, and it changes nothing that is generated.  ``halt``, where the
-    engine can (the local engines do), is asked after every token that did not end a sample,
-    with that sample's logprobs so far; ``True`` ends it there (finish reason ``length``), which
-    frees its row of the call for the others (:mod:`search.halting`); it must be quick and
-    thread-safe, and an engine that cannot ask it finishes the sample.  ``constraint`` limits
-    what may be generated (an engine that cannot honour it rejects the request); logprobs stay
-    the model's own, before the constraint masked any token.
+    :data:`SEED_BOUND`.  ``watch``, where the engine can say (the local and upstream engines
+    do), hears every token as it is generated (a search that streams a sample while it
+    decodes); it must be quick and thread-safe, and it changes nothing that is generated.
+    ``halt``, where the engine can (the local and upstream engines do), is asked after every
+    token that did not end a sample, with that sample's logprobs so far; ``True`` ends it there
+    (finish reason ``length``), which frees its row of the call for the others
+    (:mod:`search.halting`); it must be quick and thread-safe, and an engine that cannot ask it
+    finishes the sample.  ``constraint`` limits what may be generated (an engine that cannot
+    honour it rejects the request); logprobs stay the model's own, before the constraint
+    masked any token.
     """
 
     prompt_token_ids: tuple[int, ...]

@@ -99,7 +99,7 @@ class ScriptedEngine:
                 for i, completion in enumerate(batch):
                     for k in range(1, len(completion.token_ids) + 1):
                         if request.watch:
-                            request.watch(i, completion.token_ids[:k])
+                            request.watch(i, completion.logprobs[:k])
         if self.gated:
             try:
                 await self._releases.acquire()

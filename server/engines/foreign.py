@@ -25,16 +25,27 @@ def foreign_completion(
     string); ended on an end-of-sequence token when it stopped with no stop reason given.
     Any finish reason but ``stop`` and ``length`` (aborted, failed) is not a finished sample:
     an :class:`EngineFault`."""
+    return finished(
+        tuple(foreign_token(p, k) for p in positions), finish_reason, stop_reason, tokenizer
+    )
+
+
+def foreign_token(position: Position, k: int) -> TokenLogprob:
+    """One generated position as a token: its top ``k`` alternatives best first."""
+    token, logprob, top = position
+    ranked = sorted(((int(t), float(lp)) for t, lp in top), key=lambda p: -p[1])
+    return TokenLogprob(int(token), float(logprob), tuple(ranked[:k]))
+
+
+def finished(
+    logprobs: tuple[TokenLogprob, ...],
+    finish_reason: str,
+    stop_reason: str | int | None,
+    tokenizer: Tokenizer,
+) -> Completion:
+    """The :class:`Completion` of the generated tokens (see :func:`foreign_completion`)."""
     if finish_reason not in ("stop", "length"):
         raise EngineFault(f"the sample ended with finish reason {finish_reason!r}")
-    logprobs = tuple(
-        TokenLogprob(
-            int(token),
-            float(logprob),
-            tuple(sorted(((int(t), float(lp)) for t, lp in top), key=lambda p: -p[1])[:k]),
-        )
-        for token, logprob, top in positions
-    )
     ids = tuple(position.token_id for position in logprobs)
     if finish_reason == "stop" and stop_reason is None and ids:
         stop_reason = ids[-1]

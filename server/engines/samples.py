@@ -56,7 +56,7 @@ class Sample:
         self.token_ids.append(chosen.token_id)
         self.logprobs.append(chosen)
         if self.spec.watch is not None:
-            self.spec.watch(self.index, self.token_ids)
+            self.spec.watch(self.index, self.logprobs)
         self._finish(tokenizer)
 
     def _finish(self, tokenizer: Tokenizer) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -33,13 +34,14 @@ from typing import Any
 
 import httpx
 
-from search.engine import Completion, EngineFault, GenerationRequest, RequestRejected
+from search.engine import Completion, GenerationRequest
 from server.args import ServerArgs
 from server.engines.base import BaseEngine
 from server.engines.constraints import from_the_start
 from server.engines.event_loop import EngineLoop
 from server.engines.foreign import foreign_completion
 from server.engines.hf_tokenizer import HFTokenizer
+from server.engines.upstream_stream import UpstreamError, positions, read_stream, refused
 from server.model_source import ModelSource, resolve
 
 logger = logging.getLogger(__name__)
@@ -48,12 +50,6 @@ PREFIX_TOKENS = 64  # leading prompt tokens that pick the replica
 DOWN_SECONDS = 5.0  # how long a failed replica is passed over
 RETRIES = 3  # rounds over the replicas before a call fails
 REFUSALS = (400, 413, 422)  # the call itself was refused
-_CONSTRAINT_FIELDS = ("structured_outputs", "constraint_done")
-
-
-class UpstreamError(EngineFault):
-    """The fleet failed the call: every replica failed it, one refused ponder's own setup (its
-    key or model name), or one answered in a shape ponder cannot read."""
 
 
 @dataclass(eq=False)
@@ -189,28 +185,52 @@ class UpstreamEngine(BaseEngine):
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def _one(self, request: GenerationRequest) -> list[Completion]:
-        body = self._body(request)
+        """One request's samples: one call, or, where a halt may stop a sample, one streamed
+        call per sample (seed ``seed + i``, as sample ``i`` of one call has), so that closing
+        a halted sample's stream stops it alone."""
+        if request.halt is None or request.n == 1 or request.greedy:
+            return await self._call(request, 0, request.n, request.seed)
+        seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
+        calls = (self._call(request, i, 1, seed) for i, seed in enumerate(seeds))
+        return [sample for samples in await asyncio.gather(*calls) for sample in samples]
+
+    async def _call(
+        self, request: GenerationRequest, first: int, n: int, seed: int | None
+    ) -> list[Completion]:
+        """Samples ``first`` to ``first + n`` of ``request`` from the fleet, retried on the next
+        replica while none has answered; streamed where the request is watched or halted."""
+        stream = request.watch is not None or request.halt is not None
+        body = {**self._body(request), "n": n, "seed": seed, "stream": stream}
         errors: list[str] = []
         for attempt in range(RETRIES):
             for replica in self.ranked(request.prompt_token_ids):
+                url = f"{replica.url}/v1/completions"
                 try:
-                    async with replica.slots:
-                        response = await self._client.post(
-                            f"{replica.url}/v1/completions", json=body
-                        )
-                except httpx.TransportError as exc:
-                    errors.append(f"{replica.url}: {exc!r}")
+                    async with (
+                        replica.slots,
+                        self._client.stream("POST", url, json=body) as response,
+                    ):
+                        if response.status_code >= 500 or response.status_code == 429:  # busy
+                            errors.append(f"{replica.url}: {response.status_code}")
+                            replica.down_until = time.monotonic() + DOWN_SECONDS
+                            continue
+                        if response.status_code >= 400:
+                            await response.aread()
+                            if response.status_code in REFUSALS:
+                                raise refused(_json_or_none(response), response.text)
+                            raise UpstreamError(f"{replica.url} answered {response.status_code}")
+                        if stream:
+                            completions = await read_stream(
+                                response, request, first, n, self._tokenizer
+                            )
+                        else:
+                            completions = self._completions(
+                                json.loads(await response.aread()), request
+                            )
+                except httpx.TransportError as exc:  # before any answer: the stream's own
+                    errors.append(f"{replica.url}: {exc!r}")  # breaks are UpstreamErrors
                     replica.down_until = time.monotonic() + DOWN_SECONDS
                     continue
-                if response.status_code >= 500 or response.status_code == 429:  # 429: busy
-                    errors.append(f"{replica.url}: {response.status_code}")
-                    replica.down_until = time.monotonic() + DOWN_SECONDS
-                    continue
-                if response.status_code in REFUSALS:
-                    raise _refusal(response)
-                if response.status_code >= 400:
-                    raise UpstreamError(f"{replica.url} answered {response.status_code}")
-                completions = self._completions(response.json(), request)
                 self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
                 return completions
             await asyncio.sleep(0.2 * 2**attempt)
@@ -242,32 +262,16 @@ class UpstreamEngine(BaseEngine):
 
     def _completions(self, payload: dict[str, Any], request: GenerationRequest) -> list[Completion]:
         """Map OpenAI's ``choices[].logprobs`` back to the engine interface."""
-        completions = []
-        for choice in sorted(payload["choices"], key=lambda c: c["index"]):
-            logprobs = choice["logprobs"]
-            positions = (
-                (
-                    _token_id(token),
-                    logprob,
-                    ((_token_id(t), lp) for t, lp in (top or {}).items()),
-                )
-                for token, logprob, top in zip(
-                    logprobs["tokens"],
-                    logprobs["token_logprobs"],
-                    logprobs["top_logprobs"],
-                    strict=True,
-                )
+        return [
+            foreign_completion(
+                positions(choice["logprobs"]),
+                choice["finish_reason"],
+                choice.get("stop_reason"),
+                request.logprobs,
+                self._tokenizer,
             )
-            completions.append(
-                foreign_completion(
-                    positions,
-                    choice["finish_reason"],
-                    choice.get("stop_reason"),
-                    request.logprobs,
-                    self._tokenizer,
-                )
-            )
-        return completions
+            for choice in sorted(payload["choices"], key=lambda c: c["index"])
+        ]
 
 
 async def _open(timeout: httpx.Timeout, limits: httpx.Limits) -> httpx.AsyncClient:
@@ -286,23 +290,8 @@ def _constrained(request: GenerationRequest) -> dict[str, Any]:
     return fields
 
 
-def _refusal(response: httpx.Response) -> RequestRejected:
-    """A replica's refusal of the call as the engine's own, naming the field the replica named
-    (the fleet speaks ``/v1/completions``, whose fields are the ones an engine refusal names)."""
+def _json_or_none(response: httpx.Response) -> Any:
     try:
-        error = response.json()
-        error = error.get("error", error)  # OpenAI's shape, or vLLM's older flat one
-        message, param = str(error["message"]), error.get("param")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        message, param = response.text, None
-    if param is not None and param.split(".")[0] in _CONSTRAINT_FIELDS:
-        param = "constraint"  # the engine interface's name, which each surface renames
-    return RequestRejected(f"the upstream refused the call: {message}", param=param)
-
-
-def _token_id(token: str) -> int:
-    """``token_id:123`` (vLLM's ``return_tokens_as_token_ids``) -> 123."""
-    prefix, _, number = token.partition(":")
-    if prefix != "token_id" or not number.lstrip("-").isdigit():
-        raise UpstreamError(f"the upstream did not return token ids (got {token!r})")
-    return int(number)
+        return response.json()
+    except ValueError:
+        return None

@@ -4,7 +4,10 @@ any ``vllm serve``) be the upstream of another."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -13,9 +16,10 @@ from search.engine import SEED_BOUND, Completion, Constraint, GenerationRequest
 from server.engines.base import ServingEngine
 from server.errors import InvalidRequest, ModelNotFound
 from server.metrics import COMPLETIONS, Metrics
+from server.openai.completion_choices import ShownChoice, streamed
 from server.openai.completions_protocol import (
     CompletionChoice,
-    CompletionLogprobs,
+    CompletionChunk,
     CompletionRequest,
     CompletionResponse,
 )
@@ -56,10 +60,47 @@ class CompletionService:
 
     async def create(self, prepared: PreparedCompletion) -> CompletionResponse:
         """Generate for every prompt and build the ``text_completion``."""
-        request, prompts = prepared.request, prepared.prompts
         response_id = f"cmpl-{uuid.uuid4().hex}"
+        with self._recorded(prepared, response_id) as generated:
+            outputs = await self.engine.generate(list(prepared.calls))
+            generated(outputs)
+        return completion_response(
+            response_id, prepared.request, prepared.prompts, outputs, self.engine
+        )
+
+    async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[CompletionChunk]:
+        """Generate as :meth:`create` does, each choice's tokens sent as the engine makes them
+        (:func:`~server.openai.completion_choices.streamed`), then the usage where
+        ``stream_options.include_usage`` asks; a client that closes the stream cancels the
+        engine call."""
+        request, prompts = prepared.request, prepared.prompts
+        response_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        choices = [ShownChoice(i, request, self.engine) for i in range(len(prompts) * request.n)]
+        outputs: list[list[Completion]] = []
+        with self._recorded(prepared, response_id) as generated:
+            async for choice in streamed(self.engine, prepared.calls, choices, request.n, outputs):
+                yield CompletionChunk(
+                    id=response_id, created=created, model=request.model, choices=[choice]
+                )
+            generated(outputs)
+        if request.stream_options and request.stream_options.include_usage:
+            yield CompletionChunk(
+                id=response_id,
+                created=created,
+                model=request.model,
+                choices=[],
+                usage=usage_of(prompts, outputs),
+            )
+
+    @contextlib.contextmanager
+    def _recorded(
+        self, prepared: PreparedCompletion, response_id: str
+    ) -> Iterator[Callable[[list[list[Completion]]], None]]:
+        """Count and log the work inside (see :func:`~server.outcome.recorded`), which hands
+        the engine's outputs to the function this yields."""
+        request, prompts = prepared.request, prepared.prompts
         prompt_tokens = sum(len(ids) for ids in prompts)
-        generated: int | None = None
+        tokens: int | None = None
 
         def log(status: int, seconds: float) -> None:
             facts: dict[str, object] = {
@@ -68,17 +109,18 @@ class CompletionService:
                 "max_tokens": request.max_tokens,
                 "prompt_tokens": prompt_tokens,
             }
-            if generated is not None:
-                facts.update(completion_tokens=generated, generated_tokens=generated)
+            if tokens is not None:
+                facts.update(completion_tokens=tokens, generated_tokens=tokens)
             log_outcome(response_id, COMPLETIONS, status, seconds, **facts)
+
+        def generated(outputs: list[list[Completion]]) -> None:
+            nonlocal tokens
+            tokens = sum(len(c.token_ids) for samples in outputs for c in samples)
+            tracker.generated(prompt_tokens, tokens)
 
         tracker = self.metrics.track(COMPLETIONS)
         with recorded(tracker, response_id, log, {"constraint": "structured_outputs.grammar"}):
-            outputs = await self.engine.generate(list(prepared.calls))
-            response = completion_response(response_id, request, prompts, outputs, self.engine)
-            generated = response.usage.completion_tokens
-            tracker.generated(prompt_tokens, generated)
-        return response
+            yield generated
 
 
 def prompts_of(request: CompletionRequest, engine: ServingEngine) -> list[tuple[int, ...]]:
@@ -121,8 +163,6 @@ def generation_requests(
     """One engine request per prompt, ``n`` samples each."""
     if request.echo:
         raise InvalidRequest("echo is not supported", param="echo")
-    if request.stream:
-        raise InvalidRequest("streaming completions are not supported", param="stream")
     stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
     grammar = request.structured_outputs.grammar if request.structured_outputs else None
     if request.constraint_done and (
@@ -165,53 +205,28 @@ def completion_response(
         for p, samples in enumerate(outputs)
         for i, completion in enumerate(samples)
     ]
+    return CompletionResponse(
+        id=response_id, model=request.model, choices=choices, usage=usage_of(prompts, outputs)
+    )
+
+
+def usage_of(prompts: list[tuple[int, ...]], outputs: list[list[Completion]]) -> Usage:
+    """The tokens read (those the engine's prefix cache held among them) and generated."""
     generated = sum(len(c.token_ids) for samples in outputs for c in samples)
     prompt_tokens = sum(len(ids) for ids in prompts)
     cached = sum(samples[0].cached_tokens for samples in outputs if samples)
-    return CompletionResponse(
-        id=response_id,
-        model=request.model,
-        choices=choices,
-        usage=Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=generated,
-            total_tokens=prompt_tokens + generated,
-            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
-        ),
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=generated,
+        total_tokens=prompt_tokens + generated,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
     )
 
 
 def _choice(
     index: int, completion: Completion, request: CompletionRequest, engine: ServingEngine
 ) -> CompletionChoice:
-    text = completion.text
-    stop = completion.stop_reason
-    if isinstance(stop, str) and stop in text:  # the stop string's token may run past it
-        kept = len(stop) if request.include_stop_str_in_output else 0
-        text = text[: text.find(stop) + kept]
-    logprobs = None
-    if request.logprobs is not None:
-
-        def name(token: int) -> str:
-            if request.return_tokens_as_token_ids:
-                return f"token_id:{token}"
-            return engine.tokenizer.decode([token])
-
-        tokens = [name(t.token_id) for t in completion.logprobs]
-        offsets, offset = [], 0
-        for token in tokens:
-            offsets.append(offset)
-            offset += len(token)
-        logprobs = CompletionLogprobs(
-            tokens=tokens,
-            token_logprobs=[t.logprob for t in completion.logprobs],
-            top_logprobs=[{name(i): lp for i, lp in t.top} for t in completion.logprobs],
-            text_offset=offsets,
-        )
-    return CompletionChoice(
-        index=index,
-        text=text,
-        logprobs=logprobs,
-        finish_reason=completion.finish_reason,
-        stop_reason=stop,
-    )
+    """The choice as the last chunk of its stream would show it, had none come before: the
+    JSON body and the stream cannot disagree."""
+    shown = ShownChoice(index, request, engine).end(completion)
+    return CompletionChoice.model_validate(shown, from_attributes=True)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from search.params import MAX_SAMPLES
-from server.openai.protocol import OpenAIBaseModel, Usage
+from server.openai.protocol import OpenAIBaseModel, StreamOptions, Usage
 
 
 class StructuredOutputs(OpenAIBaseModel):
@@ -36,6 +36,7 @@ class CompletionRequest(OpenAIBaseModel):
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     user: str | None = None
     # vLLM's extensions, which ponder's upstream engine sends
     stop_token_ids: list[int] | None = None
@@ -75,3 +76,22 @@ class CompletionResponse(OpenAIBaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+
+
+class CompletionChunkChoice(CompletionChoice):
+    """What one choice adds in a chunk of a streamed completion: its new text and tokens, and
+    at its end how it finished."""
+
+    finish_reason: Literal["stop", "length"] | None = None  # type: ignore[assignment]
+
+
+class CompletionChunk(OpenAIBaseModel):
+    """One ``data:`` frame of a streamed ``/v1/completions`` (the last, with
+    ``stream_options.include_usage``, carries the usage and no choices)."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChunkChoice]
+    usage: Usage | None = None

@@ -71,6 +71,8 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     prepared = await completions.prepare(body)
 
     async def respond() -> Response:
+        if body.stream:
+            return EventSourceResponse(sse_frames(completions.stream(prepared)), sep="\n", ping=15)
         return JSONResponse((await completions.create(prepared)).model_dump())
 
     return await admitted(request, admission, respond, searches=prepared.sequences)

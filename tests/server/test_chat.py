@@ -50,8 +50,11 @@ def test_mcts_answer_with_reasoning_and_search_object(
     # reasoning tokens are the generated tokens that are not in the visible answer
     reasoning_tokens = r.usage.completion_tokens_details.reasoning_tokens
     assert 0 <= reasoning_tokens < r.usage.completion_tokens
-    answer_ids = engine.tokenizer.encode(message.content)
-    assert abs(r.usage.completion_tokens - reasoning_tokens - len(answer_ids)) <= 2
+    # the answer's own tokens: re-encoding its text gives the canonical tokenization, which a
+    # sampled text need not have (seen: 19 sampled tokens re-encoded as 16), never a longer one
+    # but for a token split where reasoning and answer meet, and the whitespace stripped
+    answer_tokens = r.usage.completion_tokens - reasoning_tokens
+    assert 0 < len(engine.tokenizer.encode(message.content)) <= answer_tokens + 2
 
 
 def test_streaming_sends_reasoning_before_content_and_usage_last(

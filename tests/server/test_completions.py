@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ import openai
 import pytest
 
 from server.engines.llamacpp.engine import LlamaCppEngine
+from tests.conftest import LiveServer
 from tests.server.test_chat import metric
 
 
@@ -76,12 +78,69 @@ def test_stop_strings_are_cut_unless_asked_for(
     assert kept["text"] == before + stop
 
 
+def streamed(http: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A streamed completion's chunks, as sent."""
+    with http.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        frames = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
+    assert frames[-1] == "[DONE]"
+    return [json.loads(frame) for frame in frames[:-1]]
+
+
+def folded(chunks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The choices a client rebuilds from the chunks (texts and logprobs joined, each
+    choice's finish), and the usage."""
+    choices: dict[int, dict[str, Any]] = {}
+    usage = None
+    for chunk in chunks:
+        usage = chunk.get("usage", usage)
+        for c in chunk["choices"]:
+            whole = choices.setdefault(c["index"], {"index": c["index"], "text": ""})
+            whole["text"] += c["text"]
+            for key in ("finish_reason", "stop_reason"):
+                if key in c:
+                    whole[key] = c[key]
+            if "logprobs" in c:
+                joined = whole.setdefault("logprobs", {k: [] for k in c["logprobs"]})
+                for key, values in c["logprobs"].items():
+                    joined[key] += values
+    return [choices[i] for i in sorted(choices)], usage
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": "Once upon a time", "logprobs": 2},
+        {"prompt": ["Once upon a time", "1, 2, 3,"], "n": 2, "return_tokens_as_token_ids": True},
+        {"prompt": "1, 2, 3, 4,", "stop": [" 7", "\n"], "logprobs": 0},
+        {"prompt": "1, 2, 3, 4,", "stop": [" 7"], "include_stop_str_in_output": True},
+    ],
+)
+def test_a_streamed_completion_adds_up_to_its_json(
+    server: LiveServer, model_name: str, engine: LlamaCppEngine, change: dict[str, Any]
+) -> None:
+    """Chunk by chunk, each choice's tokens as they come and its text where no stop string
+    can take it back; joined, they are the JSON answer of the same seeded request."""
+    body = {"model": model_name, "max_tokens": 16, "seed": 5, "temperature": 0.9, **change}
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        server.fresh(engine)
+        chunks = streamed(http, {**body, "stream_options": {"include_usage": True}})
+        server.fresh(engine)
+        r = http.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    choices, usage = folded(chunks)
+    assert usage == whole["usage"]
+    assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"].startswith("cmpl-")
+    for rebuilt, answer in zip(choices, whole["choices"], strict=True):
+        assert rebuilt == {k: v for k, v in answer.items() if v is not None}
+
+
 @pytest.mark.parametrize(
     ("change", "status", "param"),
     [
         ({"model": "nope"}, 404, None),
         ({"echo": True}, 400, "echo"),
-        ({"stream": True}, 400, "stream"),
         ({"max_tokens": 10**9}, 400, "max_tokens"),
         ({"prompt": []}, 400, None),
         ({"prompt": [1, -5]}, 400, "prompt"),
