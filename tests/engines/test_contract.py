@@ -360,43 +360,6 @@ def test_a_halt_ends_its_sample_there_and_leaves_the_others(
         assert all(ids[:k] in asked for k in range(1, len(ids) + (not stopped)))
 
 
-def test_an_upstream_halt_closes_the_samples_stream_and_stops_it_there(
-    upstream_engine: ServingEngine, engine: LlamaCppEngine
-) -> None:
-    """Over a fleet a halted request runs one streamed call per sample: the halt ends its
-    sample at once (``length``, no stop reason), its stream closes and the ponder behind stops
-    generating it, while the other sample runs to its own end, each judged after every token
-    that did not end it."""
-    story = prompt(engine, "Tell me a long story.")
-    request = GenerationRequest(story, max_tokens=256, n=2, seed=3)
-    plain = generate(upstream_engine, request)[0]
-    assert min(len(c.token_ids) for c in plain) > 64  # room to stop one early
-    asked: list[tuple[int, ...]] = []
-    stopped: list[tuple[int, ...]] = []
-
-    def halt(logprobs: Sequence[TokenLogprob]) -> bool:
-        asked.append(ids := tuple(t.token_id for t in logprobs))
-        if len(ids) == 4 and not stopped:  # whichever sample gets there first
-            stopped.append(ids)
-            return True
-        return False
-
-    wait_for(lambda: engine.stats.requests_in_flight == 0, "the engine to be idle")
-    before = engine.stats.generated_tokens
-    halted = generate(upstream_engine, replace(request, halt=halt))[0]
-    [cut] = [c for c in halted if c.token_ids == stopped[0]]
-    assert (cut.finish_reason, cut.stop_reason) == ("length", None)
-    [other] = [c for c in halted if c is not cut]
-    ids, ended = other.token_ids, other.finish_reason == "stop"
-    assert ended or len(ids) == 256
-    assert all(ids[:k] in asked for k in range(1, len(ids) + (not ended)))
-    # the stream's close reached the engine behind: it stopped the halted sample long before
-    # the end it would have reached
-    wait_for(lambda: engine.stats.requests_in_flight == 0, "the halted call to end there")
-    spent = engine.stats.generated_tokens - before
-    assert spent < len(ids) + min(len(c.token_ids) for c in plain)
-
-
 def test_a_prompt_longer_than_a_decode_batch_is_read_in_chunks(
     engine_under_test: ServingEngine, scorer: ServingEngine, kind: str
 ) -> None:
