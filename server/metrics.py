@@ -118,8 +118,8 @@ class Metrics:
 
 class EngineCollector(Collector):
     """The engine's own counters, read at scrape time: prompt tokens it computed versus took
-    from a cache (as vLLM reports its prefix cache), preemptions, and sequences per forward
-    pass."""
+    from a cache (as vLLM reports its prefix cache), tokens it generated, preemptions, and
+    sequences per forward pass."""
 
     BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -127,7 +127,7 @@ class EngineCollector(Collector):
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the two families from the live counters."""
+        """Yield the families from the live counters."""
         prompt = CounterMetricFamily(
             "ponder_prompt_tokens",
             "Prompt tokens the engine was asked for, by source (computed, or cached prefix)",
@@ -136,6 +136,12 @@ class EngineCollector(Collector):
         prompt.add_metric(["computed"], self._stats.prompt_tokens_computed)
         prompt.add_metric(["cached"], self._stats.prompt_tokens_cached)
         yield prompt
+        yield CounterMetricFamily(
+            "ponder_engine_generated_tokens",
+            "Tokens the engine generated, a cancelled or halted call's included (what a fleet "
+            "spends for its fronts, which count only what they received)",
+            value=self._stats.generated_tokens,
+        )
         yield CounterMetricFamily(
             "ponder_engine_preemptions",
             "Calls sent back to wait, and later recomputed, because the KV cache was full",
