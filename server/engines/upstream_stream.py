@@ -97,7 +97,9 @@ def _read_choice(
         tokens[i].append(token)
         if request.watch is not None:
             request.watch(first + i, tokens[i])
-        ended = finish is not None and k == len(new) - 1  # this token ended the sample
+        # this token ended the sample (a fleet that sends the finish in a chunk of its own
+        # lets the halt judge the last token too: a sample it halts there counts as halted)
+        ended = finish is not None and k == len(new) - 1
         if not ended and request.halt is not None and request.halt(tokens[i]):
             ends[i] = ("length", None)
             return
