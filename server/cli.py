@@ -78,11 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerArgs:
 
 
 def _server_args(given: argparse.Namespace, flags: CliSettingsSource[ServerArgs]) -> ServerArgs:
-    if given.model_tag is None:
-        return ServerArgs(_cli_settings_source=flags(parsed_args=given))
-    # the positional model stands in for --model where that flag is not given
-    with_model = argparse.Namespace(**{"model": given.model_tag, **vars(given)})
-    return ServerArgs(_cli_settings_source=flags(parsed_args=with_model))
+    if given.model_tag is not None:  # the positional model, where --model is not given
+        given = argparse.Namespace(**{"model": given.model_tag, **vars(given)})
+    return ServerArgs(_cli_settings_source=flags(parsed_args=given))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

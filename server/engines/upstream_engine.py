@@ -200,7 +200,7 @@ class UpstreamEngine(BaseEngine):
         """Samples ``first`` to ``first + n`` of ``request`` from the fleet, retried on the next
         replica while none has answered; streamed where the request is watched or halted."""
         stream = request.watch is not None or request.halt is not None
-        body = {**self._body(request), "n": n, "seed": seed, "stream": stream}
+        body = self._body(request, n, seed, stream)
         errors: list[str] = []
         for attempt in range(RETRIES):
             for replica in self.ranked(request.prompt_token_ids):
@@ -227,8 +227,8 @@ class UpstreamEngine(BaseEngine):
                             completions = self._completions(
                                 json.loads(await response.aread()), request
                             )
-                except httpx.TransportError as exc:  # before any answer: the stream's own
-                    errors.append(f"{replica.url}: {exc!r}")  # breaks are UpstreamErrors
+                except httpx.TransportError as exc:  # before any answer (read_stream turns a
+                    errors.append(f"{replica.url}: {exc!r}")  # broken stream into a fault)
                     replica.down_until = time.monotonic() + DOWN_SECONDS
                     continue
                 self._stats.generated_tokens += sum(len(c.token_ids) for c in completions)
@@ -236,12 +236,16 @@ class UpstreamEngine(BaseEngine):
             await asyncio.sleep(0.2 * 2**attempt)
         raise UpstreamError("every upstream failed: " + "; ".join(errors[-3:]))
 
-    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+    def _body(
+        self, request: GenerationRequest, n: int, seed: int | None, stream: bool
+    ) -> dict[str, Any]:
+        """The ``/v1/completions`` body of ``n`` of the request's samples from ``seed``."""
         return {
             "model": self._model,
             "prompt": list(request.prompt_token_ids),
             "max_tokens": request.max_tokens,
-            "n": request.n,
+            "n": n,
+            "stream": stream,
             "temperature": request.temperature,
             "top_p": request.top_p,
             # neutral values said outright: `vllm serve` fills missing ones from the model's
@@ -251,7 +255,7 @@ class UpstreamEngine(BaseEngine):
             "repetition_penalty": 1.0,
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,
-            "seed": request.seed,
+            "seed": seed,
             "stop": list(request.stop),
             "stop_token_ids": list(request.stop_token_ids),
             "logprobs": max(request.logprobs, 1),

@@ -19,6 +19,7 @@ from server.openai.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
+    stop_strings,
 )
 from server.openai.service import SearchService
 from server.openai.tool_calls import template_message
@@ -88,7 +89,7 @@ def chat_ask(request: ChatCompletionRequest) -> Ask:
         search=request.search.model_dump(exclude_unset=True) if request.search else {},
         n=request.n,
         max_tokens=request.max_completion_tokens or request.max_tokens,
-        stop=(request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ()),
+        stop=stop_strings(request.stop),
         temperature=request.temperature,
         top_p=request.top_p,
         seed=request.seed,

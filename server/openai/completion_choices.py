@@ -18,6 +18,7 @@ from server.openai.completions_protocol import (
     CompletionLogprobs,
     CompletionRequest,
 )
+from server.openai.protocol import stop_strings
 
 
 def cut(text: str, stops: Sequence[str], keep: bool) -> str:
@@ -96,7 +97,7 @@ class ShownChoice:
         """What of the text so far no later token can take back: cut at a stop string found
         in it, else short of a stop string's beginning, and of a character not complete."""
         request = self._request
-        stops = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        stops = stop_strings(request.stop)
         shown = cut(text, stops, request.include_stop_str_in_output)
         if shown == text and stops and not request.include_stop_str_in_output:
             shown = text[: len(text) - (max(map(len, stops)) - 1)]

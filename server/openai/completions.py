@@ -23,7 +23,7 @@ from server.openai.completions_protocol import (
     CompletionRequest,
     CompletionResponse,
 )
-from server.openai.protocol import PromptTokensDetails, Usage
+from server.openai.protocol import PromptTokensDetails, Usage, stop_strings
 from server.outcome import log_outcome, recorded
 
 
@@ -63,10 +63,8 @@ class CompletionService:
         response_id = f"cmpl-{uuid.uuid4().hex}"
         with self._recorded(prepared, response_id) as generated:
             outputs = await self.engine.generate(list(prepared.calls))
-            generated(outputs)
-        return completion_response(
-            response_id, prepared.request, prepared.prompts, outputs, self.engine
-        )
+            usage = generated(outputs)
+        return completion_response(response_id, prepared.request, outputs, usage, self.engine)
 
     async def stream(self, prepared: PreparedCompletion) -> AsyncIterator[CompletionChunk]:
         """Generate as :meth:`create` does, each choice's tokens sent as the engine makes them
@@ -82,22 +80,18 @@ class CompletionService:
                 yield CompletionChunk(
                     id=response_id, created=created, model=request.model, choices=[choice]
                 )
-            generated(outputs)
+            usage = generated(outputs)
         if request.stream_options and request.stream_options.include_usage:
             yield CompletionChunk(
-                id=response_id,
-                created=created,
-                model=request.model,
-                choices=[],
-                usage=usage_of(prompts, outputs),
+                id=response_id, created=created, model=request.model, choices=[], usage=usage
             )
 
     @contextlib.contextmanager
     def _recorded(
         self, prepared: PreparedCompletion, response_id: str
-    ) -> Iterator[Callable[[list[list[Completion]]], None]]:
+    ) -> Iterator[Callable[[list[list[Completion]]], Usage]]:
         """Count and log the work inside (see :func:`~server.outcome.recorded`), which hands
-        the engine's outputs to the function this yields."""
+        the engine's outputs to the function this yields, for their usage."""
         request, prompts = prepared.request, prepared.prompts
         prompt_tokens = sum(len(ids) for ids in prompts)
         tokens: int | None = None
@@ -113,10 +107,12 @@ class CompletionService:
                 facts.update(completion_tokens=tokens, generated_tokens=tokens)
             log_outcome(response_id, COMPLETIONS, status, seconds, **facts)
 
-        def generated(outputs: list[list[Completion]]) -> None:
+        def generated(outputs: list[list[Completion]]) -> Usage:
             nonlocal tokens
-            tokens = sum(len(c.token_ids) for samples in outputs for c in samples)
+            usage = usage_of(prompts, outputs)
+            tokens = usage.completion_tokens
             tracker.generated(prompt_tokens, tokens)
+            return usage
 
         tracker = self.metrics.track(COMPLETIONS)
         with recorded(tracker, response_id, log, {"constraint": "structured_outputs.grammar"}):
@@ -163,7 +159,7 @@ def generation_requests(
     """One engine request per prompt, ``n`` samples each."""
     if request.echo:
         raise InvalidRequest("echo is not supported", param="echo")
-    stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+    stop = stop_strings(request.stop)
     grammar = request.structured_outputs.grammar if request.structured_outputs else None
     if request.constraint_done and (
         grammar is None or request.constraint_done > min(map(len, prompts))
@@ -195,8 +191,8 @@ def generation_requests(
 def completion_response(
     response_id: str,
     request: CompletionRequest,
-    prompts: list[tuple[int, ...]],
     outputs: list[list[Completion]],
+    usage: Usage,
     engine: ServingEngine,
 ) -> CompletionResponse:
     """OpenAI's ``text_completion``: choices prompt-major, as OpenAI numbers them."""
@@ -205,9 +201,7 @@ def completion_response(
         for p, samples in enumerate(outputs)
         for i, completion in enumerate(samples)
     ]
-    return CompletionResponse(
-        id=response_id, model=request.model, choices=choices, usage=usage_of(prompts, outputs)
-    )
+    return CompletionResponse(id=response_id, model=request.model, choices=choices, usage=usage)
 
 
 def usage_of(prompts: list[tuple[int, ...]], outputs: list[list[Completion]]) -> Usage:

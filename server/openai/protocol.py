@@ -40,6 +40,11 @@ def _pruned(value: Any) -> Any:
     return value
 
 
+def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
+    """A request's ``stop`` (one string, a list, or none) as the strings it names."""
+    return (stop,) if isinstance(stop, str) else tuple(stop or ())
+
+
 class TextPart(OpenAIBaseModel):
     """A text content part of a message."""
 

@@ -140,7 +140,7 @@ def test_the_fleet_is_sent_neutral_sampling_values(upstream_engine: UpstreamEngi
     samples as every other engine does (and a ponder upstream accepts them)."""
     ids = tuple(upstream_engine.tokenizer.encode("Once upon a time"))
     request = GenerationRequest(ids, max_tokens=4, seed=5)
-    body = upstream_engine._body(request)
+    body = upstream_engine._body(request, request.n, request.seed, stream=False)
     assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (0, 0.0, 1.0)
     assert (body["presence_penalty"], body["frequency_penalty"]) == (0.0, 0.0)
     [[sample]] = asyncio.run(upstream_engine.generate([request]))
